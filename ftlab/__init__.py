@@ -1,0 +1,47 @@
+"""ftlab: a fine-tuning lab for learners.
+
+LoRA and 4-bit QLoRA supervised fine-tuning of TinyLlama-1.1B on a free T4, and of a tiny model that
+ftlab builds itself on any CPU, offline. The public names below are imported lazily, so
+``import ftlab`` and ``ftlab --help`` stay fast: torch, transformers, peft and trl load only when a
+name that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_PUBLIC = {
+    "setup": "ftlab.env",
+    "Environment": "ftlab.env",
+    "choose_precision": "ftlab.env",
+    "load_model": "ftlab.models",
+    "tiny_model": "ftlab.models",
+    "DEFAULT_MODEL": "ftlab.models",
+    "RoundConfig": "ftlab.config",
+    "ConfigError": "ftlab.config",
+    "PRESETS": "ftlab.config",
+    "train_round": "ftlab.train",
+    "RoundResult": "ftlab.train",
+    "chat": "ftlab.generate",
+}
+_SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny"}
+
+__all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"ftlab.{name}")
+    else:
+        raise AttributeError(f"module 'ftlab' has no attribute {name!r}")
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__():
+    return __all__

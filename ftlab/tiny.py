@@ -1,0 +1,130 @@
+"""ftlab's tiny offline model: a 0.2M-parameter Llama that runs a whole lesson on a laptop CPU.
+
+No GPU and no Hub? Then the course runs on this model. It is the same class as TinyLlama
+(``LlamaForCausalLM``), uses the same chat template, and has a byte-level BPE tokenizer built
+deterministically from ftlab's synthetic tasks (so it can encode any text, Chinese included). At
+first use it is briefly pre-trained on ftlab's instruction *skills* (about 10 s on 2 cores), then
+cached on disk: fine-tuning it on a *new* task shows real learning, never a faked number.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ftlab.templates import CHAT_TEMPLATE, ROLE_TAGS
+
+TINY_VERSION = "v1"  # bump when the recipe below changes, so old caches are not reused
+VOCAB_SIZE = 1024
+ARCHITECTURE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=4, max_position_embeddings=256)
+PRETRAIN = dict(rows=6000, steps=400, batch_size=32, learning_rate=3e-3, seed=0)
+SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+
+
+def cache_dir() -> Path:
+    """Where the built tiny model lives: ``$FTLAB_CACHE`` or ``~/.cache/ftlab``."""
+    root = os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab"
+    return Path(root) / f"tiny-{TINY_VERSION}"
+
+
+def _corpus(rows: list[dict]) -> list[str]:
+    from ftlab.data.synthetic import NAMES, THINGS, instructions
+
+    texts = [f"{m['content']}" for row in rows for m in row["messages"]]
+    # the new tasks' words too, so fine-tuning on them never meets an unknown word piece
+    texts += [" ".join(r["messages"][0]["content"] + " " + r["messages"][1]["content"]
+                       for r in instructions(200, ["greet_politely", "double_and_name"], seed=99))]
+    texts += [" ".join(NAMES), " ".join(THINGS), " ".join(THINGS.values())]
+    return texts
+
+
+def build_tokenizer(rows: list[dict]):
+    """A byte-level BPE tokenizer with distinct pad and eos, and ftlab's chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, show_progress=False,
+                                  special_tokens=[*SPECIAL.values(), *ROLE_TAGS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(_corpus(rows), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, **SPECIAL,
+                                        additional_special_tokens=list(ROLE_TAGS))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def build_model(tokenizer, seed: int = 0):
+    """A randomly initialised ``LlamaForCausalLM`` of ftlab's tiny size."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=False, **ARCHITECTURE)
+    return LlamaForCausalLM(config)
+
+
+def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, learning_rate: float,
+             seed: int = 0, progress: bool = True) -> list[float]:
+    """A plain PyTorch loop over whole chats (loss on every token): it makes the tiny model a base."""
+    import torch
+
+    texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps,
+                                                   pct_start=0.1)
+    model.train()
+    losses, started = [], time.perf_counter()
+    for step in range(1, steps + 1):
+        batch = tokenizer(rng.sample(texts, batch_size), add_special_tokens=False, padding=True,
+                          return_tensors="pt")
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+        if progress and (step % 50 == 0 or step == steps):
+            print(f"  pre-training the tiny model: step {step}/{steps}, loss {loss.item():.2f}, "
+                  f"{time.perf_counter() - started:.0f}s", flush=True)
+    model.eval()
+    return losses
+
+
+def build(path: Path | None = None, progress: bool = True) -> Path:
+    """Build, pre-train and save the tiny model (atomically: a crash never leaves half a model)."""
+    from ftlab.data.synthetic import instructions
+
+    path = Path(path or cache_dir())
+    rows = instructions(PRETRAIN["rows"], "skills", seed=PRETRAIN["seed"])
+    tokenizer = build_tokenizer(rows)
+    model = build_model(tokenizer, seed=PRETRAIN["seed"])
+    if progress:
+        print(f"Building ftlab's tiny model once ({model.num_parameters() / 1e6:.2f}M parameters); "
+              f"it is cached in {path}.", flush=True)
+    losses = pretrain(model, tokenizer, rows, steps=PRETRAIN["steps"], batch_size=PRETRAIN["batch_size"],
+                      learning_rate=PRETRAIN["learning_rate"], seed=PRETRAIN["seed"], progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "pretrain_loss.txt").write_text(f"{losses[0]:.4f} {losses[-1]:.4f}\n")
+    try:
+        staging.rename(path)
+    except OSError:  # another process finished first: its copy is as good as ours
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
