@@ -1,0 +1,224 @@
+"""RoundConfig: every knob of one fine-tuning round, with help, checks and named presets.
+
+One round = one set of knobs the seeds' learners tuned by hand (learning rate, epochs, batch size,
+gradient accumulation, LoRA rank / alpha / dropout / targets, max length, warmup, ...). A
+``RoundConfig`` prints as a readable table, refuses impossible values with a message naming the
+field, the value and what is allowed, and builds the two objects the libraries want: TRL's
+``SFTConfig`` (with fp16 and bf16 always passed explicitly) and PEFT's ``LoraConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+ALL_LINEAR = [*ATTENTION, "gate_proj", "up_proj", "down_proj"]
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd",
+              "paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit")
+LOSS_ON = ("answers", "everything")
+
+
+class ConfigError(ValueError):
+    """A knob has a value that cannot work; the message names the field, the value and the choices."""
+
+
+def knob(default, help: str, **kwargs):
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class RoundConfig:
+    """The knobs of one round. ``RoundConfig.preset("t4-lora")`` starts from a tested set."""
+
+    # optimisation
+    learning_rate: float = knob(2e-4, "Step size. LoRA wants ~1e-4..5e-4 (TRL's 2e-5 default learns little).")
+    num_train_epochs: float = knob(1.0, "Passes over the training set (ignored when max_steps > 0).")
+    max_steps: int = knob(-1, "Stop after this many optimiser steps; -1 means use num_train_epochs.")
+    batch_size: int = knob(4, "Rows per forward pass on the GPU (per_device_train_batch_size).")
+    gradient_accumulation_steps: int = knob(4, "Forward passes per optimiser step: effective batch = batch_size x this.")
+    warmup: float = knob(0.03, "Warm-up: a fraction of all steps if < 1, else a number of steps.")
+    lr_scheduler_type: str = knob("cosine", "How the learning rate decays after warm-up (cosine, linear, constant, ...).")
+    weight_decay: float = knob(0.0, "L2-style decay on trainable weights.")
+    max_grad_norm: float = knob(1.0, "Clip gradients to this norm (QLoRA used 0.3).")
+    optim: str = knob("adamw_torch", "Optimiser: adamw_torch, or paged_adamw_8bit for QLoRA (paged/8-bit need a GPU).")
+    seed: int = knob(42, "Seed for data order and LoRA initialisation: same seed, same round.")
+    # LoRA
+    lora_r: int = knob(16, "LoRA rank: size of the low-rank update (8-64 are common).")
+    lora_alpha: int = knob(32, "LoRA scale: the update is multiplied by alpha / r.")
+    lora_dropout: float = knob(0.05, "Dropout on the LoRA path, a regulariser (0 to 0.1).")
+    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION), metadata={
+        "help": "Layers that get LoRA adapters: attention (q,k,v,o_proj) or all linear ones."})
+    # data and memory
+    max_length: int = knob(512, "Longest row in tokens; longer rows are truncated.")
+    packing: bool = knob(False, "Pack several short rows into one sequence (faster, no padding).")
+    loss_on: str = knob("answers", "Which tokens carry loss: 'answers' (prompts masked) or 'everything'.")
+    gradient_checkpointing: bool = knob(True, "Recompute activations in the backward pass: less memory, ~30% slower.")
+    quantization: str | None = knob(None, "How the base model is loaded: None (fp16/bf16), '4bit' (QLoRA) or '8bit'.")
+    precision: str = knob("auto", "'auto' picks bf16 on Ampere+, fp16 on a T4, fp32 on a CPU; or fp16 / bf16 / fp32.")
+    # bookkeeping
+    logging_steps: int = knob(10, "Log loss, learning rate and grad norm every this many steps.")
+    eval_steps: int | None = knob(None, "Evaluate every this many steps; None evaluates once per epoch.")
+    save_steps: int | None = knob(None, "Save a checkpoint every this many steps; None saves only at the end.")
+    report_to: str = knob("none", "Tracker: 'none', 'tensorboard', 'wandb' or 'trackio'. Never prompts for a login.")
+
+    def __post_init__(self):
+        self.validate()
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name, value):
+        # A wrong value set in a notebook cell fails in that cell, not minutes later in the trainer.
+        if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
+            previous = self.__dict__[name]
+            object.__setattr__(self, name, value)
+            try:
+                self.validate()
+            except ConfigError:
+                object.__setattr__(self, name, previous)
+                raise
+        else:
+            object.__setattr__(self, name, value)
+
+    # ----------------------------------------------------------------- presets and printing
+    @classmethod
+    def preset(cls, name: str, **overrides) -> RoundConfig:
+        """A named, tested set of knobs; keyword arguments override single knobs."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name]["knobs"], **overrides})
+
+    def __repr__(self) -> str:
+        rows = [f"{f.name:<28} {self.__dict__[f.name]!r:<26} {f.metadata['help']}" for f in dataclasses.fields(self)]
+        return "RoundConfig\n" + "\n".join(f"  {r}" for r in rows)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def diff(self, other: RoundConfig) -> dict:
+        """Knobs whose values differ: ``{name: (mine, theirs)}``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.batch_size * self.gradient_accumulation_steps
+
+    # ----------------------------------------------------------------- checks
+    def validate(self) -> RoundConfig:
+        def bad(name, why):
+            raise ConfigError(f"RoundConfig.{name} = {getattr(self, name)!r}: {why}")
+
+        if not isinstance(self.learning_rate, int | float) or not 0 < self.learning_rate < 1:
+            bad("learning_rate", "must be a number between 0 and 1 (LoRA: ~1e-4..5e-4)")
+        for name in ("batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha", "max_length",
+                     "logging_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, "must be a whole number >= 1")
+        if self.max_steps == 0 or self.max_steps < -1:
+            bad("max_steps", "must be -1 (use epochs) or a number of steps >= 1")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            bad("num_train_epochs", "must be > 0 when max_steps is -1")
+        if not 0 <= self.lora_dropout < 1:
+            bad("lora_dropout", "must be in [0, 1)")
+        if self.warmup < 0:
+            bad("warmup", "must be >= 0 (a fraction < 1, or a number of steps)")
+        for name, choices in (("lr_scheduler_type", SCHEDULERS), ("optim", OPTIMIZERS), ("precision", PRECISIONS),
+                              ("loss_on", LOSS_ON), ("quantization", (None, "4bit", "8bit")),
+                              ("report_to", ("none", "tensorboard", "wandb", "trackio"))):
+            if getattr(self, name) not in choices:
+                bad(name, f"choose one of {choices}")
+        if isinstance(self.target_modules, str):
+            self.target_modules = [self.target_modules]
+        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+            bad("target_modules", f"must be a non-empty list of layer names, e.g. {ATTENTION}")
+        for name in ("eval_steps", "save_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                bad(name, "must be None or a number of steps >= 1")
+        return self
+
+    def check_model(self, model) -> None:
+        """Every target module must exist in ``model``; say which ones do when one does not."""
+        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = [m for m in self.target_modules if m not in present and m != "all-linear"]
+        if missing:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, mod in model.named_modules()
+                             if type(mod).__name__.startswith("Linear") and "lm_head" not in n})
+            raise ConfigError(f"RoundConfig.target_modules = {self.target_modules!r}: the model has no layer "
+                              f"named {missing}. Layers you can target: {linear}")
+
+    def resolve_precision(self, env_precision: str, gpu_name: str | None = None) -> str:
+        """The precision to train in: 'auto' takes the hardware's; impossible requests are refused."""
+        if self.precision == "auto":
+            return env_precision
+        if self.precision == "bf16" and env_precision != "bf16":
+            where = gpu_name or "this CPU"
+            raise ConfigError(f"RoundConfig.precision = 'bf16': {where} has no native bf16 (it needs compute "
+                              "capability 8.0+; a T4 is 7.5). Use precision='auto' (fp16 on a T4).")
+        if self.precision == "fp16" and env_precision == "fp32":
+            raise ConfigError("RoundConfig.precision = 'fp16': fp16 mixed precision needs a GPU; on a CPU use "
+                              "precision='auto' (fp32).")
+        return self.precision
+
+    # ----------------------------------------------------------------- what the libraries receive
+    def lora_config(self):
+        """PEFT's ``LoraConfig`` for these knobs."""
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM")
+
+    def sft_config(self, output_dir: str, precision: str, has_eval: bool, conversational: bool = True,
+                   on_gpu: bool = False):
+        """TRL's ``SFTConfig``: fp16 and bf16 both explicit (TRL turns bf16 on when left None)."""
+        from trl import SFTConfig
+
+        eval_strategy = ("steps" if self.eval_steps else "epoch") if has_eval else "no"
+        optim = self.optim if on_gpu or not (self.optim.startswith("paged") or "8bit" in self.optim) else "adamw_torch"
+        return SFTConfig(
+            output_dir=output_dir,
+            learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
+            per_device_train_batch_size=self.batch_size, per_device_eval_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            warmup_steps=self.warmup, lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm, optim=optim, seed=self.seed, data_seed=self.seed,
+            fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=not on_gpu,
+            activation_checkpointing=self.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False},
+            max_length=self.max_length, packing=self.packing,
+            assistant_only_loss=conversational and self.loss_on == "answers",
+            completion_only_loss=None if conversational else self.loss_on == "answers",
+            logging_steps=self.logging_steps, logging_first_step=True,
+            eval_strategy=eval_strategy, eval_steps=self.eval_steps,
+            save_strategy="steps" if self.save_steps else "no", save_steps=self.save_steps or 500,
+            save_total_limit=2, report_to=self.report_to, disable_tqdm=False,
+        )
+
+
+PRESETS: dict[str, dict] = {
+    "t4-lora": {"about": "TinyLlama-1.1B-Chat in fp16 on a T4 (Colab/Kaggle), LoRA on attention.",
+                "knobs": dict(learning_rate=2e-4, num_train_epochs=1, batch_size=8, gradient_accumulation_steps=2,
+                              lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ATTENTION,
+                              max_length=1024, save_steps=100)},
+    "t4-qlora": {"about": "QLoRA: 4-bit NF4 base on a T4, LoRA on all linear layers, paged 8-bit AdamW.",
+                 "knobs": dict(learning_rate=2e-4, num_train_epochs=1, batch_size=4, gradient_accumulation_steps=4,
+                               lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ALL_LINEAR,
+                               max_length=1024, quantization="4bit", optim="paged_adamw_8bit",
+                               max_grad_norm=0.3, save_steps=100)},
+    "cpu-tiny": {"about": "ftlab's tiny model on a CPU: a real round in well under a minute.",
+                 "knobs": dict(learning_rate=5e-3, max_steps=120, batch_size=16, gradient_accumulation_steps=1,
+                               lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules=ALL_LINEAR,
+                               max_length=128, warmup=0.1, gradient_checkpointing=False, logging_steps=10,
+                               eval_steps=20)},
+    "seed003-round1": {"about": "Seed 003's first round: TinyLlama-Chat, Alpaca 2,600 rows, T4, fp16.",
+                       "knobs": dict(learning_rate=2e-4, num_train_epochs=3, batch_size=4,
+                                     gradient_accumulation_steps=8, warmup=100, lr_scheduler_type="linear",
+                                     lora_r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "v_proj"],
+                                     max_length=512, logging_steps=50, weight_decay=0.0)},
+}
+
+
+def presets() -> str:
+    """The presets, one line each."""
+    return "\n".join(f"{name:<16} {p['about']}" for name, p in PRESETS.items())

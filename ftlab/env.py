@@ -1,0 +1,123 @@
+"""Where am I, and which precision? One call answers both for every notebook.
+
+``ftlab.setup()`` detects Colab / Kaggle / local, the GPU (name, compute capability, memory, how many),
+whether the Hugging Face Hub can be reached, and chooses the precision from the hardware in one
+line: bf16 needs compute capability 8.0 (Ampere) or newer, a T4 (7.5) gets fp16, a CPU fp32.
+``torch.cuda.is_bf16_supported()`` is never asked: it says True on a T4, where bf16 is only emulated.
+It never prompts for a login (wandb's prompt has blocked Kaggle runs) and prints a one-line banner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
+
+
+def choose_precision(capability: tuple[int, int] | None) -> str:
+    """``"bf16"`` from Ampere on, ``"fp16"`` on older GPUs (a T4 is 7.5), ``"fp32"`` without a GPU."""
+    if capability is None:
+        return "fp32"
+    return "bf16" if tuple(capability) >= BF16_MIN_CAPABILITY else "fp16"
+
+
+@dataclass
+class Environment:
+    """What ``ftlab.setup()`` found. ``precision`` is what every round passes to the trainer."""
+
+    platform: str  # "colab", "kaggle" or "local"
+    has_gpu: bool
+    gpu_name: str | None
+    gpu_count: int
+    capability: tuple[int, int] | None
+    gpu_memory_gib: float | None
+    native_bf16: bool
+    precision: str  # "bf16", "fp16" or "fp32"
+    cpu_threads: int
+    hub_online: bool
+    default_model: str  # the Hub id on a GPU with the Hub, else "tiny"
+    python: str
+    torch: str
+
+    @property
+    def uses_tiny_model(self) -> bool:
+        return self.default_model == "tiny"
+
+    def banner(self) -> str:
+        where = {"colab": "Colab", "kaggle": "Kaggle", "local": "Local"}[self.platform]
+        hub = "Hub reachable" if self.hub_online else "offline (no Hub)"
+        if self.has_gpu:
+            count = f" x{self.gpu_count}" if self.gpu_count > 1 else ""
+            head = (f"{where} · {self.gpu_name}{count} (cc {self.capability[0]}.{self.capability[1]}, "
+                    f"{self.gpu_memory_gib:.1f} GiB) · {self.precision} · {hub}")
+        else:
+            head = f"{where} · CPU ({self.cpu_threads} threads) · {self.precision} · {hub}"
+        lines = [head]
+        if self.gpu_count > 1:
+            lines.append(f"  {self.gpu_count} GPUs found (Kaggle's T4 x2?): ftlab trains on one, cuda:0.")
+        if self.uses_tiny_model:
+            why = "No GPU found" if not self.has_gpu else "The Hub cannot be reached"
+            lines.append(f"  {why}: using ftlab's tiny model (0.2M params) on the "
+                         f"{'GPU' if self.has_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
+        return "\n".join(lines)
+
+
+def detect_platform() -> str:
+    if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"):
+        return "colab"
+    if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir("/kaggle/working"):
+        return "kaggle"
+    return "local"
+
+
+def hub_online(timeout: float = 1.5) -> bool:
+    """True when the Hub may be used: not forced offline, and huggingface.co answers quickly."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _gpu() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None, 0, None, None
+    props = torch.cuda.get_device_properties(0)
+    return props.name, torch.cuda.device_count(), (props.major, props.minor), props.total_memory / 2**30
+
+
+def _quiet_trackers() -> None:
+    # A preinstalled wandb asks for a login inside Trainer and blocks a Kaggle run; ftlab reports to no
+    # tracker unless asked, and these make sure nothing prompts if one is asked for later.
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
+    """Detect the platform, GPU and Hub, choose precision and default model, print a banner."""
+    import torch
+
+    from ftlab.models import DEFAULT_MODEL
+
+    _quiet_trackers()
+    name, count, capability, memory = _gpu()
+    online = hub_online() if check_hub else False
+    precision = choose_precision(capability)
+    env = Environment(
+        platform=detect_platform(), has_gpu=name is not None, gpu_name=name, gpu_count=count,
+        capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
+        cpu_threads=torch.get_num_threads(), hub_online=online,
+        default_model=DEFAULT_MODEL if (name is not None and online) else "tiny",
+        python=sys.version.split()[0], torch=torch.__version__,
+    )
+    if verbose:
+        print(env.banner())
+    return env

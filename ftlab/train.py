@@ -1,0 +1,175 @@
+"""One fine-tuning round through TRL's SFTTrainer, with the guard rails a T4 needs.
+
+``train_round`` is the course's main entry point; read it with ``??ftlab.train_round``. It checks the
+knobs and the data before anything heavy happens, wraps the model with PEFT's LoRA, hands it to
+TRL's ``SFTTrainer`` with an ``SFTConfig`` whose precision is explicit, keeps the LoRA weights in
+fp32 (TRL casts them to bf16 on quantized models, which crashes fp16 training on a T4), trains,
+saves the adapter and the tokenizer, and returns a ``RoundResult``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlab.config import RoundConfig
+
+
+@dataclass
+class RoundResult:
+    """What one round produced: losses, perplexity, wall time, trainable share and where it was saved."""
+
+    config: RoundConfig
+    precision: str
+    log_history: list[dict]
+    train_loss: float | None
+    eval_loss: float | None
+    eval_loss_before: float | None
+    wall_time_s: float
+    trainable_params: int
+    total_params: int
+    output_dir: str
+    adapter_dir: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def perplexity(self) -> float | None:
+        return math.exp(self.eval_loss) if self.eval_loss is not None else None
+
+    @property
+    def trainable_share(self) -> float:
+        return self.trainable_params / self.total_params
+
+    def curve(self, key: str = "loss") -> tuple[list[int], list[float]]:
+        """Steps and values of one logged quantity (``"loss"``, ``"eval_loss"``, ``"learning_rate"``, ...)."""
+        points = [(h["step"], h[key]) for h in self.log_history if key in h]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def summary(self) -> dict:
+        """The round in a few numbers (printed, and returned as a dict)."""
+        ppl = self.perplexity
+        facts = {
+            "train loss (last logged)": self.train_loss,
+            "eval loss before": self.eval_loss_before,
+            "eval loss after": self.eval_loss,
+            "perplexity after": ppl,
+            "wall time (s)": round(self.wall_time_s, 1),
+            "trainable params": f"{self.trainable_params:,} of {self.total_params:,} ({self.trainable_share:.2%})",
+            "precision": self.precision,
+            "adapter saved in": self.adapter_dir,
+        }
+        for name, value in facts.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else value
+            print(f"{name:<26} {shown}")
+        return facts
+
+    def plot(self, ax=None):
+        """Training and eval loss against the optimiser step."""
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+        ax.plot(*self.curve("loss"), label="train loss")
+        if self.curve("eval_loss")[0]:
+            ax.plot(*self.curve("eval_loss"), "o-", label="eval loss")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("loss")
+        ax.set_title(f"lr {self.config.learning_rate:g}, r {self.config.lora_r}, {self.precision}")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        return ax
+
+
+def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_dir: str | None = None,
+                callbacks: list | None = None) -> RoundResult:
+    """Fine-tune ``model`` with LoRA on ``train`` for one round, evaluating on ``eval``."""
+    from trl import SFTTrainer
+
+    train_set, eval_set, precision = prepare_round(config, model, train, eval)
+    output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
+    model = add_lora(model, config)
+    trainer = SFTTrainer(model=model, args=config.sft_config(output_dir, precision, eval_set is not None,
+                                                             "messages" in train_set.column_names, on_gpu()),
+                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                         callbacks=callbacks)
+    keep_trainables_fp32(trainer.model)
+    before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
+    started = time.perf_counter()
+    trainer.train()
+    return finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------------ the steps
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def prepare_round(config: RoundConfig, model, train, eval):
+    """Check knobs, model and data before anything is loaded or trained; choose the precision."""
+    from ftlab.data import to_dataset
+    from ftlab.env import _gpu, choose_precision
+
+    config.validate()
+    config.check_model(model)
+    name, _, capability, _ = _gpu()
+    precision = config.resolve_precision(choose_precision(capability), name)
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    if config.quantization and not quantized:
+        print(f"Note: the config says quantization={config.quantization!r} but the model was loaded without it; "
+              f"load it with ftlab.load_model(quantization={config.quantization!r}) for QLoRA.")
+    return to_dataset(train, "train"), to_dataset(eval, "eval"), precision
+
+
+def add_lora(model, config: RoundConfig):
+    """Wrap the model with LoRA adapters (once) and print how much of it will train."""
+    from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    if isinstance(model, PeftModel):
+        print("The model already has LoRA adapters: training those (load a fresh model for a fresh round).")
+    else:
+        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=config.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = get_peft_model(model, config.lora_config())
+    trainable, total = model.get_nb_trainable_parameters()
+    print(f"Trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%}) "
+          f"- LoRA r={config.lora_r} on {', '.join(config.target_modules)}")
+    return model
+
+
+def keep_trainables_fp32(model) -> int:
+    """Cast every trainable parameter to fp32; returns how many were recast.
+
+    fp16 mixed precision unscales gradients in fp32 and refuses fp16 or bf16 trainables
+    ("Attempting to unscale FP16 gradients"; on a T4 bf16 ones crash at the first clip, trl#4901).
+    """
+    import torch
+
+    recast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
+            recast += 1
+    return recast
+
+
+def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_before, wall_time_s) -> RoundResult:
+    """Save adapter, tokenizer and logs; gather the numbers into a RoundResult."""
+    adapter_dir = Path(output_dir) / "adapter"
+    trainer.save_model(str(adapter_dir))
+    tokenizer.save_pretrained(str(adapter_dir))
+    history = trainer.state.log_history
+    (Path(output_dir) / "log_history.json").write_text(json.dumps(history, indent=1))
+    train_losses = [h["loss"] for h in history if "loss" in h]
+    eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
+    trainable, total = trainer.model.get_nb_trainable_parameters()
+    return RoundResult(config=config, precision=precision, log_history=history,
+                       train_loss=train_losses[-1] if train_losses else None,
+                       eval_loss=eval_losses[-1] if eval_losses else None, eval_loss_before=eval_loss_before,
+                       wall_time_s=wall_time_s, trainable_params=trainable, total_params=total,
+                       output_dir=str(output_dir), adapter_dir=str(adapter_dir))
