@@ -33,7 +33,7 @@ class RoundResult:
     total_params: int
     output_dir: str
     adapter_dir: str
-    extra: dict = field(default_factory=dict)
+    model: object = field(default=None, repr=False)  # the model with its trained LoRA adapters
 
     @property
     def perplexity(self) -> float | None:
@@ -172,4 +172,4 @@ def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_be
                        train_loss=train_losses[-1] if train_losses else None,
                        eval_loss=eval_losses[-1] if eval_losses else None, eval_loss_before=eval_loss_before,
                        wall_time_s=wall_time_s, trainable_params=trainable, total_params=total,
-                       output_dir=str(output_dir), adapter_dir=str(adapter_dir))
+                       output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model)

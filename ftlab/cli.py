@@ -1,0 +1,96 @@
+"""The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round), ``exercises``.
+
+It answers ``--help`` and ``doctor`` in about a second: nothing here imports torch or transformers
+unless the chosen command needs them (versions come from package metadata, the GPU from nvidia-smi).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from importlib import metadata
+
+STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "evaluate")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _gpus() -> list[tuple[str, str, str]]:
+    """(name, compute capability, memory) per GPU, from nvidia-smi; empty without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [tuple(part.strip() for part in line.split(",")) for line in out.stdout.splitlines() if line.strip()]
+
+
+def doctor() -> int:
+    from ftlab import __version__
+    from ftlab.env import choose_precision, detect_platform, hub_online
+
+    print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
+    gpus = _gpus()
+    for name, capability, memory in gpus:
+        major, minor = (int(x) for x in capability.split("."))
+        print(f"GPU: {name}, compute capability {capability}, {memory} -> {choose_precision((major, minor))}")
+    if not gpus:
+        print("GPU: none found -> fp32 on the CPU, with ftlab's tiny model")
+    if len(gpus) > 1:
+        print(f"  {len(gpus)} GPUs: ftlab trains on one (cuda:0)")
+    print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
+    tested = _tested_versions()
+    for package in STACK:
+        have = _version(package)
+        want = tested.get(package.lower())
+        note = "" if want in (None, have) else f"   (ftlab was tested with {want})"
+        print(f"  {package:<13} {have}{note}")
+    return 0
+
+
+def _tested_versions() -> dict[str, str]:
+    try:
+        requires = metadata.requires("ftlab") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    pins = [r.split(";")[0].strip() for r in requires if "extra == \"tested\"" in r and "==" in r]
+    return {p.split("==")[0].lower().replace("_", "-"): p.split("==")[1] for p in pins}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ftlab", description="A fine-tuning lab for learners: LoRA and QLoRA "
+                                     "of TinyLlama on free GPUs, and of a tiny model on any CPU.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("doctor", help="what this machine is: platform, GPU, precision, Hub, library versions")
+    demo = commands.add_parser("demo", help="one complete fine-tuning round (under a minute on a CPU)")
+    demo.add_argument("--output-dir", default="ftlab-runs/demo", help="where the adapter and logs go")
+    demo.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 120 on CPU, 60 on GPU)")
+    exercises = commands.add_parser("exercises", help="build the learners' exercise notebooks from the solutions")
+    exercises.add_argument("action", choices=["build", "check"], help="build: write them; check: fail on drift")
+    args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        return doctor()
+    if args.command == "demo":
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from ftlab.demo import run_demo
+
+        run_demo(output_dir=args.output_dir, max_steps=args.steps)
+        return 0
+    if args.command == "exercises":
+        from ftlab import exercises as ex
+
+        return ex.build() if args.action == "build" else ex.check()
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
