@@ -27,7 +27,8 @@ _PUBLIC = {
     "RoundResult": "ftlab.train",
     "chat": "ftlab.generate",
 }
-_SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny"}
+_SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
+               "templates", "demo", "exercises"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

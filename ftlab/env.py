@@ -9,9 +9,11 @@ It never prompts for a login (wandb's prompt has blocked Kaggle runs) and prints
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
+import warnings
 from dataclasses import dataclass
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
@@ -93,12 +95,17 @@ def _gpu() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
     return props.name, torch.cuda.device_count(), (props.major, props.minor), props.total_memory / 2**30
 
 
-def _quiet_trackers() -> None:
+def quiet_known_noise() -> None:
+    """Silence what only confuses a learner: login prompts and warnings about nothing they can change."""
     # A preinstalled wandb asks for a login inside Trainer and blocks a Kaggle run; ftlab reports to no
     # tracker unless asked, and these make sure nothing prompts if one is asked for later.
     os.environ.setdefault("WANDB_MODE", "disabled")
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes on a CPU looks for an optional kernels package; transformers' own Trainer still calls
+    # a helper it has renamed. Neither is the learner's to fix.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
@@ -107,7 +114,7 @@ def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
 
     from ftlab.models import DEFAULT_MODEL
 
-    _quiet_trackers()
+    quiet_known_noise()
     name, count, capability, memory = _gpu()
     online = hub_online() if check_hub else False
     precision = choose_precision(capability)

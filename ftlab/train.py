@@ -72,8 +72,11 @@ class RoundResult:
 
         ax = ax or plt.subplots(figsize=(6, 3.5))[1]
         ax.plot(*self.curve("loss"), label="train loss")
-        if self.curve("eval_loss")[0]:
-            ax.plot(*self.curve("eval_loss"), "o-", label="eval loss")
+        steps, losses = self.curve("eval_loss")
+        if self.eval_loss_before is not None:  # the untrained model's eval loss, at step 0
+            steps, losses = [0, *steps], [self.eval_loss_before, *losses]
+        if steps:
+            ax.plot(steps, losses, "o-", label="eval loss")
         ax.set_xlabel("optimiser step")
         ax.set_ylabel("loss")
         ax.set_title(f"lr {self.config.learning_rate:g}, r {self.config.lora_r}, {self.precision}")
@@ -111,8 +114,9 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, train, eval):
     """Check knobs, model and data before anything is loaded or trained; choose the precision."""
     from ftlab.data import to_dataset
-    from ftlab.env import _gpu, choose_precision
+    from ftlab.env import _gpu, choose_precision, quiet_known_noise
 
+    quiet_known_noise()
     config.validate()
     config.check_model(model)
     name, _, capability, _ = _gpu()

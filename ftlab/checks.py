@@ -1,0 +1,91 @@
+"""Checks for the exercises: each says what is wrong and what was expected, or confirms success.
+
+An exercise cell marked ``# TODO`` is followed by a cell that calls one of these. A check never
+just says "wrong": it names the variable, what it holds, what was expected, and a hint towards the
+fix. On success it prints a short confirmation and returns ``True``.
+"""
+
+from __future__ import annotations
+
+ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+
+class CheckFailed(AssertionError):
+    """An exercise answer is not right yet; the message says why and what was expected."""
+
+
+def _fail(name: str, got, expected: str, hint: str = "") -> None:
+    message = f"{name} is {got!r}, but {expected}."
+    if got is None:
+        message = f"{name} is still None: fill in the TODO cell above. Expected: {expected}."
+    raise CheckFailed(message + (f"\nHint: {hint}" if hint else ""))
+
+
+def _passed(message: str) -> bool:
+    print(f"✓ {message}")
+    return True
+
+
+def check_lora_config(lora_config, r: int = 16, alpha: int = 32, targets=ATTENTION) -> bool:
+    """A ``peft.LoraConfig`` with rank ``r``, alpha ``alpha`` on ``targets``, for a causal LM."""
+    from peft import LoraConfig
+
+    if not isinstance(lora_config, LoraConfig):
+        _fail("lora_config", lora_config, "it should be a peft.LoraConfig", "from peft import LoraConfig")
+    if lora_config.r != r:
+        _fail("lora_config.r", lora_config.r, f"the rank should be {r}")
+    if lora_config.lora_alpha != alpha:
+        _fail("lora_config.lora_alpha", lora_config.lora_alpha, f"alpha should be {alpha} (scale alpha/r = {alpha / r:g})")
+    got = set(lora_config.target_modules or [])
+    if got != set(targets):
+        _fail("lora_config.target_modules", sorted(got), f"it should be exactly {sorted(targets)}",
+              f"missing {sorted(set(targets) - got)}" if set(targets) - got else f"extra {sorted(got - set(targets))}")
+    if str(lora_config.task_type) not in ("CAUSAL_LM", "TaskType.CAUSAL_LM"):
+        _fail("lora_config.task_type", lora_config.task_type, "it should be 'CAUSAL_LM' for a chat model")
+    return _passed(f"LoraConfig: r={r}, alpha={alpha}, on {sorted(targets)}")
+
+
+def _counts(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def _require_peft_model(peft_model) -> None:
+    from peft import PeftModel
+
+    if not isinstance(peft_model, PeftModel):
+        _fail("peft_model", peft_model, "it should be the model wrapped by peft.get_peft_model(model, lora_config)")
+
+
+def check_trainable_share(peft_model, share, tolerance: float = 1e-6) -> bool:
+    """``share`` = trainable parameters / all parameters of ``peft_model``, and only LoRA trains."""
+    _require_peft_model(peft_model)
+    not_lora = [n for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
+    if not_lora:
+        _fail("the trainable parameters", not_lora[:3], "only LoRA weights (lora_A, lora_B) should train",
+              "get_peft_model freezes the base model; did you set requires_grad=True somewhere?")
+    trainable, total = _counts(peft_model)
+    expected = trainable / total
+    if share is None or not isinstance(share, int | float):
+        _fail("share", share, f"a number: {trainable:,} trainable / {total:,} total")
+    if share > 1:
+        _fail("share", share, f"a fraction between 0 and 1 ({expected:.4f}), not a percentage")
+    if abs(share - expected) > tolerance:
+        _fail("share", round(share, 6), f"the model has {trainable:,} trainable of {total:,} parameters, "
+              f"a share of {expected:.6f}", "sum p.numel() over peft_model.parameters(), once for all and once "
+              "for those with p.requires_grad")
+    return _passed(f"{trainable:,} of {total:,} parameters train: {expected:.2%}")
+
+
+def check_lora_param_count(peft_model, predicted) -> bool:
+    """``predicted`` = r x (in_features + out_features), summed over every layer that got LoRA."""
+    _require_peft_model(peft_model)
+    trainable, _ = _counts(peft_model)
+    if predicted is None or not isinstance(predicted, int):
+        _fail("predicted", predicted, "a whole number of parameters")
+    if predicted != trainable:
+        _fail("predicted", predicted, f"LoRA adds {trainable:,} parameters to this model",
+              "each adapted Linear(in, out) gets A (r x in) and B (out x r): r * (in + out) parameters; "
+              "count the adapted layers in every block")
+    return _passed(f"your formula predicts the {trainable:,} LoRA parameters exactly")

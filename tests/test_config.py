@@ -1,0 +1,87 @@
+"""RoundConfig: presets, clear errors before anything is loaded, and what reaches TRL and PEFT."""
+
+import time
+
+import pytest
+
+import ftlab
+from ftlab.config import ConfigError, RoundConfig
+
+
+def test_presets_exist_and_print_as_a_table():
+    for name in ("t4-lora", "t4-qlora", "cpu-tiny", "seed003-round1"):
+        text = repr(RoundConfig.preset(name))
+        assert "learning_rate" in text and "LoRA rank" in text  # a value and its help on each line
+    seed003 = RoundConfig.preset("seed003-round1")
+    assert (seed003.lora_r, seed003.lora_alpha, seed003.target_modules, seed003.effective_batch_size) == (
+        8, 32, ["q_proj", "v_proj"], 32)
+    assert RoundConfig.preset("t4-qlora").quantization == "4bit"
+
+
+def test_preset_overrides_and_diff():
+    config = RoundConfig.preset("cpu-tiny", learning_rate=1e-3)
+    assert config.diff(RoundConfig.preset("cpu-tiny")) == {"learning_rate": (1e-3, 5e-3)}
+
+
+def test_unknown_preset_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"unknown preset 'colab'.*t4-lora"):
+        RoundConfig.preset("colab")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("learning_rate", -1e-4, "between 0 and 1"),
+    ("lora_r", 0, ">= 1"),
+    ("batch_size", 2.5, "whole number"),
+    ("lr_scheduler_type", "cosinus", "cosine"),
+    ("precision", "bf32", "fp16"),
+    ("max_steps", 0, "-1"),
+    ("target_modules", [], "q_proj"),
+])
+def test_bad_values_name_field_value_and_choices(field, value, words):
+    with pytest.raises(ConfigError) as error:
+        RoundConfig(**{field: value})
+    assert f"RoundConfig.{field}" in str(error.value) and repr(value) in str(error.value)
+    assert words in str(error.value)
+
+
+def test_a_bad_value_set_in_a_cell_fails_there_and_keeps_the_old_value():
+    config = RoundConfig()
+    with pytest.raises(ConfigError, match="learning_rate"):
+        config.learning_rate = -0.1
+    assert config.learning_rate == 2e-4
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_sft_config_never_leaves_bf16_implicit(precision):
+    args = RoundConfig.preset("t4-lora").sft_config("/tmp/x", precision=precision, has_eval=True)
+    assert args.fp16 is (precision == "fp16") and args.bf16 is (precision == "bf16")
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    assert args.report_to in ([], "none", ["none"])
+    assert args.learning_rate == 2e-4 and args.assistant_only_loss is True
+
+
+def test_warmup_fraction_reaches_the_trainer():
+    args = RoundConfig(warmup=0.1, max_steps=100).sft_config("/tmp/x", "fp32", has_eval=False)
+    assert args.get_warmup_steps(100) == 10
+
+
+def test_paged_optimizer_falls_back_on_cpu():
+    args = RoundConfig.preset("t4-qlora").sft_config("/tmp/x", "fp32", has_eval=False, on_gpu=False)
+    assert args.optim == "adamw_torch"
+
+
+def test_bf16_refused_on_a_t4_and_fp16_on_a_cpu():
+    with pytest.raises(ConfigError, match="Tesla T4 has no native bf16"):
+        RoundConfig(precision="bf16").resolve_precision("fp16", "Tesla T4")
+    with pytest.raises(ConfigError, match="needs a GPU"):
+        RoundConfig(precision="fp16").resolve_precision("fp32")
+    assert RoundConfig().resolve_precision("fp16") == "fp16"
+
+
+def test_a_missing_target_module_lists_the_layers_before_training(tiny, greet_data):
+    model, tokenizer = tiny
+    config = RoundConfig.preset("cpu-tiny", target_modules=["q_proj", "query_key_value"])
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"no layer named \['query_key_value'\].*'down_proj'"):
+        ftlab.train_round(config, model, tokenizer, *greet_data, output_dir="/tmp/never")
+    assert time.perf_counter() - started < 5

@@ -1,0 +1,74 @@
+"""The precision chooser and the environment report, on faked hardware."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import ftlab
+from ftlab import env as ftenv
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16"),
+                                                  ((7, 0), "fp16"), (None, "fp32")])
+def test_precision_from_compute_capability(capability, expected):
+    assert ftlab.choose_precision(capability) == expected
+
+
+def fake_gpu(monkeypatch, name, major, minor, count=1, memory_gib=15.0):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    props = SimpleNamespace(name=name, major=major, minor=minor, total_memory=int(memory_gib * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=0: props)
+
+    def lie():  # it says True on a T4, which only emulates bf16: setup must never ask it
+        raise AssertionError("setup() asked torch.cuda.is_bf16_supported()")
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lie)
+
+
+def test_t4_gets_fp16_and_a_kaggle_t4x2_is_named(monkeypatch, capsys):
+    fake_gpu(monkeypatch, "Tesla T4", 7, 5, count=2, memory_gib=14.75)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    env = ftlab.setup(check_hub=False)
+    assert (env.platform, env.precision, env.native_bf16, env.gpu_count) == ("kaggle", "fp16", False, 2)
+    banner = capsys.readouterr().out
+    assert "Tesla T4 x2" in banner and "fp16" in banner and "ftlab trains on one" in banner
+
+
+def test_ampere_gets_bf16(monkeypatch):
+    fake_gpu(monkeypatch, "NVIDIA A100", 8, 0)
+    env = ftlab.setup(verbose=False, check_hub=False)
+    assert env.precision == "bf16" and env.native_bf16
+
+
+def test_cpu_gets_fp32_and_the_tiny_model(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    env = ftlab.setup(check_hub=False)
+    assert (env.precision, env.default_model, env.has_gpu) == ("fp32", "tiny", False)
+    assert "using ftlab's tiny model" in capsys.readouterr().out
+
+
+def test_gpu_without_hub_says_so_and_falls_back_to_tiny(monkeypatch, capsys):
+    fake_gpu(monkeypatch, "Tesla T4", 7, 5)
+    env = ftlab.setup(check_hub=False)
+    assert env.default_model == "tiny" and "Hub cannot be reached" in capsys.readouterr().out
+
+
+def test_offline_flag_means_no_hub(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert ftenv.hub_online() is False
+
+
+def test_colab_is_detected(monkeypatch):
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab")
+    assert ftenv.detect_platform() == "colab"
+
+
+def test_setup_disables_tracker_logins(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    ftlab.setup(verbose=False, check_hub=False)
+    import os
+
+    assert os.environ["WANDB_MODE"] == "disabled"

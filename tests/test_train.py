@@ -1,0 +1,81 @@
+"""One round on the tiny model: it learns, only LoRA changes, precision guards hold, bad data stops early."""
+
+import math
+
+import pytest
+import torch
+
+import ftlab
+from ftlab.config import RoundConfig
+from ftlab.data import DataFormatError
+from ftlab.train import keep_trainables_fp32
+
+
+def test_a_tiny_round_learns_and_only_lora_changes(tiny, greet_data, tmp_path):
+    model, tokenizer = tiny
+    base_before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    config = RoundConfig.preset("cpu-tiny", max_steps=60)
+    result = ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path))
+
+    # learning: eval rows use names never seen in training, so this is generalisation, not recall
+    assert result.eval_loss < 0.6 * result.eval_loss_before
+    assert math.isclose(result.perplexity, math.exp(result.eval_loss))
+    train_steps, train_losses = result.curve("loss")
+    assert train_losses[-1] < train_losses[0] and train_steps[-1] == 60
+
+    lora = {n: p for n, p in result.model.named_parameters() if "lora_" in n}
+    assert lora and all(p.dtype == torch.float32 for p in lora.values())
+    assert any(not torch.equal(p, torch.zeros_like(p)) for n, p in lora.items() if "lora_B" in n)
+    for name, param in result.model.named_parameters():
+        if "lora_" not in name:
+            original = name.replace("base_model.model.", "").replace(".base_layer", "")
+            assert torch.equal(param, base_before[original]), f"base weight {original} changed"
+
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    assert (tmp_path / "adapter" / "tokenizer_config.json").exists()
+    assert 0 < result.trainable_share < 0.5
+
+
+def test_the_tuned_model_answers_the_new_task(tiny, greet_data, tmp_path):
+    model, tokenizer = tiny
+    train, evaluation = greet_data
+    prompts = [r["messages"][0]["content"] for r in evaluation]
+    expected = [r["messages"][1]["content"] for r in evaluation]
+    before = ftlab.generate.answers(model, tokenizer, prompts, max_new_tokens=16)
+    result = ftlab.train_round(RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation,
+                               output_dir=str(tmp_path))
+    after = ftlab.generate.answers(result.model, tokenizer, prompts, max_new_tokens=16)
+    hits_before = sum(a == e for a, e in zip(before, expected, strict=True))
+    hits_after = sum(a == e for a, e in zip(after, expected, strict=True))
+    assert hits_before == 0 and hits_after >= len(prompts) // 2, (before, after)
+
+
+def test_trainables_are_cast_to_fp32_after_trls_bf16_cast():
+    layer = torch.nn.Linear(4, 4).to(torch.bfloat16)
+    frozen = torch.nn.Linear(4, 4).to(torch.float16).requires_grad_(False)
+    model = torch.nn.Sequential(layer, frozen)
+    assert keep_trainables_fp32(model) == 2  # weight and bias of the trainable layer
+    assert layer.weight.dtype == torch.float32 and frozen.weight.dtype == torch.float16
+
+
+def test_qlora_path_loads_4bit_on_cpu_and_trains_with_fp32_trainables(tiny_path, greet_data, tmp_path):
+    model, tokenizer = ftlab.tiny_model(quantization="4bit", path=tiny_path)
+    assert getattr(model, "is_loaded_in_4bit", False)
+    assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
+    config = RoundConfig.preset("cpu-tiny", max_steps=8, eval_steps=4, quantization="4bit")
+    result = ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path))
+    assert all(p.dtype == torch.float32 for p in result.model.parameters() if p.requires_grad)
+    assert math.isfinite(result.train_loss) and result.eval_loss < result.eval_loss_before
+
+
+def test_bad_rows_are_named_before_training(tiny, tmp_path):
+    model, tokenizer = tiny
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]},
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "hello"}]},
+            {"instruction": "Say hi", "output": "hi"}]
+    with pytest.raises(DataFormatError) as error:
+        ftlab.train_round(RoundConfig.preset("cpu-tiny"), model, tokenizer, rows, output_dir=str(tmp_path))
+    findings = error.value.findings
+    assert [(f.row, f.field) for f in findings] == [(2, "messages[1].role"), (3, None)]
+    assert "unknown role 'bot'" in str(error.value)
+    assert not (tmp_path / "adapter").exists()
