@@ -86,8 +86,12 @@ class RoundResult:
 
 
 def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_dir: str | None = None,
-                callbacks: list | None = None) -> RoundResult:
-    """Fine-tune ``model`` with LoRA on ``train`` for one round, evaluating on ``eval``."""
+                callbacks: list | None = None, resume_from_checkpoint: str | bool | None = None) -> RoundResult:
+    """Fine-tune ``model`` with LoRA on ``train`` for one round, evaluating on ``eval``.
+
+    ``resume_from_checkpoint`` (a checkpoint folder, or True for the latest in ``output_dir``) continues
+    an interrupted round; checkpoints are written every ``config.save_steps`` steps.
+    """
     from trl import SFTTrainer
 
     train_set, eval_set, precision = prepare_round(config, model, train, eval)
@@ -100,7 +104,7 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     keep_trainables_fp32(trainer.model)
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
     started = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
 
 
