@@ -26,9 +26,11 @@ _PUBLIC = {
     "train_round": "ftlab.train",
     "RoundResult": "ftlab.train",
     "chat": "ftlab.generate",
+    "Lab": "ftlab.lab",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
-               "templates", "demo", "exercises"}
+               "templates", "demo", "exercises", "evaluation",
+               "lab", "labbook", "records", "failures", "callbacks"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -3,50 +3,97 @@
 The prompt is built by the tokenizer's chat template with ``add_generation_prompt=True``: exactly the
 training text up to where the answer begins (a mismatch here cost one seed learner half its
 accuracy). Batches are padded on the left, so every answer starts right after its own prompt.
-Greedy decoding is the default for evaluation; ``sample=True`` gives chat-style variety, and a
-repetition penalty keeps a small model from looping.
+Presets: ``"eval"`` is greedy (the same answer every time, for scoring); ``"chat"`` samples, with a
+repetition penalty that keeps a small model from looping. Each ``Generation`` says whether the model
+stopped by itself and whether the text repeats itself (seed 002's poem came out repeated).
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PRESETS = {
+    "eval": dict(do_sample=False, repetition_penalty=1.0),
+    "chat": dict(do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.15),
+    "no-repeat": dict(do_sample=False, repetition_penalty=1.2, no_repeat_ngram_size=3),
+}
+
+
+@dataclass
+class Generation:
+    prompt: str
+    text: str
+    new_tokens: int
+    stopped: bool  # the model ended with eos; False means it hit max_new_tokens
+    repetitive: bool  # the same n-grams over and over: a sign of degenerate decoding
+
+    def __str__(self) -> str:
+        flags = [] if self.stopped else ["did not stop"]
+        flags += ["repetitive"] if self.repetitive else []
+        return self.text + (f"  [{', '.join(flags)}]" if flags else "")
+
+
+def repeated_share(text: str, n: int = 3) -> float:
+    """Share of the text's n-grams (words; characters for CJK) that already occurred earlier in it."""
+    units = re.findall(r"[\u3400-\u9fff]|\w+", text.lower())
+    grams = [tuple(units[i:i + n]) for i in range(len(units) - n + 1)]
+    return 0.0 if not grams else 1 - len(set(grams)) / len(grams)
+
+
+def is_repetitive(text: str, threshold: float = 0.4) -> bool:
+    return repeated_share(text) >= threshold
 
 
 def _as_messages(prompt) -> list[dict]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
-def answers(model, tokenizer, prompts: list, max_new_tokens: int = 64, sample: bool = False,
-            temperature: float = 0.7, top_p: float = 0.9, repetition_penalty: float = 1.1,
-            no_repeat_ngram_size: int = 0, batch_size: int = 16) -> list[str]:
-    """The model's answers to ``prompts`` (strings, or lists of chat turns), in order."""
-    import torch
+def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_tokens: int = 64,
+             batch_size: int = 16, progress: bool | None = None, **options) -> list[Generation]:
+    """Answers to ``prompts`` (strings, or lists of chat turns), in order, with stop and repetition flags.
 
+    ``options`` override the preset's generation settings (``temperature``, ``repetition_penalty``,
+    ``no_repeat_ngram_size``, ...).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(PRESETS)}")
+    settings = {**PRESETS[preset], **options, "max_new_tokens": max_new_tokens,
+                "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     device = next(model.parameters()).device
-    outputs: list[str] = []
+    results: list[Generation] = []
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     was_training = model.training
     model.eval()
+    starts = range(0, len(prompts), batch_size)
+    show = progress if progress is not None else len(starts) > 2
     try:
-        for start in range(0, len(prompts), batch_size):
+        for start in tqdm(starts, desc="generating", disable=not show):
             chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
             texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
             # the template already wrote the BOS token: adding special tokens again would double it
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(device)
-            options = dict(max_new_tokens=max_new_tokens, do_sample=sample, repetition_penalty=repetition_penalty,
-                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-            if sample:
-                options.update(temperature=temperature, top_p=top_p)
-            if no_repeat_ngram_size:
-                options["no_repeat_ngram_size"] = no_repeat_ngram_size
             with torch.no_grad():
-                generated = model.generate(**batch, **options)
-            new_tokens = generated[:, batch["input_ids"].shape[1]:]
-            outputs += [t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+                output = model.generate(**batch, **settings)
+            for chat, tokens in zip(chats, output[:, batch["input_ids"].shape[1]:], strict=True):
+                ended = (tokens == tokenizer.eos_token_id).nonzero()
+                length = int(ended[0]) + 1 if len(ended) else len(tokens)
+                text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
+                results.append(Generation(chat[-1]["content"], text, length, bool(len(ended)), is_repetitive(text)))
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)
-    return outputs
+    return results
 
 
-def chat(model, tokenizer, prompt, max_new_tokens: int = 64, sample: bool = False) -> str:
-    """One answer to one prompt."""
-    return answers(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, sample=sample)[0]
+def answers(model, tokenizer, prompts: list, preset: str = "eval", max_new_tokens: int = 64, **options) -> list[str]:
+    """Just the answer texts of ``generate``."""
+    return [g.text for g in generate(model, tokenizer, prompts, preset, max_new_tokens, **options)]
+
+
+def chat(model, tokenizer, prompt, max_new_tokens: int = 128, preset: str = "chat", **options) -> str:
+    """One answer to one prompt (a string, or a list of chat turns for a multi-turn conversation)."""
+    return answers(model, tokenizer, [prompt], preset, max_new_tokens, **options)[0]

@@ -308,5 +308,8 @@ def compute(name: str, predictions, references, **kwargs) -> dict:
 
 
 # --- model-based metrics ------------------------------------------------------------------------------
-# TODO(lead): perplexity(model, tokenizer, data) goes here. Everything above is pure text and must
-# stay free of torch/transformers imports at module level.
+def perplexity(model, tokenizer, data, batch_size: int = 8) -> float:
+    """exp of the token-weighted mean NLL over the answer tokens of ``data`` (see ``ftlab.evaluation``)."""
+    from ftlab.evaluation import perplexity as model_perplexity  # torch stays out of ``import ftlab.metrics``
+
+    return model_perplexity(model, tokenizer, data, batch_size=batch_size)

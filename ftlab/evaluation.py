@@ -1,0 +1,163 @@
+"""Judging a round: perplexity on the answers, text metrics on generated answers, base versus tuned.
+
+``perplexity`` is exp of the mean negative log-likelihood over exactly the tokens that carry loss in
+training (the assistant's answers, eos included), weighted by token, so it matches the trainer's
+eval loss on the same data. ``evaluate`` generates an answer for every eval row with the training
+template, scores them, saves predictions and scores next to the adapter, and returns a tidy table.
+``base_vs_tuned`` runs the same evaluation with the LoRA adapter switched off and on: one model in
+memory, never a second copy on the GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ftlab import metrics as text_metrics
+
+DEFAULT_METRICS = ("exact_match", "f1", "rouge", "bleu")
+
+
+def _chat_rows(data) -> list[list[dict]]:
+    rows = list(data)
+    if rows and "messages" not in rows[0]:
+        raise ValueError("evaluation needs chat rows ({'messages': [...]}); convert with ftlab.data.load first")
+    return [row["messages"] for row in rows]
+
+
+def _masked_batch(tokenizer, chats: list[list[dict]], max_length: int | None):
+    """input_ids, attention mask and labels (-100 outside the answers), right-padded."""
+    import torch
+
+    encoded = [tokenizer.apply_chat_template(chat, return_assistant_tokens_mask=True, return_dict=True)
+               for chat in chats]
+    ids = [e["input_ids"][:max_length] for e in encoded]
+    masks = [e["assistant_masks"][:max_length] for e in encoded]
+    width = max(len(i) for i in ids)
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([i + [pad] * (width - len(i)) for i in ids])
+    attention = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])
+    labels = torch.tensor([[t if m else -100 for t, m in zip(i, k, strict=True)] + [-100] * (width - len(i))
+                           for i, k in zip(ids, masks, strict=True)])
+    return input_ids, attention, labels
+
+
+def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024) -> tuple[float, int]:
+    """(mean negative log-likelihood per answer token, number of answer tokens)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    chats = _chat_rows(data)
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    starts = range(0, len(chats), batch_size)
+    try:
+        for start in tqdm(starts, desc="perplexity", disable=len(starts) <= 2):
+            input_ids, attention, labels = (t.to(device) for t in _masked_batch(
+                tokenizer, chats[start:start + batch_size], max_length))
+            with torch.no_grad():
+                logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
+            # position t predicts token t+1
+            targets = labels[:, 1:]
+            log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
+            keep = targets != -100
+            picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            total -= picked[keep].sum().item()
+            count += int(keep.sum())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("no token carries loss in this data: every answer is empty or truncated away")
+    return total / count, count
+
+
+def perplexity(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024) -> float:
+    """exp(mean NLL over the answer tokens of ``data``): 1 is perfect, the vocabulary size is guessing."""
+    return math.exp(mean_nll(model, tokenizer, data, batch_size, max_length)[0])
+
+
+@dataclass
+class Evaluation:
+    """Scores and per-row predictions of one evaluation."""
+
+    scores: dict
+    rows: list[dict] = field(repr=False)
+    saved_to: str | None = None
+
+    def table(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def show(self, n: int = 5) -> None:
+        for name, value in self.scores.items():
+            print(f"{name:<20} {value:.4f}" if isinstance(value, float) else f"{name:<20} {value}")
+        for row in self.rows[:n]:
+            print(f"\n  prompt:     {row['prompt']}\n  reference:  {row['reference']}\n  prediction: {row['prediction']}"
+                  + ("" if row["stopped"] else "  [did not stop]") + ("  [repetitive]" if row["repetitive"] else ""))
+
+
+def score(predictions: list[str], references: list[str], names=DEFAULT_METRICS, lang: str | None = None) -> dict:
+    """The chosen text metrics as one flat dict (ROUGE expands into rouge1, rouge2, rougeL, rougeLsum)."""
+    scores: dict = {}
+    for name in names:
+        if name == "rouge":
+            scores.update(text_metrics.rouge(predictions, references, lang=lang))
+        elif name == "bleu":
+            scores["bleu"] = text_metrics.bleu(predictions, references, lang=lang)
+        elif name in ("exact_match", "f1", "answer_accuracy"):
+            scores[name] = getattr(text_metrics, name)(predictions, references)
+        else:
+            raise ValueError(f"unknown metric {name!r}; choose from {DEFAULT_METRICS + ('answer_accuracy',)}")
+    return scores
+
+
+def evaluate(model, tokenizer, data, metrics=DEFAULT_METRICS, output_dir: str | None = None,
+             max_new_tokens: int = 64, lang: str | None = None, with_perplexity: bool = True) -> Evaluation:
+    """Generate (greedy, training template) and score every row of ``data``; save next to the adapter."""
+    from ftlab.generate import generate
+
+    chats = _chat_rows(data)
+    generations = generate(model, tokenizer, [chat[:-1] for chat in chats], "eval", max_new_tokens)
+    references = [chat[-1]["content"] for chat in chats]
+    predictions = [g.text for g in generations]
+    scores = score(predictions, references, metrics, lang)
+    if with_perplexity:
+        scores["perplexity"] = perplexity(model, tokenizer, data)
+    scores["did_not_stop"] = sum(not g.stopped for g in generations) / len(generations)
+    scores["repetitive"] = sum(g.repetitive for g in generations) / len(generations)
+    rows = [{"prompt": g.prompt, "reference": r, "prediction": g.text, "stopped": g.stopped,
+             "repetitive": g.repetitive} for g, r in zip(generations, references, strict=True)]
+    result = Evaluation(scores, rows)
+    if output_dir:
+        result.saved_to = save(result, output_dir)
+    return result
+
+
+def save(result: Evaluation, output_dir: str) -> str:
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "predictions.jsonl", "w", encoding="utf-8") as out:
+        for row in result.rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (folder / "scores.json").write_text(json.dumps(result.scores, indent=1))
+    return str(folder)
+
+
+def base_vs_tuned(peft_model, tokenizer, data, metrics=DEFAULT_METRICS, **options):
+    """One table: each metric for the base model (adapter off) and the tuned one (adapter on)."""
+    import pandas as pd
+
+    if not hasattr(peft_model, "disable_adapter"):
+        raise TypeError("base_vs_tuned needs the PeftModel from training (result.model), which can switch "
+                        "its adapter off; a plain model has no adapter to compare")
+    with peft_model.disable_adapter():
+        base = evaluate(peft_model, tokenizer, data, metrics, **options)
+    tuned = evaluate(peft_model, tokenizer, data, metrics, **options)
+    table = pd.DataFrame({"base": base.scores, "tuned": tuned.scores})
+    table["change"] = table["tuned"] - table["base"]
+    return table, base, tuned

@@ -1,0 +1,73 @@
+"""Perplexity, generation flags, evaluation files and base-versus-tuned on the tiny model."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import ftlab
+from ftlab import evaluation
+from ftlab.config import RoundConfig
+from ftlab.generate import generate, is_repetitive
+
+
+def test_perplexity_equals_exp_of_a_mean_nll_computed_row_by_row(tiny, greet_data):
+    model, tokenizer = tiny
+    rows = greet_data[1][:7]
+    nll_sum, tokens = 0.0, 0
+    for row in rows:  # one row at a time, through the model's own loss: no padding, no batching involved
+        encoded = tokenizer.apply_chat_template(row["messages"], return_assistant_tokens_mask=True,
+                                                return_dict=True)
+        ids = torch.tensor([encoded["input_ids"]])
+        labels = torch.tensor([[t if m else -100 for t, m in zip(encoded["input_ids"], encoded["assistant_masks"],
+                                                                 strict=True)]])
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss.item()
+        counted = int((labels[0, 1:] != -100).sum())
+        nll_sum += loss * counted
+        tokens += counted
+    by_hand = math.exp(nll_sum / tokens)
+    assert ftlab.metrics.perplexity(model, tokenizer, rows, batch_size=3) == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_perplexity_matches_the_trainers_eval_loss(tiny, greet_data, tmp_path):
+    model, tokenizer = tiny
+    train, evaluation_rows = greet_data  # 12 eval rows: one eval batch of 16, so the trainer's mean is per token
+    result = ftlab.train_round(RoundConfig.preset("cpu-tiny", max_steps=20), model, tokenizer, train,
+                               evaluation_rows, output_dir=str(tmp_path))
+    ppl = ftlab.metrics.perplexity(result.model, tokenizer, evaluation_rows)
+    assert ppl == pytest.approx(result.perplexity, rel=1e-3)
+
+
+def test_generation_stops_at_eos_and_flags_repetition(tiny, greet_data):
+    model, tokenizer = tiny
+    skills = ftlab.data.instructions(8, "skills", seed=3)
+    out = generate(model, tokenizer, [r["messages"][0]["content"] for r in skills], max_new_tokens=40)
+    assert all(g.stopped and g.new_tokens < 40 for g in out)
+    assert all(tokenizer.eos_token not in g.text and tokenizer.pad_token not in g.text for g in out)
+    assert is_repetitive("the poem the poem the poem the poem the poem") and not is_repetitive("Good day to you, Anna.")
+    assert is_repetitive("春眠不觉晓春眠不觉晓春眠不觉晓")
+
+
+def test_evaluate_saves_predictions_and_base_vs_tuned_uses_one_model(tiny, greet_data, tmp_path, monkeypatch):
+    model, tokenizer = tiny
+    train, evaluation_rows = greet_data
+    result = ftlab.train_round(RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation_rows,
+                               output_dir=str(tmp_path))
+
+    import transformers
+
+    def no_second_copy(*args, **kwargs):
+        raise AssertionError("base_vs_tuned loaded a second model")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_second_copy)
+    table, base, tuned = evaluation.base_vs_tuned(result.model, tokenizer, evaluation_rows)
+    assert table.loc["exact_match", "tuned"] > table.loc["exact_match", "base"]
+    assert table.loc["perplexity", "tuned"] < table.loc["perplexity", "base"]
+    assert base.rows[0]["prediction"] != tuned.rows[0]["prediction"]
+
+    saved = evaluation.evaluate(result.model, tokenizer, evaluation_rows, output_dir=result.output_dir)
+    lines = (tmp_path / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == len(evaluation_rows) and json.loads(lines[0])["reference"]
+    assert json.loads((tmp_path / "scores.json").read_text())["exact_match"] == saved.scores["exact_match"]
