@@ -89,3 +89,39 @@ def check_lora_param_count(peft_model, predicted) -> bool:
               "each adapted Linear(in, out) gets A (r x in) and B (out x r): r * (in + out) parameters; "
               "count the adapted layers in every block")
     return _passed(f"your formula predicts the {trainable:,} LoRA parameters exactly")
+
+
+def check_em_f1_by_hand(pairs, em, f1) -> bool:
+    """``em`` and ``f1``: lists with the exact match (0 or 1) and token F1 of each (prediction, reference)."""
+    from ftlab import metrics
+
+    for name, values, function in (("em", em, metrics.exact_match), ("f1", f1, metrics.f1)):
+        if not isinstance(values, list | tuple) or len(values) != len(pairs):
+            _fail(name, values, f"a list of {len(pairs)} numbers, one per pair")
+        for i, ((prediction, reference), value) in enumerate(zip(pairs, values, strict=True)):
+            expected = function([prediction], [reference])
+            if not isinstance(value, int | float) or abs(value - expected) > 0.01:
+                normal = (metrics.normalize_answer(prediction), metrics.normalize_answer(reference))
+                _fail(f"{name}[{i}]", value, f"it should be {expected:.3f} for {prediction!r} vs {reference!r}",
+                      f"after normalising (lower case, no punctuation, no a/an/the) they read {normal[0]!r} and "
+                      f"{normal[1]!r}; F1 = 2PR/(P+R) over the shared tokens")
+    return _passed(f"exact match and F1 of all {len(pairs)} pairs are right")
+
+
+def check_cjk_rouge_tokenizer(tokenizer) -> bool:
+    """A rouge-score tokenizer (an object with ``.tokenize(text)``) that keeps Chinese, one token per character."""
+    from rouge_score import rouge_scorer
+
+    if tokenizer is None or not hasattr(tokenizer, "tokenize"):
+        _fail("tokenizer", tokenizer, "an object with a tokenize(text) method returning a list of tokens")
+    reference, near = "今天天气很好", "今天天气不错"
+    tokens = tokenizer.tokenize(reference)
+    if list(tokens) != list(reference):
+        _fail("tokenizer.tokenize('今天天气很好')", tokens, f"one token per character: {list(reference)}")
+    scorer = rouge_scorer.RougeScorer(["rouge1"], tokenizer=tokenizer)
+    same = scorer.score(reference, reference)["rouge1"].fmeasure
+    partial = scorer.score(reference, near)["rouge1"].fmeasure
+    if not (same == 1.0 and 0 < partial < 1):
+        _fail("ROUGE-1 with your tokenizer", (same, partial), "1.0 for identical text and between 0 and 1 for "
+              "text that shares some characters")
+    return _passed(f"ROUGE-1 on Chinese: identical {same:.2f}, near {partial:.2f} (the default tokenizer gives 0.0)")

@@ -1,0 +1,49 @@
+"""Exercise checks say what is wrong and what was expected, and accept right answers."""
+
+import pytest
+
+from ftlab import checks
+from ftlab.checks import CheckFailed
+
+
+def test_lora_config_check_names_the_wrong_field():
+    from peft import LoraConfig
+
+    with pytest.raises(CheckFailed, match=r"lora_config.r is 8, but the rank should be 16"):
+        checks.check_lora_config(LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                  "o_proj"], task_type="CAUSAL_LM"))
+    with pytest.raises(CheckFailed, match=r"missing \['k_proj', 'o_proj'\]"):
+        checks.check_lora_config(LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM"))
+
+
+def test_trainable_share_check_rejects_a_percentage_and_a_wrong_count(tiny):
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = tiny
+    peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in peft_model.parameters())
+    assert checks.check_trainable_share(peft_model, trainable / total)
+    with pytest.raises(CheckFailed, match="not a percentage"):
+        checks.check_trainable_share(peft_model, 100 * trainable / total)
+    with pytest.raises(CheckFailed, match=f"{trainable:,} trainable of {total:,}"):
+        checks.check_trainable_share(peft_model, trainable / (total - 1000))
+    with pytest.raises(CheckFailed, match=f"LoRA adds {trainable:,} parameters"):
+        checks.check_lora_param_count(peft_model, trainable + 1)
+
+
+def test_em_f1_check_explains_the_normalisation():
+    pairs = [("The answer is 42.", "42")]
+    assert checks.check_em_f1_by_hand(pairs, [0], [0.5])
+    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is 1, but it should be 0.500.*'answer is 42' and '42'"):
+        checks.check_em_f1_by_hand(pairs, [0], [1])
+
+
+def test_cjk_tokenizer_check_rejects_the_default_behaviour():
+    class Words:
+        def tokenize(self, text):
+            return text.split()
+
+    with pytest.raises(CheckFailed, match="one token per character"):
+        checks.check_cjk_rouge_tokenizer(Words())
