@@ -66,3 +66,17 @@ def test_tiny_tokenizer_encodes_any_text(tiny):
     _, tokenizer = tiny
     text = "答案是12.5 café"
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_the_tiny_model_is_built_deterministically():
+    from ftlab import tiny
+    from ftlab.data.synthetic import instructions
+
+    rows = instructions(300, "skills", seed=0)
+    first, second = tiny.build_tokenizer(rows), tiny.build_tokenizer(rows)
+    assert first.get_vocab() == second.get_vocab()
+    runs = []
+    for _ in range(2):
+        model = tiny.build_model(first, seed=0)
+        runs.append(tiny.pretrain(model, first, rows, steps=5, batch_size=8, learning_rate=3e-3, progress=False))
+    assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
