@@ -2,18 +2,48 @@
 
 ``ftlab.data`` turns whatever a learner has (a list of dicts, a file, a DataFrame) into rows that
 train without surprises, and ships small offline data sets so every chapter runs without the Hub.
+
+- ``load`` / ``validate``: any source and format (Alpaca, prompt/completion, chat, ShareGPT) to
+  checked chat rows, every problem named by file, row and field.
+- ``dedup``, ``balance``, ``split``, ``leakage``, ``fingerprint``: clean, sample and hold out data.
+- ``length_report``: token lengths after the chat template, truncation and padding waste.
+- ``arithmetic``, ``general``, ``instructions``: offline data sets; ``load_alpaca`` online.
 """
 
+from ftlab.data.duplicates import DedupReport, dedup
 from ftlab.data.errors import DataFormatError, Finding
+from ftlab.data.formats import detect_format
+from ftlab.data.lengths import LengthReport, length_report, token_lengths
+from ftlab.data.loader import HubUnavailableError, load, load_alpaca, validate
 from ftlab.data.rows import check_rows, to_dataset
+from ftlab.data.splits import Leak, balance, fingerprint, leakage, split
+from ftlab.data.starter_set import general
 from ftlab.data.synthetic import TASKS, instructions, split_train_eval
+from ftlab.data.word_problems import arithmetic
 
 __all__ = [
     "DataFormatError",
+    "DedupReport",
     "Finding",
+    "HubUnavailableError",
+    "Leak",
+    "LengthReport",
     "TASKS",
+    "arithmetic",
+    "balance",
     "check_rows",
+    "dedup",
+    "detect_format",
+    "fingerprint",
+    "general",
     "instructions",
+    "leakage",
+    "length_report",
+    "load",
+    "load_alpaca",
+    "split",
     "split_train_eval",
     "to_dataset",
+    "token_lengths",
+    "validate",
 ]

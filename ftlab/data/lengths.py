@@ -1,0 +1,136 @@
+"""How long the rows are in tokens, once templated: what gets truncated and what padding wastes.
+
+The length that matters is the length the trainer sees: the chat template applied, then tokenised
+(``tokenizer.apply_chat_template(messages, tokenize=True)``). Rows longer than ``max_length`` are cut,
+and a cut answer teaches the model to stop mid-sentence (or loses the answer entirely); rows batched
+together are padded to the longest one, and those pad tokens cost compute for nothing.
+``length_report`` measures both, and ``LengthReport.plot`` draws the histogram with the cut-off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CHUNK = 2000  # rows templated and tokenised per call: large enough to be fast, small enough for progress
+
+
+def _encode_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_batch_fast"):
+        # Fast path: render the template for the whole chunk, then tokenise in Rust without offsets.
+        # apply_chat_template(tokenize=True) tokenises the rendered text without adding special tokens
+        # (the template writes them), so this counts exactly the same tokens, several times faster.
+        texts = tokenizer.apply_chat_template(conversations, tokenize=False)
+        return [len(encoding) for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    lengths = []
+    for messages in conversations:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a BatchEncoding
+        lengths.append(len(ids))
+    return lengths
+
+
+def _conversations(rows):
+    """Yield chunks of ``messages`` lists from a Dataset, a list of chat rows or a list of message lists."""
+    if hasattr(rows, "iter") and hasattr(rows, "column_names"):  # a datasets.Dataset: read in batches
+        for batch in rows.iter(batch_size=CHUNK):
+            yield batch["messages"]
+        return
+    rows = list(rows)
+    for start in range(0, len(rows), CHUNK):
+        chunk = rows[start:start + CHUNK]
+        yield [r["messages"] if isinstance(r, dict) else r for r in chunk]
+
+
+def token_lengths(rows, tokenizer, progress: bool | None = None) -> list[int]:
+    """The templated token length of every row (chat rows, a Dataset of them, or message lists).
+
+    Shows a progress bar for more than 5,000 rows unless ``progress=False``.
+    """
+    from tqdm.auto import tqdm
+
+    total = len(rows)
+    show = total > 5000 if progress is None else progress
+    lengths: list[int] = []
+    with tqdm(total=total, desc="Templating and tokenising", unit="rows", disable=not show) as bar:
+        for chunk in _conversations(rows):
+            lengths += _encode_lengths(tokenizer, chunk)
+            bar.update(len(chunk))
+    return lengths
+
+
+def _padding_waste(lengths: list[int], batch_size: int) -> float:
+    padded = real = 0
+    for start in range(0, len(lengths), batch_size):
+        batch = lengths[start:start + batch_size]
+        padded += max(batch) * len(batch)
+        real += sum(batch)
+    return 1 - real / padded if padded else 0.0
+
+
+@dataclass
+class LengthReport:
+    """Token lengths of a data set against ``max_length``. ``print`` it, or ``.plot()`` it."""
+
+    lengths: list[int]
+    max_length: int
+    batch_size: int
+    truncated_share: float  # share of rows longer than max_length: they get cut
+    padding_waste: float  # share of pad tokens when batched in the data's order (lengths cut at max_length)
+    padding_waste_sorted: float  # the same after sorting by length (what group_by_length approximates)
+    truncated_rows: list[int] = field(default_factory=list)  # 1-based numbers of the rows that get cut
+
+    def _percentile(self, q: float) -> int:
+        ordered = sorted(self.lengths)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
+
+    def __repr__(self) -> str:
+        if not self.lengths:
+            return "LengthReport(no rows)"
+        n = len(self.lengths)
+        cut = len(self.truncated_rows)
+        return (f"Token lengths of {n:,} rows (chat template applied): min {min(self.lengths)}, "
+                f"median {self._percentile(0.5)}, 95th percentile {self._percentile(0.95)}, "
+                f"max {max(self.lengths)}\n"
+                f"  longer than max_length={self.max_length}: {cut:,} rows ({self.truncated_share:.1%}), "
+                "they would be cut\n"
+                f"  padding waste at batch_size={self.batch_size}: {self.padding_waste:.1%} of tokens in data "
+                f"order, {self.padding_waste_sorted:.1%} if batched by length")
+
+    def show(self) -> None:
+        print(repr(self))
+
+    def plot(self, ax=None, bins: int = 50):
+        """A histogram of the lengths with the ``max_length`` cut-off; returns the matplotlib Axes."""
+        import matplotlib.pyplot as plt  # imported here: most uses of ftlab.data never draw
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        ax.hist(self.lengths, bins=bins, color="#4c72b0")
+        ax.axvline(self.max_length, color="#c44e52", linestyle="--",
+                   label=f"max_length = {self.max_length} ({self.truncated_share:.1%} cut)")
+        ax.set_xlabel("tokens per row (chat template applied)")
+        ax.set_ylabel("rows")
+        ax.legend()
+        return ax
+
+
+def length_report(dataset, tokenizer, max_length: int = 512, batch_size: int = 8,
+                  progress: bool | None = None) -> LengthReport:
+    """Measure templated token lengths: share cut at ``max_length`` and padding waste at ``batch_size``.
+
+    ``dataset`` is a ``datasets.Dataset`` of chat rows, a list of them, or anything ``load`` accepts. Each length is
+    ``len(tokenizer.apply_chat_template(row["messages"], tokenize=True))``, computed in batches.
+    """
+    if not (isinstance(dataset, list) and all(isinstance(r, dict) and "messages" in r for r in dataset)):
+        from ftlab.data.loader import chat_dataset  # other shapes and formats: checked and converted first
+
+        dataset = chat_dataset(dataset)
+    lengths = token_lengths(dataset, tokenizer, progress=progress)
+    cut = [min(n, max_length) for n in lengths]  # the trainer truncates before it pads
+    truncated = [i for i, n in enumerate(lengths, start=1) if n > max_length]
+    return LengthReport(lengths=lengths, max_length=max_length, batch_size=batch_size,
+                        truncated_share=len(truncated) / len(lengths) if lengths else 0.0,
+                        padding_waste=_padding_waste(cut, batch_size),
+                        padding_waste_sorted=_padding_waste(sorted(cut), batch_size),
+                        truncated_rows=truncated)
