@@ -21,20 +21,20 @@ DEFAULT_METRICS = ("exact_match", "f1", "rouge", "bleu")
 
 
 def _chat_rows(data) -> list[list[dict]]:
+    if isinstance(data, dict) and "messages" in data:  # a Dataset slice such as eval[:4] is a dict of columns
+        return list(data["messages"])
     rows = list(data)
     if rows and "messages" not in rows[0]:
         raise ValueError("evaluation needs chat rows ({'messages': [...]}); convert with ftlab.data.load first")
     return [row["messages"] for row in rows]
 
 
-def _masked_batch(tokenizer, chats: list[list[dict]], max_length: int | None):
+def _masked_batch(tokenizer, template, chats: list[list[dict]], max_length: int | None):
     """input_ids, attention mask and labels (-100 outside the answers), right-padded."""
     import torch
 
-    encoded = [tokenizer.apply_chat_template(chat, return_assistant_tokens_mask=True, return_dict=True)
-               for chat in chats]
-    ids = [e["input_ids"][:max_length] for e in encoded]
-    masks = [e["assistant_masks"][:max_length] for e in encoded]
+    encoded = [template.encode(chat, max_length) for chat in chats]
+    ids, masks = [e[0] for e in encoded], [e[1] for e in encoded]
     width = max(len(i) for i in ids)
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([i + [pad] * (width - len(i)) for i in ids])
@@ -44,11 +44,15 @@ def _masked_batch(tokenizer, chats: list[list[dict]], max_length: int | None):
     return input_ids, attention, labels
 
 
-def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024) -> tuple[float, int]:
+def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024,
+             template=None) -> tuple[float, int]:
     """(mean negative log-likelihood per answer token, number of answer tokens)."""
     import torch
     from tqdm.auto import tqdm
 
+    from ftlab.templates import Template
+
+    template = template or Template.chat(tokenizer)
     chats = _chat_rows(data)
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -58,7 +62,7 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
     try:
         for start in tqdm(starts, desc="perplexity", disable=len(starts) <= 2):
             input_ids, attention, labels = (t.to(device) for t in _masked_batch(
-                tokenizer, chats[start:start + batch_size], max_length))
+                tokenizer, template, chats[start:start + batch_size], max_length))
             with torch.no_grad():
                 logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
             # position t predicts token t+1
@@ -75,9 +79,9 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
     return total / count, count
 
 
-def perplexity(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024) -> float:
+def perplexity(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024, template=None) -> float:
     """exp(mean NLL over the answer tokens of ``data``): 1 is perfect, the vocabulary size is guessing."""
-    return math.exp(mean_nll(model, tokenizer, data, batch_size, max_length)[0])
+    return math.exp(mean_nll(model, tokenizer, data, batch_size, max_length, template)[0])
 
 
 @dataclass
@@ -117,17 +121,19 @@ def score(predictions: list[str], references: list[str], names=DEFAULT_METRICS, 
 
 
 def evaluate(model, tokenizer, data, metrics=DEFAULT_METRICS, output_dir: str | None = None,
-             max_new_tokens: int = 64, lang: str | None = None, with_perplexity: bool = True) -> Evaluation:
-    """Generate (greedy, training template) and score every row of ``data``; save next to the adapter."""
+             max_new_tokens: int = 64, lang: str | None = None, with_perplexity: bool = True,
+             template=None) -> Evaluation:
+    """Generate (greedy, with the training template) and score every row of ``data``; save next to the adapter."""
     from ftlab.generate import generate
 
     chats = _chat_rows(data)
-    generations = generate(model, tokenizer, [chat[:-1] for chat in chats], "eval", max_new_tokens)
+    generations = generate(model, tokenizer, [chat[:-1] for chat in chats], "eval", max_new_tokens,
+                           template=template)
     references = [chat[-1]["content"] for chat in chats]
     predictions = [g.text for g in generations]
     scores = score(predictions, references, metrics, lang)
     if with_perplexity:
-        scores["perplexity"] = perplexity(model, tokenizer, data)
+        scores["perplexity"] = perplexity(model, tokenizer, data, template=template)
     scores["did_not_stop"] = sum(not g.stopped for g in generations) / len(generations)
     scores["repetitive"] = sum(g.repetitive for g in generations) / len(generations)
     rows = [{"prompt": g.prompt, "reference": r, "prediction": g.text, "stopped": g.stopped,

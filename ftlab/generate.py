@@ -50,15 +50,19 @@ def _as_messages(prompt) -> list[dict]:
 
 
 def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_tokens: int = 64,
-             batch_size: int = 16, progress: bool | None = None, **options) -> list[Generation]:
+             batch_size: int = 16, progress: bool | None = None, template=None, **options) -> list[Generation]:
     """Answers to ``prompts`` (strings, or lists of chat turns), in order, with stop and repetition flags.
 
+    ``template`` must be the one the model was trained with (default: the chat template).
     ``options`` override the preset's generation settings (``temperature``, ``repetition_penalty``,
     ``no_repeat_ngram_size``, ...).
     """
     import torch
     from tqdm.auto import tqdm
 
+    from ftlab.templates import Template
+
+    template = template or Template.chat(tokenizer)
     if preset not in PRESETS:
         raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(PRESETS)}")
     settings = {**PRESETS[preset], **options, "max_new_tokens": max_new_tokens,
@@ -73,7 +77,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     try:
         for start in tqdm(starts, desc="generating", disable=not show):
             chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
-            texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
+            texts = [template.prompt(chat) for chat in chats]
             # the template already wrote the BOS token: adding special tokens again would double it
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(device)
             with torch.no_grad():
@@ -90,7 +94,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
 
 
 def answers(model, tokenizer, prompts: list, preset: str = "eval", max_new_tokens: int = 64, **options) -> list[str]:
-    """Just the answer texts of ``generate``."""
+    """Just the answer texts of ``generate`` (same options, ``template=`` included)."""
     return [g.text for g in generate(model, tokenizer, prompts, preset, max_new_tokens, **options)]
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.config import RoundConfig
+from ftlab.templates import Template
 
 
 @dataclass
@@ -86,19 +87,23 @@ class RoundResult:
 
 
 def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_dir: str | None = None,
-                callbacks: list | None = None, resume_from_checkpoint: str | bool | None = None) -> RoundResult:
+                template: Template | None = None, callbacks: list | None = None,
+                resume_from_checkpoint: str | bool | None = None) -> RoundResult:
     """Fine-tune ``model`` with LoRA on ``train`` for one round, evaluating on ``eval``.
 
+    ``train`` and ``eval`` may be anything ``ftlab.data.load`` reads; ``template`` (default: the chat
+    template, ``ftlab.Template.chat(tokenizer)``) decides what the model sees and where the loss falls.
     ``resume_from_checkpoint`` (a checkpoint folder, or True for the latest in ``output_dir``) continues
     an interrupted round; checkpoints are written every ``config.save_steps`` steps.
     """
     from trl import SFTTrainer
 
-    train_set, eval_set, precision = prepare_round(config, model, train, eval)
+    template = template or Template.chat(tokenizer)
+    train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
     model = add_lora(model, config)
     trainer = SFTTrainer(model=model, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                             "messages" in train_set.column_names, on_gpu()),
+                                                             template.style == "chat", on_gpu()),
                          train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                          callbacks=callbacks)
     keep_trainables_fp32(trainer.model)
@@ -115,9 +120,9 @@ def on_gpu() -> bool:
     return torch.cuda.is_available()
 
 
-def prepare_round(config: RoundConfig, model, train, eval):
-    """Check knobs, model and data before anything is loaded or trained; choose the precision."""
-    from ftlab.data import to_dataset
+def prepare_round(config: RoundConfig, model, template: Template, train, eval):
+    """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
+    from ftlab.data import load
     from ftlab.env import _gpu, choose_precision, quiet_known_noise
 
     quiet_known_noise()
@@ -129,7 +134,12 @@ def prepare_round(config: RoundConfig, model, train, eval):
     if config.quantization and not quantized:
         print(f"Note: the config says quantization={config.quantization!r} but the model was loaded without it; "
               f"load it with ftlab.load_model(quantization={config.quantization!r}) for QLoRA.")
-    return to_dataset(train, "train"), to_dataset(eval, "eval"), precision
+    if config.loss_on == "everything":
+        print("Note: loss_on='everything': the prompts carry loss too, so the model also learns to write prompts.")
+    train_set = load(train, file="train", quiet=True)
+    eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
+    template.check_loss(train_set, config.max_length, "train")
+    return template.format(train_set), template.format(eval_set) if eval_set else None, precision
 
 
 def add_lora(model, config: RoundConfig):

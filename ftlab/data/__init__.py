@@ -15,7 +15,6 @@ from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import detect_format
 from ftlab.data.lengths import LengthReport, length_report, token_lengths
 from ftlab.data.loader import HubUnavailableError, load, load_alpaca, validate
-from ftlab.data.rows import check_rows, to_dataset
 from ftlab.data.splits import Leak, balance, fingerprint, leakage, split
 from ftlab.data.starter_set import general
 from ftlab.data.synthetic import TASKS, instructions, split_train_eval
@@ -31,7 +30,6 @@ __all__ = [
     "TASKS",
     "arithmetic",
     "balance",
-    "check_rows",
     "dedup",
     "detect_format",
     "fingerprint",
@@ -43,7 +41,6 @@ __all__ = [
     "load_alpaca",
     "split",
     "split_train_eval",
-    "to_dataset",
     "token_lengths",
     "validate",
 ]
