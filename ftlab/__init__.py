@@ -26,6 +26,7 @@ _PUBLIC = {
     "train_round": "ftlab.train",
     "RoundResult": "ftlab.train",
     "chat": "ftlab.generate",
+    "Template": "ftlab.templates",
     "Lab": "ftlab.lab",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
