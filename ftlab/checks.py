@@ -125,3 +125,52 @@ def check_cjk_rouge_tokenizer(tokenizer) -> bool:
         _fail("ROUGE-1 with your tokenizer", (same, partial), "1.0 for identical text and between 0 and 1 for "
               "text that shares some characters")
     return _passed(f"ROUGE-1 on Chinese: identical {same:.2f}, near {partial:.2f} (the default tokenizer gives 0.0)")
+
+
+def check_rows_fixed(fixed_rows, original_rows) -> bool:
+    """Every row of ``fixed_rows`` passes validation, and no row was lost on the way."""
+    from ftlab.data import validate
+
+    if not isinstance(fixed_rows, list):
+        _fail("fixed_rows", fixed_rows, "a list of row dicts: the original rows with the broken ones repaired")
+    if len(fixed_rows) != len(original_rows):
+        _fail("len(fixed_rows)", len(fixed_rows), f"{len(original_rows)}: repair the broken rows, don't drop them",
+              "dropping is what strict=False does; here each row is someone's work")
+    findings = validate(fixed_rows, file="fixed_rows")
+    if findings:
+        _fail("ftlab.data.validate(fixed_rows)", [str(f) for f in findings[:3]], "an empty list")
+    return _passed(f"all {len(fixed_rows)} rows are valid and none was lost")
+
+
+def check_dedup_balance(balanced, rows, per_category: int, by: str = "category") -> bool:
+    """``balanced``: ``rows`` without exact duplicates, at most ``per_category`` rows of each category."""
+    from collections import Counter
+
+    from ftlab.data import dedup
+
+    if balanced is None or not hasattr(balanced, "__len__"):
+        _fail("balanced", balanced, "a Dataset (or list) of rows from ftlab.data.balance")
+    unique, _ = dedup(rows, progress=False)
+    texts = [str(row["messages"]) for row in balanced]
+    if len(set(texts)) != len(texts):
+        _fail("balanced", f"{len(texts) - len(set(texts))} duplicate rows", "no duplicates", "dedup before you balance")
+    available = Counter(row[by] for row in unique)
+    got = Counter(row[by] for row in balanced)
+    for category, count in available.items():
+        want = min(count, per_category)
+        if got.get(category, 0) != want:
+            _fail(f"the number of {category!r} rows", got.get(category, 0), f"it should be {want} ({count} unique "
+                  f"rows exist, cap {per_category})", "ftlab.data.balance(unique_rows, by='category', per_category=...)")
+    return _passed(f"{len(texts)} unique rows, at most {per_category} per category")
+
+
+def check_prompt_matches(template, row, prompt, text) -> bool:
+    """``prompt`` and ``text``: the inference prompt and training text of ``row``; one a prefix of the other."""
+    messages = row["messages"]
+    if text != template.training_text(messages):
+        _fail("text", text, "template.training_text(row['messages']): the exact text the model trains on")
+    if prompt != template.prompt(messages):
+        _fail("prompt", prompt, "template.prompt(row['messages']): what the model is given at inference")
+    if not text.startswith(prompt):
+        _fail("prompt", prompt, "a prefix of the training text")
+    return _passed(f"the prompt is the training text up to the answer; the model learns {text[len(prompt):]!r}")

@@ -47,3 +47,37 @@ def test_cjk_tokenizer_check_rejects_the_default_behaviour():
 
     with pytest.raises(CheckFailed, match="one token per character"):
         checks.check_cjk_rouge_tokenizer(Words())
+
+
+def test_rows_fixed_check_refuses_dropped_rows_and_remaining_problems():
+    good = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    bad = {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}
+    with pytest.raises(CheckFailed, match="don't drop them"):
+        checks.check_rows_fixed([good], [good, bad])
+    with pytest.raises(CheckFailed, match="unknown role 'bot'"):
+        checks.check_rows_fixed([good, bad], [good, bad])
+    assert checks.check_rows_fixed([good, good], [good, bad])
+
+
+def test_dedup_balance_check_counts_each_category():
+    import ftlab
+
+    raw = ftlab.data.arithmetic(300, seed=1, duplicates=0.3)
+    with pytest.raises(CheckFailed, match="duplicate rows"):
+        checks.check_dedup_balance(raw, raw, per_category=1000)
+    unique, _ = ftlab.data.dedup(raw, progress=False)
+    with pytest.raises(CheckFailed, match=r"the number of '\w+' rows is \d+, but it should be 10"):
+        checks.check_dedup_balance(unique, raw, per_category=10)
+    balanced, _ = ftlab.data.balance(unique, per_category=10, seed=0)
+    assert checks.check_dedup_balance(balanced, raw, per_category=10)
+
+
+def test_prompt_check_wants_the_templates_own_prompt(tiny):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
+    text = template.training_text(row["messages"])
+    with pytest.raises(CheckFailed, match="what the model is given at inference"):
+        checks.check_prompt_matches(template, row, "<|user|>\nDouble 4.\n<|assistant|>", text)
+    assert checks.check_prompt_matches(template, row, template.prompt(row["messages"]), text)
