@@ -1,4 +1,5 @@
-"""The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round), ``exercises``.
+"""The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round), ``exercises``,
+``runs`` (the lab book's table).
 
 It answers ``--help`` and ``doctor`` in about a second: nothing here imports torch or transformers
 unless the chosen command needs them (versions come from package metadata, the GPU from nvidia-smi).
@@ -64,6 +65,25 @@ def _tested_versions() -> dict[str, str]:
     return {p.split("==")[0].lower().replace("_", "-"): p.split("==")[1] for p in pins}
 
 
+def show_runs(args) -> int:
+    """``ftlab runs [PATH]``: the table from JSON records and pandas; torch is never imported."""
+    from ftlab.lab import Lab
+
+    lab = Lab(args.path) if args.path else Lab.default()
+    if not lab.rounds():
+        print(f"No rounds in {lab.path} yet: train one with lab.train(config, model, tokenizer, train, eval).")
+        return 0
+    baseline = int(args.baseline) if args.baseline and args.baseline.isdigit() else args.baseline
+    table = lab.table(baseline, all_knobs=args.all_knobs)
+    if args.csv:
+        table.to_csv(args.csv)
+    if args.markdown:
+        lab.to_markdown(args.markdown, baseline)
+    print(f"{lab.path}: {len(table)} round(s); **bold** = differs from baseline round {table.attrs['baseline']}\n")
+    print(lab.to_markdown(baseline=baseline))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ftlab", description="A fine-tuning lab for learners: LoRA and QLoRA "
                                      "of TinyLlama on free GPUs, and of a tiny model on any CPU.")
@@ -74,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 120 on CPU, 60 on GPU)")
     exercises = commands.add_parser("exercises", help="build the learners' exercise notebooks from the solutions")
     exercises.add_argument("action", choices=["build", "check"], help="build: write them; check: fail on drift")
+    runs = commands.add_parser("runs", help="the lab book's table of rounds (status, knobs, metrics)")
+    runs.add_argument("path", nargs="?", default=None, help="the lab folder (default: this platform's, ./lab locally)")
+    runs.add_argument("--baseline", default=None, help="round id (or name) that the changed knobs are marked against")
+    runs.add_argument("--all-knobs", action="store_true", help="every knob as a column, not only the main ones")
+    runs.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    runs.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -84,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(output_dir=args.output_dir, max_steps=args.steps)
         return 0
+    if args.command == "runs":
+        return show_runs(args)
     if args.command == "exercises":
         from ftlab import exercises as ex
 

@@ -1,0 +1,140 @@
+"""Why a round failed, in a mentor's words: the class of failure and what to change.
+
+Seed 000's log reads "unknown, logs lost" three times. Here every failure gets a class and advice
+that names the knobs of *this* round:
+
+- ``out of memory``: halve the batch and double accumulation (same effective batch), shorten
+  ``max_length``, turn on gradient checkpointing, load the base in 4 bit.
+- ``data format``: the row and field of each problem (``ftlab.data.DataFormatError``).
+- ``divergence``: NaN / inf / exploding loss; a learning rate ten times lower.
+- ``interrupted``: Ctrl-C, a kernel restart, a disconnect, a killed process; how to resume.
+- ``configuration``: a knob that cannot work (``ftlab.ConfigError``).
+- ``unknown``: anything else; the full traceback is kept in ``traceback.txt``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass, field
+
+OOM = "out of memory"
+DATA = "data format"
+DIVERGENCE = "divergence"
+INTERRUPTED = "interrupted"
+CONFIGURATION = "configuration"
+UNKNOWN = "unknown"
+OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory", "cublas_status_alloc_failed",
+             "not enough memory")
+
+
+@dataclass
+class Failure:
+    """What went wrong in a round: ``kind`` (one of the classes above), the error, and advice."""
+
+    kind: str
+    message: str
+    advice: str
+    findings: list[dict] = field(default_factory=list)  # data format: one per bad row and field
+    traceback: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}\n{self.advice}"
+
+
+def classify(error: BaseException, config=None, resume_hint: str = "") -> Failure:
+    """The failure class of ``error`` with advice for ``config`` (a RoundConfig, or None)."""
+    from ftlab.config import ConfigError
+    from ftlab.data.errors import DataFormatError
+
+    message = f"{type(error).__name__}: {error}".strip()
+    trace = "".join(traceback.format_exception(error))
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return interrupted("stopped by hand (KeyboardInterrupt) or the kernel", resume_hint)
+    if is_out_of_memory(error):
+        return Failure(OOM, _first_line(message), oom_advice(config, error), traceback=trace)
+    if isinstance(error, DataFormatError):
+        findings = [{"row": f.row, "field": f.field, "message": f.message, "file": f.file} for f in error.findings]
+        return Failure(DATA, _first_line(message), data_advice(findings), findings, trace)
+    if isinstance(error, ConfigError):
+        return Failure(CONFIGURATION, str(error), "Change the knob named above; RoundConfig's help for it "
+                       "(print the config) says what values work.", traceback=trace)
+    last = trace.strip().splitlines()[-1] if trace.strip() else message
+    return Failure(UNKNOWN, _first_line(message),
+                   f"ftlab does not recognise this error. The full traceback is in traceback.txt; its last line "
+                   f"is:\n  {last}\nSearch that line in the issues of transformers, TRL and PEFT, or show a mentor "
+                   "traceback.txt and round.json.", traceback=trace)
+
+
+def interrupted(why: str, resume_hint: str = "") -> Failure:
+    return Failure(INTERRUPTED, why, resume_hint or "Run the round again; nothing was checkpointed to resume from.")
+
+
+def divergence(reason: str, config=None) -> Failure:
+    lr = getattr(config, "learning_rate", None)
+    advice = [f"Lower the learning rate ten times or more: {lr / 10:g} instead of {lr:g}." if lr else
+              "Lower the learning rate ten times or more."]
+    if config is not None and not config.warmup:
+        advice.append("Add a warm-up (warmup=0.03 or a few dozen steps) so the first steps are small.")
+    if config is not None and config.max_grad_norm > 1:
+        advice.append(f"Clip gradients: max_grad_norm 1.0 (QLoRA used 0.3) instead of {config.max_grad_norm:g}.")
+    advice.append("Seed 004's lr 1.5e-3 collapsed training to 0.0 accuracy; LoRA on TinyLlama likes ~1e-4..5e-4.")
+    return Failure(DIVERGENCE, reason, "\n".join(advice))
+
+
+# ------------------------------------------------------------------------------------------ memory
+def is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and any(w in str(error).lower() for w in OOM_WORDS)
+
+
+def oom_advice(config=None, error: BaseException | None = None) -> str:
+    """What to change, biggest saving first, with this round's numbers."""
+    on_cpu = isinstance(error, MemoryError) or "DefaultCPUAllocator" in str(error)
+    lines = ["The round needed more memory than the " + ("machine's RAM has (Colab: ~12.7 GB)." if on_cpu else
+                                                         "GPU has (a T4: ~14.7 GiB usable).")]
+    if config is not None:
+        b, g = config.batch_size, config.gradient_accumulation_steps
+        if b > 1:
+            lines.append(f"- batch_size {b} -> {b // 2} with gradient_accumulation_steps {g} -> {g * 2}: the same "
+                         f"effective batch of {b * g}, half the activations.")
+        if config.max_length >= 128:
+            lines.append(f"- max_length {config.max_length} -> {config.max_length // 2} (ftlab.data.length_report "
+                         "shows how many rows that would cut).")
+        if not config.gradient_checkpointing:
+            lines.append("- gradient_checkpointing=True: recompute activations, far less memory, ~30% slower.")
+        if config.quantization is None:
+            lines.append("- QLoRA: quantization='4bit' and load the base with ftlab.load_model(quantization='4bit').")
+    else:
+        lines.append("- Smaller batch_size with more gradient_accumulation_steps, shorter max_length, "
+                     "gradient_checkpointing=True, or a 4-bit base.")
+    lines += _fit_planner_hint()
+    lines.append("Memory freed by the failed round is returned to the GPU; the next round can run without a restart.")
+    return "\n".join(lines)
+
+
+def _fit_planner_hint() -> list[str]:
+    # The fit planner is another module's job; point to it once the package exports one.
+    import ftlab
+
+    names = [n for n in ("plan_fit", "fit_plan", "plan") if n in getattr(ftlab, "_PUBLIC", {})]
+    return [f"- ftlab.{names[0]}(...) estimates what fits before you start."] if names else []
+
+
+# ------------------------------------------------------------------------------------------ data
+def data_advice(findings: list[dict], shown: int = 5) -> str:
+    lines = ["Fix these rows, then train again:"]
+    for f in findings[:shown]:
+        where = ", ".join(x for x in (f.get("file"), f"row {f['row']}" if f.get("row") is not None else None,
+                                      f"field {f['field']!r}" if f.get("field") else None) if x)
+        lines.append(f"- {where or 'the data'}: {f['message']}")
+    if len(findings) > shown:
+        lines.append(f"- ... and {len(findings) - shown} more (round.json lists them all)")
+    return "\n".join(lines)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text

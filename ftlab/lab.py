@@ -1,0 +1,341 @@
+"""The lab book: every round recorded in a folder that survives a disconnect, read back as a table.
+
+Each seed kept a hand-made table of rounds (knobs, ✅ ❌ ❎, metric, reason for failure) and still lost
+logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that table itself:
+
+    lab = ftlab.Lab.default()           # Drive on Colab, /kaggle/working on Kaggle, ./lab locally
+    run = lab.train(config, model, tokenizer, train, eval, name="lr 2e-4")
+    lab.table()                         # a row per round; knobs that differ from the baseline marked
+    lab.compare([1, 2])                 # overlaid loss curves; warns when rounds are not comparable
+    lab.rerun(1, seed=7)                # a repeat, to tell a real gain from luck
+    lab.resume(3)                       # an interrupted round, from its last checkpoint
+
+Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it (``records``),
+live logs and guards (``callbacks``), and the mentor's reading of failures (``failures``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+from pathlib import Path
+
+from ftlab.failures import classify, divergence
+from ftlab.labbook import (
+    MARKS,
+    Comparison,
+    NotComparableWarning,
+    Round,
+    compare_rounds,
+    highlighted,
+    markdown,
+    rounds_table,
+)
+from ftlab.records import (
+    LOG,
+    Scrubber,
+    as_rows,
+    atomic_write_text,
+    base_model_name,
+    checkpoints,
+    fingerprint,
+    hardware,
+    is_ftlab_template,
+    load_base,
+    new_round_folder,
+    now,
+    read_jsonl,
+    round_folders,
+    template_text,
+    this_process,
+    versions,
+    write_rows,
+)
+from ftlab.templates import Template
+
+CHECKPOINT_MINUTES = 10
+
+__all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
+
+
+class Lab:
+    """A lab book in the folder ``path``: one sub-folder per round, ``round-001``, ``round-002``, ..."""
+
+    def __init__(self, path="lab", keep_data: bool = True):
+        self.path = Path(path).expanduser()
+        self.keep_data = keep_data  # a copy of each round's data lets rerun/resume work after a restart
+
+    @classmethod
+    def default(cls, name: str = "ftlab-lab") -> Lab:
+        """Where the lab survives this platform's disconnects: Google Drive, /kaggle/working or ./lab."""
+        from ftlab.env import detect_platform
+
+        platform = detect_platform()
+        if platform == "colab":
+            drive = Path("/content/drive/MyDrive")
+            if drive.is_dir():
+                return cls(drive / name)
+            print("Google Drive is not mounted, so the lab goes to /content, which a disconnect erases. To keep it:\n"
+                  "  from google.colab import drive; drive.mount('/content/drive')\n"
+                  "then run ftlab.Lab.default() again.")
+            return cls(Path("/content") / name)
+        if platform == "kaggle":  # kept as the notebook's output when you "Save Version"
+            return cls(Path("/kaggle/working") / name)
+        return cls("lab")
+
+    def __repr__(self) -> str:
+        return f"Lab({str(self.path)!r}): {len(self.rounds())} round(s)"
+
+    # ------------------------------------------------------------------------------------ reading
+    def rounds(self) -> list[Round]:
+        return [Round(folder) for folder in round_folders(self.path)]
+
+    def round(self, id) -> Round:
+        """Round ``id`` (its number, or its name)."""
+        id = int(id) if isinstance(id, str) and id.isdigit() else id
+        for round_ in self.rounds():
+            if id in (round_.id, round_.name):
+                return round_
+        raise KeyError(f"no round {id!r} in {self.path} (it has {[r.id for r in self.rounds()]})")
+
+    __getitem__ = round
+
+    def table(self, baseline=None, all_knobs: bool = False, styled: bool = False):
+        """A DataFrame like the seeds' tables: a row per round, knobs, status, metrics, wall time.
+
+        ``baseline`` (a round id; the first round by default): the "changed" column names what differs
+        from it, and ``styled=True`` returns a Styler with those cells highlighted for a notebook.
+        Repeats (``rerun``) show their spread. Knob columns: the main ones plus any that vary.
+        """
+        table = rounds_table(self.rounds(), baseline, all_knobs)
+        return highlighted(table) if styled else table
+
+    def to_markdown(self, path=None, baseline=None) -> str:
+        """The table in Markdown (cells that differ from the baseline in bold), written to ``path`` if given."""
+        text = markdown(self.table(baseline))
+        if path:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_csv(self, path, baseline=None) -> None:
+        self.table(baseline).to_csv(path)
+
+    def compare(self, ids=None, key: str = "loss", ax=None) -> Comparison:
+        """Overlay the loss curves and metrics of rounds ``ids``; warn where they are not comparable.
+
+        Not comparable: different eval data, template or base model, or more than one knob changed
+        (seed 000 could not tell whether lr or epochs made its gain).
+        """
+        rounds = [self.round(i) for i in ids] if ids else self.rounds()
+        if not rounds:
+            raise ValueError(f"no rounds in {self.path} to compare yet")
+        return compare_rounds(rounds, rounds_table(rounds, rounds[0].id), key, ax)
+
+    # ------------------------------------------------------------------------------------ training
+    def train(self, config, model, tokenizer, train, eval=None, name: str | None = None, base_model: str | None = None,
+              template=None, callbacks: list | None = None, samples: int = 4, score=None,
+              notes: str | None = None) -> Round:
+        """Train one round with ``ftlab.train_round`` and record everything about it in its own folder.
+
+        ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...); ``samples``
+        eval prompts are answered and kept. A failure does not raise (a sweep goes on): the round comes
+        back with status failed and advice. Ctrl-C is recorded as interrupted, then raised.
+        """
+        config = with_checkpoints(config, train)
+        round_ = self._open(config, model, tokenizer, train, eval, name, base_model, notes, template)
+        return self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score)
+
+    def rerun(self, id, seed: int | None = None, name: str | None = None, model=None, tokenizer=None,
+              train=None, eval=None, **options) -> Round:
+        """Repeat round ``id`` with another seed (the next unused one unless given); ``table()`` shows the spread.
+
+        Seed 000 cloned a round to rule out luck. Model and data are reloaded from the record unless given.
+        """
+        original = self.round(id)
+        group = original.record.get("repeat_of") or original.id
+        seeds = [r.record["seed"] for r in self.rounds() if group in (r.id, r.record.get("repeat_of"))]
+        config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
+        model, tokenizer, train, eval, template = self._materials(original, model, tokenizer, train, eval)
+        round_ = self._open(config, model, tokenizer, train, eval, name or original.name,
+                            original.record.get("base_model"), original.record.get("notes"), template, group)
+        return self._run(round_, config, model, tokenizer, train, eval, template, **options)
+
+    def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:
+        """Continue round ``id`` from its last complete checkpoint (the trainer restores optimiser, scheduler,
+        RNG and data position: on the CPU tiny model the final loss matches an uninterrupted round)."""
+        round_ = self.round(id)
+        if round_.status in ("succeeded", "running"):
+            print(f"Round {round_.id} is {round_.status}: nothing to resume.")
+            return round_
+        found = checkpoints(round_.path)
+        model, tokenizer, train, eval, template = self._materials(round_, model, tokenizer, train, eval)
+        print(f"Resuming round {round_.id} from {found[0].name}." if found else
+              f"Round {round_.id} has no checkpoint: training it again from the start.")
+        return self._run(round_, round_.config, model, tokenizer, train, eval, template,
+                         resume_from=str(found[0]) if found else None, **options)
+
+    # ------------------------------------------------------------------------------------ the steps
+    def _open(self, config, model, tokenizer, train, eval, name, base_model, notes, template=None,
+              repeat_of=None) -> Round:
+        """A new round folder with everything known before training: knobs, data, template, machine."""
+        number, folder = new_round_folder(self.path)
+        scrub, data = Scrubber(), {}
+        for split, rows in (("train", train), ("eval", eval)):
+            if rows is not None:
+                data[split] = self._keep(folder, split, rows, scrub)
+        style, text = template_text(tokenizer, template)
+        atomic_write_text(folder / "template.txt", scrub.text(text))
+        path = str(getattr(model, "name_or_path", "") or "")
+        round_ = Round(folder, {
+            "id": number, "name": name, "status": "running", "started_at": now(),
+            "ended_at": None, "config": config.to_dict(), "seed": config.seed,
+            "base_model": base_model or base_model_name(path), "base_model_path": path, "data": data,
+            "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
+                         "ftlab": is_ftlab_template(style, text), "file": "template.txt"},
+            "versions": versions(), "hardware": hardware(), "process": this_process(), "heartbeat": now(),
+            "attempts": [], "repeat_of": repeat_of, "notes": notes, "last_checkpoint": None,
+            "metrics": None, "failure": None})
+        round_.update()
+        return round_
+
+    def _keep(self, folder, split, rows, scrub) -> dict:
+        """Fingerprint (and a copy) of one split; unreadable data is noted and left to train_round to report."""
+        try:
+            rows = as_rows(rows)
+        except Exception as error:  # the round's failure is recorded when train_round meets the same data
+            return {"source": str(rows)[:300], "unreadable": f"{type(error).__name__}: {error}"[:300]}
+        info = {"fingerprint": fingerprint(rows), "rows": len(rows)}
+        if self.keep_data:
+            (folder / "data").mkdir(exist_ok=True)
+            write_rows(folder / "data" / f"{split}.jsonl", rows, scrub)
+            info["file"] = f"data/{split}.jsonl"
+        return info
+
+    def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
+             score=None, resume_from=None) -> Round:
+        """Train under the recorders; turn the outcome (or the exception) into the round's status."""
+        import transformers
+
+        from ftlab.callbacks import (
+            CheckpointClock,
+            DivergenceGuard,
+            Heartbeat,
+            JsonlLog,
+            capture_output,
+            tracker_env,
+        )
+        from ftlab.train import train_round
+
+        attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
+                                                 if resume_from else None}]
+        round_.update(status="running", process=this_process(), heartbeat=now(), ended_at=None, failure=None,
+                      attempts=attempts, hardware=hardware())
+        guard = DivergenceGuard()
+        live = [JsonlLog(round_.path / LOG, len(attempts)), Heartbeat(round_),
+                CheckpointClock(round_, CHECKPOINT_MINUTES), guard]
+        with capture_output(round_.path, Scrubber()):
+            print(f"Lab round {round_.id}{f' ({round_.name})' if round_.name else ''} -> {round_.path}")
+            try:
+                with tracker_env(config.report_to):
+                    transformers.set_seed(config.seed)  # LoRA's initialisation too: same seed, same round
+                    chosen = {"template": template} if template is not None else {}
+                    result = train_round(config, model, tokenizer, train, eval, output_dir=str(round_.path),
+                                         callbacks=[*live, *(callbacks or [])], resume_from_checkpoint=resume_from,
+                                         **chosen)
+                round_.result = result
+                rows = eval if eval is not None else train
+                _finish(round_, config, result, guard, tokenizer, template, rows, samples, score)
+            except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
+                round_.fail(classify(error, config, round_.resume_hint()))
+                if not isinstance(error, Exception):
+                    print(round_.verdict())
+                    raise
+            print(round_.verdict())
+        if round_.status != "succeeded":
+            free_memory()
+        return round_
+
+    def _materials(self, round_, model, tokenizer, train, eval):
+        """Model, tokenizer, data and template of a recorded round: the ones given, else reloaded from the record."""
+        if model is None:
+            model, tokenizer = load_base(round_.record, round_.config)
+        elif tokenizer is None:
+            raise ValueError("pass the tokenizer with the model")
+        recorded = round_.record.get("data", {})
+        given = {"train": train, "eval": eval}
+        for split, info in recorded.items():
+            if given[split] is None:
+                if not info.get("file"):
+                    raise ValueError(f"round {round_.id} did not keep its {split} data: pass {split}= ")
+                given[split] = read_jsonl(round_.path / info["file"])
+            elif info.get("fingerprint") and fingerprint(as_rows(given[split])) != info["fingerprint"]:
+                raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
+                                 "train a new round for new data")
+        style = round_.record.get("template", {}).get("style", "chat")
+        template = None if style == "chat" else Template(tokenizer, style)
+        return model, tokenizer, given["train"], given["eval"], template
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def with_checkpoints(config, train):
+    """The config with a checkpoint schedule that suits Colab, if it has none.
+
+    A free Colab or Kaggle session can end at any minute. Without ``save_steps`` the lab saves every
+    tenth of the round, at least every 10 and at most every 200 steps (~10 minutes of TinyLlama on a
+    T4), and ``CheckpointClock`` adds one every 10 minutes of wall time when steps are slow. The
+    trainer keeps the two newest, so the space used stays small.
+    """
+    if config.save_steps or train is None:
+        return config
+    if config.max_steps > 0:
+        steps = config.max_steps
+    elif hasattr(train, "__len__"):
+        batches = math.ceil(len(train) / config.batch_size)
+        steps = math.ceil(math.ceil(batches / config.gradient_accumulation_steps) * config.num_train_epochs)
+    else:  # a stream of unknown length
+        steps = 1000
+    every = max(10, min(200, steps // 10))
+    print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
+          "continue after a disconnect.")
+    return dataclasses.replace(config, save_steps=every)
+
+
+def _finish(round_, config, result, guard, tokenizer, template, rows, samples, score):
+    metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss,
+               "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
+               "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
+               "total_params": result.total_params, "precision": result.precision,
+               "steps": max((h.get("step", 0) for h in result.log_history), default=0)}
+    finite = result.train_loss is not None and math.isfinite(result.train_loss)
+    if guard.reason or not finite:
+        reason = guard.reason or f"train loss is {result.train_loss}"
+        return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
+                             stopped_at_step=guard.step)
+    if samples and rows is not None:
+        round_.write_samples(sample_answers(result.model, tokenizer, as_rows(rows)[:samples], template))
+    if score is not None:
+        metrics["score"] = dict(score(result.model, tokenizer))
+    round_.finish("succeeded", metrics=metrics, adapter="adapter")
+
+
+def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
+    """The model's answers to a few rows' prompts, through the template it was trained with."""
+    from ftlab.data import load
+    from ftlab.generate import generate
+
+    chats = [row["messages"] for row in load(rows, strict=False, quiet=True).to_list()]
+    said = generate(model, tokenizer, [c[:-1] for c in chats], "eval", 64, template=template, progress=False)
+    return [{"prompt": g.prompt, "expected": c[-1]["content"], "answer": g.text, "stopped": g.stopped,
+             "repetitive": g.repetitive} for c, g in zip(chats, said, strict=True)]
+
+
+def free_memory() -> None:
+    """Give the GPU memory of a failed round back, so the next round runs without a restart."""
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
