@@ -65,6 +65,7 @@ class Lab:
     def __init__(self, path="lab", keep_data: bool = True):
         self.path = Path(path).expanduser()
         self.keep_data = keep_data  # a copy of each round's data lets rerun/resume work after a restart
+        self._holding = None  # the last round whose trained model is still in memory
 
     @classmethod
     def default(cls, name: str = "ftlab-lab") -> Lab:
@@ -227,6 +228,7 @@ class Lab:
         )
         from ftlab.train import train_round
 
+        self._let_go_of_last_model()
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
                                                  if resume_from else None}]
         round_.update(status="running", process=this_process(), heartbeat=now(), ended_at=None, failure=None,
@@ -254,7 +256,17 @@ class Lab:
             print(round_.verdict())
         if round_.status != "succeeded":
             free_memory()
+        self._holding = round_
         return round_
+
+    def _let_go_of_last_model(self) -> None:
+        """Before a new round, drop the previous round's model: five TinyLlamas would not fit on a T4.
+
+        Its adapter stays on disk (``round.path / 'adapter'``); only the newest round keeps ``.model``.
+        """
+        if self._holding is not None and self._holding.result is not None:
+            self._holding.result.model = None
+            free_memory()
 
     def _materials(self, round_, model, tokenizer, train, eval):
         """Model, tokenizer, data and template of a recorded round: the ones given, else reloaded from the record."""

@@ -329,3 +329,19 @@ def test_a_tracker_that_is_not_installed_fails_the_round_with_the_install_line(t
                                     *greet_data)
     assert run.status == "failed" and run.failure["kind"] == "configuration"
     assert "pip install tensorboard" in run.failure["message"]
+
+
+def test_only_the_newest_round_keeps_its_model_in_memory(tmp_path, tiny_path):
+    import gc
+    import weakref
+
+    lab = ftlab.Lab(tmp_path / "lab", keep_data=False)
+    train, evaluation = split_train_eval(instructions(200, "greet_politely", seed=2), eval_size=8, seed=2)
+    config = RoundConfig.preset("cpu-tiny", max_steps=4, eval_steps=2, save_steps=2)
+    first = lab.train(config, *ftlab.tiny_model(path=tiny_path), train, evaluation, samples=0)
+    watcher = weakref.ref(first.model)
+    assert first.model is not None
+    second = lab.train(config, *ftlab.tiny_model(path=tiny_path), train, evaluation, samples=0)
+    gc.collect()
+    assert first.model is None and watcher() is None and second.model is not None
+    assert (first.path / "adapter" / "adapter_config.json").exists()
