@@ -86,7 +86,8 @@ def hub_online(timeout: float = 1.5) -> bool:
         return False
 
 
-def _gpu() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
+def gpu_info() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
+    """(name, count, compute capability, memory in GiB) of GPU 0, or Nones without a GPU."""
     import torch
 
     if not torch.cuda.is_available():
@@ -115,7 +116,7 @@ def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
     from ftlab.models import DEFAULT_MODEL
 
     quiet_known_noise()
-    name, count, capability, memory = _gpu()
+    name, count, capability, memory = gpu_info()
     online = hub_online() if check_hub else False
     precision = choose_precision(capability)
     env = Environment(

@@ -86,7 +86,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     ``precision`` defaults to what the hardware supports (``ftlab.choose_precision``). On a GPU the
     whole model goes to ``cuda:0``: Kaggle's T4 x2 would otherwise split it and confuse the trainer.
     """
-    from ftlab.env import _gpu, choose_precision
+    from ftlab.env import choose_precision, gpu_info
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
@@ -96,7 +96,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    precision = precision or choose_precision(_gpu()[2])
+    precision = precision or choose_precision(gpu_info()[2])
     if device_map is None and torch.cuda.is_available():
         device_map = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(

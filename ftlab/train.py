@@ -123,12 +123,12 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
-    from ftlab.env import _gpu, choose_precision, quiet_known_noise
+    from ftlab.env import choose_precision, gpu_info, quiet_known_noise
 
     quiet_known_noise()
     config.validate()
     config.check_model(model)
-    name, _, capability, _ = _gpu()
+    name, _, capability, _ = gpu_info()
     precision = config.resolve_precision(choose_precision(capability), name)
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
     if config.quantization and not quantized:
