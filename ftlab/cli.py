@@ -13,15 +13,6 @@ import subprocess
 import sys
 from importlib import metadata
 
-STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "evaluate")
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
 
 def _gpus() -> list[tuple[str, str, str]]:
     """(name, compute capability, memory) per GPU, from nvidia-smi; empty without one."""
@@ -35,7 +26,7 @@ def _gpus() -> list[tuple[str, str, str]]:
 
 def doctor() -> int:
     from ftlab import __version__
-    from ftlab.env import choose_precision, detect_platform, hub_online
+    from ftlab.env import choose_precision, detect_platform, hub_online, library_versions
 
     print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
     gpus = _gpus()
@@ -48,8 +39,8 @@ def doctor() -> int:
         print(f"  {len(gpus)} GPUs: ftlab trains on one (cuda:0)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
     tested = _tested_versions()
-    for package in STACK:
-        have = _version(package)
+    for package, have in library_versions().items():
+        have = have or "not installed"
         want = tested.get(package.lower())
         note = "" if want in (None, have) else f"   (ftlab was tested with {want})"
         print(f"  {package:<13} {have}{note}")

@@ -17,6 +17,20 @@ import warnings
 from dataclasses import dataclass
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
+STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "evaluate")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the learning stack, from package metadata (nothing heavy is imported)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for package in STACK:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
 
 
 def choose_precision(capability: tuple[int, int] | None) -> str:

@@ -24,12 +24,10 @@ import re
 import socket
 import sys
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 RECORD = "round.json"
 LOG = "log.jsonl"
-STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes")
 STALE_AFTER_S = 15 * 60  # a round on another machine silent this long is taken as interrupted
 HEARTBEAT_EVERY_S = 30
 
@@ -159,14 +157,9 @@ def write_rows(path: Path, rows: list[dict], scrub: Scrubber) -> None:
 # ------------------------------------------------------------------------------------------ capture
 def versions() -> dict:
     from ftlab import __version__
+    from ftlab.env import library_versions
 
-    found = {"ftlab": __version__, "python": sys.version.split()[0]}
-    for package in STACK:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found
+    return {"ftlab": __version__, "python": sys.version.split()[0], **library_versions()}
 
 
 def hardware() -> dict:
@@ -180,9 +173,10 @@ def hardware() -> dict:
              "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None}
     torch = sys.modules.get("torch")  # asked only when training has loaded it already
     if torch is not None and torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        found["gpu"] = {"name": props.name, "count": torch.cuda.device_count(),
-                        "capability": f"{props.major}.{props.minor}", "memory_gib": round(props.total_memory / 2**30, 1)}
+        from ftlab.env import gpu_info
+
+        name, count, (major, minor), memory = gpu_info()
+        found["gpu"] = {"name": name, "count": count, "capability": f"{major}.{minor}", "memory_gib": round(memory, 1)}
     return found
 
 

@@ -116,7 +116,11 @@ def instructions(n: int, tasks: str | list[str] = "greet_politely", seed: int = 
 
 
 def split_train_eval(rows: list[dict], eval_size: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Shuffle and split, keeping every eval prompt out of train so eval measures generalisation."""
+    """Lists for the synthetic tasks' quick demos: one eval row per distinct prompt, none of them in train.
+
+    For a learner's own data use ``ftlab.data.split``: it keeps whole prompt groups together, returns
+    Datasets and records a fingerprint of each side.
+    """
     rng = random.Random(seed)
     rows = list(rows)
     rng.shuffle(rows)
