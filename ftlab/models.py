@@ -103,6 +103,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
         name, dtype=_torch_dtype(precision), device_map=device_map,
         quantization_config=quantization_config(quantization, precision))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(name), model)
+    _keep_4bit_trainable(model, quantization)
     return model, tokenizer
 
 
@@ -117,4 +118,13 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
         tiny.build(path, progress=progress)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
+    _keep_4bit_trainable(model, quantization)
     return model, tokenizer
+
+
+def _keep_4bit_trainable(model, quantization: str | None) -> None:
+    """A 4-bit model must stay trainable after an evaluation or a generation on a CPU (ftlab.quant)."""
+    if quantization == "4bit":
+        from ftlab.quant import keep_4bit_trainable
+
+        keep_4bit_trainable(model)

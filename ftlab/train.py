@@ -148,7 +148,9 @@ def add_lora(model, config: RoundConfig):
 
     if isinstance(model, PeftModel):
         print("The model already has LoRA adapters: training those (load a fresh model for a fresh round).")
+        keep_base_trainable(model)
     else:
+        keep_base_trainable(model)
         if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=config.gradient_checkpointing,
@@ -158,6 +160,15 @@ def add_lora(model, config: RoundConfig):
     print(f"Trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%}) "
           f"- LoRA r={config.lora_r} on {', '.join(config.target_modules)}")
     return model
+
+
+def keep_base_trainable(model) -> None:
+    """A 4-bit base repacked for CPU inference (after an eval or a generation) gives wrong LoRA gradients."""
+    from ftlab.quant import is_4bit, keep_4bit_trainable
+
+    if is_4bit(model) and keep_4bit_trainable(model):
+        print("Note: the 4-bit weights had been repacked for CPU inference by an earlier evaluation or "
+              "generation; ftlab restored the trainable layout (see ftlab.quant.keep_4bit_trainable).")
 
 
 def keep_trainables_fp32(model) -> int:
