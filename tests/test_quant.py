@@ -133,7 +133,7 @@ def test_a_repack_already_done_is_undone(four_bit_and_reference):
         assert (grad - want[name]).norm() < 0.03 * want[name].norm(), name
 
 
-@pytest.mark.filterwarnings("ignore:bitsandbytes::gemv_4bit:UserWarning")  # the defect's only visible sign
+@pytest.mark.filterwarnings("ignore:.*gemv_4bit. an autograd kernel was not registered.*:UserWarning")  # the defect's only visible sign
 @pytest.mark.skipif(not bnb.functional.has_avx512bf16(), reason="the defect needs a CPU with AVX512-BF16")
 def test_without_the_guard_bitsandbytes_breaks_the_gradients(four_bit_and_reference):
     peft4, peft_ref, ids = four_bit_and_reference
