@@ -31,7 +31,7 @@ _PUBLIC = {
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
-               "lab", "labbook", "records", "failures", "callbacks", "quant"}
+               "lab", "quant"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -15,11 +15,12 @@ import torch
 from transformers import TrainerCallback
 
 import ftlab
-from ftlab.callbacks import DivergenceGuard
 from ftlab.config import RoundConfig
 from ftlab.data import instructions, split_train_eval
 from ftlab.lab import NotComparableWarning
-from ftlab.records import process_alive, seconds_between
+from ftlab.lab.provenance import process_alive
+from ftlab.lab.storage import seconds_between
+from ftlab.lab.watchers import DivergenceGuard
 from ftlab.templates import CHAT_TEMPLATE
 
 SHORT = dict(max_steps=20, eval_steps=10, logging_steps=5)
@@ -257,7 +258,7 @@ def test_ctrl_c_is_recorded_as_interrupted_then_raised(tiny, greet_data, tmp_pat
 def test_a_round_on_another_machine_is_interrupted_once_its_heartbeat_is_stale():
     elsewhere = {"pid": 1, "host": "another-vm", "boot_time": 0, "started": 0}
     assert process_alive(elsewhere, "2000-01-01T00:00:00+00:00") is False
-    from ftlab.records import now
+    from ftlab.lab.storage import now
 
     assert process_alive(elsewhere, now()) is True
     assert seconds_between("2000-01-01T00:00:00+00:00", "2000-01-01T00:01:00+00:00") == 60
@@ -304,7 +305,7 @@ def test_default_lab_survives_the_platforms_disconnects(monkeypatch, capsys):
 def test_wandb_without_a_key_logs_offline_instead_of_prompting(monkeypatch, tmp_path, capsys):
     import importlib.util
 
-    from ftlab.callbacks import tracker_env
+    from ftlab.lab.capture import tracker_env
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else

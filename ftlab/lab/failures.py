@@ -117,11 +117,11 @@ def oom_advice(config=None, error: BaseException | None = None) -> str:
 
 
 def _fit_planner_hint() -> list[str]:
-    # The fit planner is another module's job; point to it once the package exports one.
-    import ftlab
+    # The fit planner is another module's job (ftlab.plan); point to it once it exists.
+    import importlib.util
 
-    names = [n for n in ("plan_fit", "fit_plan", "plan") if n in getattr(ftlab, "_PUBLIC", {})]
-    return [f"- ftlab.{names[0]}(...) estimates what fits before you start."] if names else []
+    return ["- ftlab.plan estimates what fits before you start: help(ftlab.plan)."] \
+        if importlib.util.find_spec("ftlab.plan") is not None else []
 
 
 # ------------------------------------------------------------------------------------------ data

@@ -10,9 +10,8 @@ Writes are atomic: a temp file in the same folder is fsynced, then ``os.replace`
 so a kill -9 or a Colab disconnect leaves either the old record or the new one, never half of each.
 Secrets are scrubbed from everything recorded: values of environment variables named like tokens,
 keys, secrets or passwords, the stored Hub token, and strings shaped like Hub or API tokens.
-It also says what a round is made of: its rows as a list, their fingerprints, the template's text,
-and the base model's name (to load it again for ``lab.resume`` and ``lab.rerun``).
-This module imports nothing heavy: ``ftlab runs`` reads a lab without torch.
+Only the standard library here: nothing in storage loads a model or reads data formats, so
+``ftlab runs`` reads a lab without torch.
 """
 
 from __future__ import annotations
@@ -21,15 +20,11 @@ import json
 import math
 import os
 import re
-import socket
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 RECORD = "round.json"
 LOG = "log.jsonl"
-STALE_AFTER_S = 15 * 60  # a round on another machine silent this long is taken as interrupted
-HEARTBEAT_EVERY_S = 30
 
 
 def now() -> str:
@@ -154,62 +149,6 @@ def write_rows(path: Path, rows: list[dict], scrub: Scrubber) -> None:
     atomic_write_text(path, text)
 
 
-# ------------------------------------------------------------------------------------------ capture
-def versions() -> dict:
-    from ftlab import __version__
-    from ftlab.env import library_versions
-
-    return {"ftlab": __version__, "python": sys.version.split()[0], **library_versions()}
-
-
-def hardware() -> dict:
-    import platform
-
-    import psutil
-
-    from ftlab.env import detect_platform
-
-    found = {"platform": detect_platform(), "os": platform.platform(), "cpu_count": os.cpu_count(),
-             "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None}
-    torch = sys.modules.get("torch")  # asked only when training has loaded it already
-    if torch is not None and torch.cuda.is_available():
-        from ftlab.env import gpu_info
-
-        name, count, (major, minor), memory = gpu_info()
-        found["gpu"] = {"name": name, "count": count, "capability": f"{major}.{minor}", "memory_gib": round(memory, 1)}
-    return found
-
-
-def this_process() -> dict:
-    """Who is training: enough to tell later whether that process still exists."""
-    import psutil
-
-    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_time": psutil.boot_time(),
-            "started": psutil.Process().create_time()}
-
-
-def process_alive(process: dict | None, heartbeat: str | None) -> bool:
-    """Whether the process that wrote a "running" record is still at it.
-
-    On this machine (same host, same boot) the pid must exist with the same start time (pids are
-    reused). A round on another machine (a Colab VM gone after a disconnect, the lab on Drive) is
-    judged by its heartbeat: silent for ``STALE_AFTER_S`` means interrupted.
-    """
-    import psutil
-
-    if not process:
-        return False
-    same_machine = process.get("host") == socket.gethostname() and abs(
-        process.get("boot_time", 0) - psutil.boot_time()) < 2
-    if same_machine:
-        try:
-            return abs(psutil.Process(process["pid"]).create_time() - process["started"]) < 1
-        except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError):
-            return False
-    silent = seconds_between(heartbeat, now())
-    return silent is not None and silent < STALE_AFTER_S
-
-
 # ------------------------------------------------------------------------------------------ layout
 def round_folder(root: Path, number: int) -> Path:
     return Path(root) / f"round-{number:03d}"
@@ -244,67 +183,3 @@ def checkpoints(folder: Path) -> list[Path]:
             continue  # cut off while being written
         found.append(path)
     return sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True)
-
-
-# ------------------------------------------------------------------------------------------ what a round is made of
-def as_rows(rows) -> list:
-    """A list of rows from a list, a Dataset, a DataFrame, or a file / Hub id that ftlab.data.load reads."""
-    if isinstance(rows, str | os.PathLike):
-        from ftlab.data import load
-
-        return load(rows, strict=False, quiet=True).to_list()
-    if hasattr(rows, "to_list"):  # a datasets.Dataset
-        return rows.to_list()
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame
-        return rows.to_dict("records")
-    return list(rows)
-
-
-def fingerprint(rows) -> str:
-    """ftlab.data's order-independent fingerprint; a plain hash for anything it cannot read (bad rows)."""
-    import hashlib
-    import json
-
-    if not isinstance(rows, str):
-        try:
-            from ftlab.data import fingerprint as data_fingerprint
-
-            return data_fingerprint(rows)
-        except Exception:  # rows that are not all dicts still need a fingerprint, to record the failure
-            pass
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content": "{answer}"}]
-
-
-def template_text(tokenizer, template=None) -> tuple[str, str]:
-    """The template's style and its text: the chat template's source, or a probe row rendered by it."""
-    style = getattr(template, "style", "chat")
-    if style == "chat":
-        return style, getattr(tokenizer, "chat_template", None) or ""
-    return style, template.training_text(PROBE)
-
-
-def is_ftlab_template(style: str, text: str) -> bool:
-    from ftlab.templates import CHAT_TEMPLATE
-
-    return style == "chat" and text == CHAT_TEMPLATE
-
-
-def base_model_name(path: str) -> str:
-    """"tiny" for ftlab's tiny model (its cache path differs between machines), else the Hub id or path."""
-    from ftlab import tiny
-
-    return "tiny" if path and Path(path).name == tiny.cache_dir().name else path
-
-
-def load_base(record: dict, config):
-    """Load the recorded base model again (ftlab's tiny model, a Hub id or a local folder)."""
-    import ftlab
-
-    path = record.get("base_model_path")
-    if record.get("base_model") == "tiny":
-        where = path if path and (Path(path) / "config.json").exists() else None
-        return ftlab.tiny_model(quantization=config.quantization, path=where)
-    return ftlab.load_model(path or record["base_model"], quantization=config.quantization)

@@ -1,4 +1,4 @@
-"""The lab book: every round recorded in a folder that survives a disconnect, read back as a table.
+"""The book: ``Lab``, every round recorded in a folder that survives a disconnect, read back as a table.
 
 Each seed kept a hand-made table of rounds (knobs, ✅ ❌ ❎, metric, reason for failure) and still lost
 logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that table itself:
@@ -10,8 +10,10 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
     lab.rerun(1, seed=7)                # a repeat, to tell a real gain from luck
     lab.resume(3)                       # an interrupted round, from its last checkpoint
 
-Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it (``records``),
-live logs and guards (``callbacks``), and the mentor's reading of failures (``failures``).
+Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it: the round's record
+(``round``), its files (``storage``), what it was made of (``materials``) and where it ran
+(``provenance``), live logs and guards (``watchers``), its printed output (``capture``), the mentor's
+reading of failures (``failures``), and the table and comparisons (``table``).
 """
 
 from __future__ import annotations
@@ -21,36 +23,35 @@ import gc
 import math
 from pathlib import Path
 
-from ftlab.failures import classify, divergence
-from ftlab.labbook import (
-    MARKS,
-    Comparison,
-    NotComparableWarning,
-    Round,
-    compare_rounds,
-    highlighted,
-    markdown,
-    rounds_table,
-)
-from ftlab.records import (
-    LOG,
-    Scrubber,
+from ftlab.lab.failures import classify, divergence
+from ftlab.lab.materials import (
     as_rows,
-    atomic_write_text,
     base_model_name,
-    checkpoints,
     fingerprint,
-    hardware,
     is_ftlab_template,
     load_base,
+    template_text,
+)
+from ftlab.lab.provenance import hardware, this_process, versions
+from ftlab.lab.round import MARKS, Round
+from ftlab.lab.storage import (
+    LOG,
+    Scrubber,
+    atomic_write_text,
+    checkpoints,
     new_round_folder,
     now,
     read_jsonl,
     round_folders,
-    template_text,
-    this_process,
-    versions,
     write_rows,
+)
+from ftlab.lab.table import (
+    Comparison,
+    NotComparableWarning,
+    compare_rounds,
+    highlighted,
+    markdown,
+    rounds_table,
 )
 from ftlab.templates import Template
 
@@ -218,14 +219,8 @@ class Lab:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""
         import transformers
 
-        from ftlab.callbacks import (
-            CheckpointClock,
-            DivergenceGuard,
-            Heartbeat,
-            JsonlLog,
-            capture_output,
-            tracker_env,
-        )
+        from ftlab.lab.capture import capture_output, tracker_env
+        from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
         from ftlab.train import train_round
 
         self._let_go_of_last_model()

@@ -1,4 +1,4 @@
-"""What runs beside the trainer while a lab round trains: live logs, heartbeat, checkpoints, guards.
+"""Watchers: the trainer callbacks that run beside a lab round: live logs, heartbeat, checkpoints, guards.
 
 - ``JsonlLog`` appends each log (loss, learning rate, grad norm, eval loss) to ``log.jsonl`` and
   fsyncs it, so a disconnect loses at most the current logging window, never the history.
@@ -8,24 +8,21 @@
   and records each complete checkpoint so ``lab.resume`` knows where to start.
 - ``DivergenceGuard`` stops a round within a step of NaN/inf weights or loss, or after a few logs
   of exploding loss, instead of burning a Colab session on a dead run.
-- ``capture_output`` tees stdout and stderr into the round folder, secrets scrubbed.
-- ``tracker_env`` sets up TensorBoard / wandb / trackio when asked, without a login prompt.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 
-from ftlab.records import HEARTBEAT_EVERY_S, append_jsonl, now
+from ftlab.lab.storage import append_jsonl, now
+
+HEARTBEAT_EVERY_S = 30
 
 
 class JsonlLog(TrainerCallback):
@@ -125,95 +122,3 @@ class DivergenceGuard(TrainerCallback):
                                            f"at step {state.global_step}")
         else:
             self.strikes = 0
-
-
-# ------------------------------------------------------------------------------------------ output
-class _Tee:
-    """Writes through to the notebook / terminal and, line by line and scrubbed, to a log file."""
-
-    def __init__(self, original, path: Path, scrub):
-        self.original, self.scrub, self.pending = original, scrub, ""
-        self.file = open(path, "a", encoding="utf-8")
-
-    def write(self, text: str) -> int:
-        self.original.write(text)
-        for part in re.split(r"(\r|\n)", text):
-            if part == "\n":
-                self.file.write(self.scrub.text(self.pending) + "\n")
-                self.pending = ""
-            elif part == "\r":
-                self.pending = ""  # a progress bar redrawing its line: keep only the line's last state
-            else:
-                self.pending += part
-        self.file.flush()
-        return len(text)
-
-    def flush(self):
-        self.original.flush()
-        self.file.flush()
-
-    def close(self):
-        if self.pending.strip():
-            self.file.write(self.scrub.text(self.pending) + "\n")
-        self.file.close()
-
-    def __getattr__(self, name):  # isatty, fileno, encoding, ... as the real stream says
-        return getattr(self.original, name)
-
-
-@contextmanager
-def capture_output(folder: Path, scrub):
-    """Tee ``sys.stdout`` and ``sys.stderr`` into ``stdout.log`` / ``stderr.log`` of ``folder``."""
-    out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(out, Path(folder) / "stdout.log", scrub), _Tee(err, Path(folder) / "stderr.log", scrub)
-    try:
-        yield
-    finally:
-        tees = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = out, err
-        for tee in tees:
-            if isinstance(tee, _Tee):
-                tee.close()
-
-
-# ------------------------------------------------------------------------------------------ trackers
-@contextmanager
-def tracker_env(report_to: str):
-    """TensorBoard, wandb or trackio when the config asks; never a login prompt (it blocked Kaggle runs).
-
-    wandb logs online when a key is found (``WANDB_API_KEY`` or ``wandb login`` earlier), otherwise
-    offline into ./wandb (``wandb sync`` uploads it later). TensorBoard writes into the round folder.
-    """
-    import importlib.util
-
-    from ftlab.config import ConfigError
-
-    saved = {name: os.environ.get(name) for name in ("WANDB_MODE", "WANDB_PROJECT")}
-    modules = ("tensorboard", "tensorboardX") if report_to == "tensorboard" else (report_to,)
-    if report_to != "none" and all(importlib.util.find_spec(m) is None for m in modules):
-        raise ConfigError(f"RoundConfig.report_to = {report_to!r} needs the {report_to} package: "
-                          f"pip install {report_to} (or report_to='none')")
-    if report_to == "wandb":
-        logged_in = bool(os.environ.get("WANDB_API_KEY")) or _has_netrc_login("api.wandb.ai")
-        os.environ["WANDB_MODE"] = "online" if logged_in else "offline"
-        os.environ.setdefault("WANDB_PROJECT", "ftlab")
-        if not logged_in:
-            print("wandb: no API key found, so logging offline to ./wandb (no login prompt). "
-                  "Upload later with `wandb sync`, or set WANDB_API_KEY before training.")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _has_netrc_login(host: str) -> bool:
-    try:
-        import netrc
-
-        return netrc.netrc().authenticators(host) is not None
-    except Exception:  # no ~/.netrc or an unreadable one: not logged in
-        return False

@@ -1,0 +1,143 @@
+"""One round of the lab book: its record read and written, its status, logs, curve and verdict.
+
+``Round`` wraps one ``round-NNN/round.json`` (plus its live log) and says its real status: a
+record left "running" by a process that no longer exists reads as interrupted. Every change to the
+record is written atomically with secrets scrubbed (``storage``). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ftlab.lab.failures import INTERRUPTED, Failure, interrupted
+from ftlab.lab.provenance import process_alive
+from ftlab.lab.storage import (
+    LOG,
+    RECORD,
+    Scrubber,
+    atomic_write_json,
+    atomic_write_text,
+    checkpoints,
+    jsonable,
+    now,
+    read_jsonl,
+    seconds_between,
+)
+
+MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "interrupted": "❎", "running": "⏳"}
+
+
+class Round:
+    """One round of the lab book. ``result`` (the RoundResult, with ``.model``) is there right after training."""
+
+    def __init__(self, folder, record: dict | None = None, result=None):
+        self.path = Path(folder)
+        self.record = record if record is not None else json.loads((self.path / RECORD).read_text(encoding="utf-8"))
+        self.result = result
+
+    id = property(lambda self: self.record["id"])
+    name = property(lambda self: self.record.get("name"))
+    metrics = property(lambda self: self.record.get("metrics") or {})
+    model = property(lambda self: getattr(self.result, "model", None))
+    adapter_dir = property(lambda self: self.path / "adapter")
+
+    @property
+    def config(self):
+        from ftlab.config import RoundConfig
+
+        known = RoundConfig.__dataclass_fields__
+        return RoundConfig(**{k: v for k, v in self.record["config"].items() if k in known})
+
+    @property
+    def status(self) -> str:
+        """running, succeeded, failed, interrupted or diverged: "running" only while its process lives."""
+        status = self.record["status"]
+        if status == "running" and not process_alive(self.record.get("process"), self.record.get("heartbeat")):
+            return "interrupted"
+        return status
+
+    @property
+    def failure(self) -> dict | None:
+        if self.record["status"] == "running" and self.status == "interrupted":
+            process = self.record.get("process") or {}
+            return interrupted(f"the process that ran it (pid {process.get('pid')} on {process.get('host')}) "
+                               "no longer exists: a kernel restart, a disconnect or a kill", self.resume_hint()).to_dict()
+        return self.record.get("failure")
+
+    def resume_hint(self) -> str:
+        found = checkpoints(self.path)
+        if found:
+            return (f"lab.resume({self.id}) continues from {found[0].name}: the trainer restores the optimiser, "
+                    "the schedule, the random state and the data position.")
+        return f"No checkpoint was saved before it stopped: lab.resume({self.id}) trains it again from the start."
+
+    # ------------------------------------------------------------------------------------ writing
+    def update(self, **fields) -> None:
+        """Change fields of the record and rewrite it atomically, secrets scrubbed."""
+        self.record = Scrubber()(jsonable({**self.record, **fields}))
+        atomic_write_json(self.path / RECORD, self.record)
+
+    def finish(self, status: str, **fields) -> None:
+        attempts = [dict(a) for a in self.record.get("attempts", [])]
+        if attempts:
+            attempts[-1].update(ended_at=now(), status=status)
+        self.update(status=status, ended_at=now(), attempts=attempts, **fields)
+
+    def fail(self, failure: Failure) -> None:
+        info = failure.to_dict()
+        if failure.traceback:
+            atomic_write_text(self.path / "traceback.txt", Scrubber().text(failure.traceback))
+            info["traceback"] = "traceback.txt"
+        self.finish("interrupted" if failure.kind == INTERRUPTED else "failed", failure=info)
+
+    def write_samples(self, samples: list[dict]) -> None:
+        atomic_write_json(self.path / "samples.json", Scrubber()(samples))
+        self.update(samples="samples.json")
+
+    # ------------------------------------------------------------------------------------ reading
+    def logs(self) -> list[dict]:
+        """Logged steps, oldest first; where a resumed attempt logged a step again, its line wins."""
+        latest = {}
+        for line in read_jsonl(self.path / LOG):
+            kind = "eval" if "eval_loss" in line else "train" if "loss" in line else "other"
+            latest[(line.get("step"), kind)] = line
+        return sorted(latest.values(), key=lambda line: line.get("step") or 0)
+
+    def curve(self, key: str = "loss") -> tuple[list[int], list[float]]:
+        points = [(line["step"], line[key]) for line in self.logs() if isinstance(line.get(key), int | float)]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def samples(self) -> list[dict]:
+        path = self.path / "samples.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+
+    def wall_time(self) -> float | None:
+        if self.metrics.get("wall_time_s") is not None:
+            return self.metrics["wall_time_s"]
+        return seconds_between(self.record.get("started_at"), self.record.get("ended_at") or self.record.get("heartbeat"))
+
+    def verdict(self) -> str:
+        """One line for the round, then the mentor's advice when it did not succeed."""
+        head = f"{MARKS[self.status]} Round {self.id}{f' ({self.name})' if self.name else ''}: {self.status}"
+        if self.status == "succeeded":
+            shown = {k: self.metrics.get(k) for k in ("train_loss", "eval_loss") if self.metrics.get(k) is not None}
+            return head + "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in shown.items())
+        failure = self.failure or {}
+        return f"{head} ({failure.get('kind')}): {failure.get('message')}\n{failure.get('advice')}"
+
+    def plot(self, ax=None, key: str = "loss"):
+        import matplotlib.pyplot as plt
+
+        ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+        line, = ax.plot(*self.curve(key), label=f"round {self.id} {key}")
+        if key == "loss" and self.curve("eval_loss")[0]:
+            ax.plot(*self.curve("eval_loss"), "o--", color=line.get_color(), label=f"round {self.id} eval loss")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        return ax
+
+    def __repr__(self) -> str:
+        return self.verdict().splitlines()[0] + f"  [{self.path}]"
