@@ -1,8 +1,8 @@
-"""Asking a model questions the way it was trained: same chat template, batched, stopping at eos.
+"""Asking a model questions the way it was trained: same chat template, batched, stopping at end of turn.
 
-The prompt is built by the tokenizer's chat template with ``add_generation_prompt=True``: exactly the
+The prompt is built by the model's own chat template with ``add_generation_prompt=True``: exactly the
 training text up to where the answer begins (a mismatch here cost one seed learner half its
-accuracy). Batches are padded on the left, so every answer starts right after its own prompt.
+accuracy), and generation stops at the template's end-of-turn token (``<|im_end|>`` for ChatML) or eos. Batches are padded on the left, so every answer starts right after its own prompt.
 Presets: ``"eval"`` is greedy (the same answer every time, for scoring); ``"chat"`` samples, with a
 repetition penalty that keeps a small model from looping. Each ``Generation`` says whether the model
 stopped by itself and whether the text repeats itself (seed 002's poem came out repeated).
@@ -25,7 +25,7 @@ class Generation:
     prompt: str
     text: str
     new_tokens: int
-    stopped: bool  # the model ended with eos; False means it hit max_new_tokens
+    stopped: bool  # the model ended its turn (end-of-turn token or eos); False means it hit max_new_tokens
     repetitive: bool  # the same n-grams over and over: a sign of degenerate decoding
 
     def __str__(self) -> str:
@@ -65,8 +65,9 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     template = template or Template.chat(tokenizer)
     if preset not in PRESETS:
         raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(PRESETS)}")
+    stops = template.stop_token_ids  # the template's end-of-turn token (<|im_end|>, <|eot_id|>, ...) and eos
     settings = {**PRESETS[preset], **options, "max_new_tokens": max_new_tokens,
-                "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+                "eos_token_id": stops, "pad_token_id": tokenizer.pad_token_id}
     device = next(model.parameters()).device
     results: list[Generation] = []
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -83,7 +84,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
             with torch.no_grad():
                 output = model.generate(**batch, **settings)
             for chat, tokens in zip(chats, output[:, batch["input_ids"].shape[1]:], strict=True):
-                ended = (tokens == tokenizer.eos_token_id).nonzero()
+                ended = torch.isin(tokens, torch.tensor(stops, device=tokens.device)).nonzero()
                 length = int(ended[0]) + 1 if len(ended) else len(tokens)
                 text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
                 results.append(Generation(chat[-1]["content"], text, length, bool(len(ended)), is_repetitive(text)))

@@ -48,7 +48,7 @@ def _check_reachable(name: str) -> None:
 
 
 def prepare_tokenizer(tokenizer, model=None):
-    """Give the tokenizer a pad token distinct from eos and ftlab's marked chat template."""
+    """Give the tokenizer a pad token distinct from eos; keep its own chat template (ftlab's only if it has none)."""
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         if tokenizer.unk_token is not None and tokenizer.unk_token_id != tokenizer.eos_token_id:
             tokenizer.pad_token = tokenizer.unk_token  # Llama's <unk>: no new embedding row needed
@@ -56,7 +56,10 @@ def prepare_tokenizer(tokenizer, model=None):
             tokenizer.add_special_tokens({"pad_token": "<pad>"})
             if model is not None:
                 model.resize_token_embeddings(len(tokenizer))
-    tokenizer.chat_template = CHAT_TEMPLATE
+    if not tokenizer.chat_template:
+        print("Note: this tokenizer has no chat template: ftlab gives it TinyLlama's format "
+              "(ftlab.templates.CHAT_TEMPLATE), which the model must learn in fine-tuning.")
+        tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.padding_side = "right"  # training pads on the right; ftlab.generate pads on the left
     if model is not None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -1,22 +1,31 @@
 """One template for training and inference: what the model sees, and which tokens carry the loss.
 
-``CHAT_TEMPLATE`` writes exactly what TinyLlama-1.1B-Chat was trained on
-(``<|user|>\\n...</s>\\n<|assistant|>\\n...``) and adds what the original lacks: ``{% generation %}``
-markers around each answer, so TRL puts the loss on the answers only, and a BOS token up front.
+Every model trains and answers in its own chat format: ``Template.chat(tokenizer)`` keeps the
+tokenizer's own chat template (TinyLlama's Zephyr style, ChatML for SmolLM2 and Qwen, Llama 3,
+Mistral, Gemma, Phi-3, ...). Only a tokenizer with no template at all gets ftlab's default,
+``CHAT_TEMPLATE`` (TinyLlama's format), and it is said aloud.
 
-A ``Template`` turns ftlab's chat rows into training rows and into inference prompts from the same
-definition, so the prompt at inference is exactly the training text up to where the answer begins (a
-seed learner's accuracy went from 26% to 57% when the two were made to match). ``Template.chat``
-uses the tokenizer's chat template; ``Template.alpaca`` the classic Alpaca prompt.
-``show(row)`` prints what the model sees with the loss-carrying part in ⟦brackets⟧, and
-``check_loss(rows)`` refuses data in which no token carries loss.
+Which tokens carry the loss is derived from the template itself, so it works for templates without
+``{% generation %}`` markers (most of them): for every assistant turn, the inference prompt (the
+conversation so far, rendered with ``add_generation_prompt=True``) must be the beginning of the
+training text, and the loss covers what follows it, up to and including the template's end-of-turn
+token. A template for which that does not hold is refused with the reason, since the model would
+then train on a context it never sees when it answers. The same token ids and mask go to the
+trainer (as ``input_ids`` and ``assistant_masks``), to ``show`` and to perplexity: one definition.
+A default system prompt that a template adds to every conversation (SmolLM2's does) is announced.
+
+``Template.alpaca`` uses the classic Alpaca prompt instead. ``show(row)`` prints what the model sees
+with the loss-carrying part in ⟦brackets⟧, and ``check_loss(rows)`` refuses data in which no token
+carries loss.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 
+# ftlab's default: TinyLlama-1.1B-Chat's format (<|user|>\n...</s>\n<|assistant|>\n...), with a BOS token
+# up front and {% generation %} markers (not needed by ftlab, but they let transformers' own
+# return_assistant_tokens_mask agree with ftlab's mask, which a test checks)
 CHAT_TEMPLATE = (
     "{{- bos_token -}}"
     "{%- for message in messages -%}"
@@ -31,23 +40,58 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|assistant|>\\n' -}}{%- endif -%}"
 )
 ROLE_TAGS = ("<|system|>", "<|user|>", "<|assistant|>")
-GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
 
 ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+# a conversation every chat template must handle: it proves the mask and finds the end-of-turn token
+PROBE = [{"role": "user", "content": "First question?"}, {"role": "assistant", "content": "First answer."},
+         {"role": "user", "content": "Second question?"}, {"role": "assistant", "content": "Second answer."}]
+WAY_OUT = ("Pass a template that does: Template.chat(tokenizer, chat_template=...) (ftlab.templates.CHAT_TEMPLATE "
+           "is TinyLlama's format), or use Template.alpaca(tokenizer)")
+_announced: set = set()
+
+
+class TemplateError(ValueError):
+    """A chat template with which training and inference would not see the same text; says why and what to do."""
+
+
+def _say_once(key, message: str) -> None:
+    if key not in _announced:
+        _announced.add(key)
+        print(message)
 
 
 class Template:
     """How chat rows become training text and inference prompts. Build with ``chat`` or ``alpaca``."""
 
-    def __init__(self, tokenizer, style: str = "chat"):
+    def __init__(self, tokenizer, style: str = "chat", chat_template: str | None = None):
         if style not in ("chat", "alpaca"):
             raise ValueError(f"unknown template style {style!r}; use 'chat' or 'alpaca'")
         self.tokenizer, self.style = tokenizer, style
+        self.chat_template = chat_template or getattr(tokenizer, "chat_template", None)
+        if style == "chat" and not self.chat_template:
+            self.chat_template = CHAT_TEMPLATE
+            _say_once(("default", id(tokenizer)), "Note: this tokenizer has no chat template of its own: ftlab uses "
+                      "its default, TinyLlama's <|user|> / <|assistant|> format (ftlab.templates.CHAT_TEMPLATE).")
+        # a tokenizer that starts every text with BOS (Llama's) expects it; most chat templates write it
+        # themselves, TinyLlama's does not, and then the template's text gets it here
+        adds_bos = tokenizer.bos_token_id is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
+        self.bos = tokenizer.bos_token if adds_bos else ""
+        self.end_of_turn = tokenizer.eos_token
+        self.default_system_prompt = None
+        if style == "chat":
+            self.bos = "" if self._render(PROBE[:1], False).startswith(tokenizer.bos_token or "\0") else self.bos
+            self.end_of_turn = self._probe()
+            self.default_system_prompt = self._find_default_system_prompt()
+            if self.default_system_prompt:
+                _say_once(("system", self.chat_template), "Note: this chat template adds a system prompt to every "
+                          f"conversation that has none: {self.default_system_prompt!r}. It is part of every training "
+                          "row and prompt (Template.show prints it); start a row with a system message to replace it.")
 
     @classmethod
-    def chat(cls, tokenizer) -> Template:
-        return cls(tokenizer, "chat")
+    def chat(cls, tokenizer, chat_template: str | None = None) -> Template:
+        """The tokenizer's own chat template (or ``chat_template``, when given)."""
+        return cls(tokenizer, "chat", chat_template)
 
     @classmethod
     def alpaca(cls, tokenizer) -> Template:
@@ -56,52 +100,136 @@ class Template:
     def __repr__(self) -> str:
         return f"Template.{self.style}({type(self.tokenizer).__name__})"
 
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """Token ids that end an answer: the template's end-of-turn token and the tokenizer's eos."""
+        ids = [self.tokenizer.convert_tokens_to_ids(self.end_of_turn), self.tokenizer.eos_token_id]
+        return list(dict.fromkeys(i for i in ids if i is not None))
+
     # ------------------------------------------------------------------------ text
+    def _render(self, turns, add_generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(list(turns), chat_template=self.chat_template, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
     def prompt(self, messages) -> str:
         """The inference prompt: everything before the answer, ending where the model starts writing."""
         turns = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
         if turns and turns[-1]["role"] == "assistant":
             turns = turns[:-1]
         if self.style == "chat":
-            return self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            return self.bos + self._render(turns, True)
         instruction = "\n\n".join(t["content"] for t in turns if t["role"] != "assistant")
         return (self.tokenizer.bos_token or "") + ALPACA_NO_INPUT.format(instruction=instruction)
 
     def training_text(self, messages) -> str:
-        """The whole text the model trains on for one row: prompt, answer, end of sequence."""
+        """The whole text the model trains on for one row: prompt, answer, end of turn."""
         if self.style == "chat":
-            return self.tokenizer.apply_chat_template(list(messages), tokenize=False)
+            return self.bos + self._render(messages, False)
         return self.prompt(messages) + messages[-1]["content"] + self.tokenizer.eos_token
 
-    def format(self, dataset):
-        """Rows for TRL: chat rows stay chat rows; Alpaca rows become prompt/completion text pairs."""
-        if self.style == "chat":
-            return dataset
-        # TRL tokenises prompt/completion text with the tokenizer's own special tokens: where that adds a BOS
-        # (Llama's tokenizer does), the prompt must not carry a second one
-        adds_bos = self.tokenizer("a")["input_ids"][:1] == [self.tokenizer.bos_token_id]
-        strip = len(self.tokenizer.bos_token or "") if adds_bos else 0
-        return dataset.map(lambda row: {"prompt": self.prompt(row["messages"])[strip:],
-                                        "completion": row["messages"][-1]["content"]},
-                           remove_columns=["messages"], desc="Alpaca template")
+    def format(self, dataset, loss_on: str = "answers"):
+        """Rows for TRL, already tokenized: ``input_ids`` and the mask of loss tokens (``assistant_masks``).
+
+        TRL turns ``assistant_masks`` into labels as they are, so the trainer's loss falls exactly where
+        ``encode`` (and ``show``) say; ``loss_on="everything"`` puts it on every token.
+        """
+        def tokenized(row):
+            ids, mask = self.encode(row["messages"])
+            return {"input_ids": ids, "assistant_masks": mask if loss_on == "answers" else [1] * len(ids)}
+
+        return dataset.map(tokenized, remove_columns=dataset.column_names, desc=f"{self.style} template")
 
     # ------------------------------------------------------------------------ loss
+    def _spans(self, messages, text: str) -> list[tuple[int, int]]:
+        """Character spans of the text that carry loss: each answer from its prompt's end to its end of turn."""
+        if self.style == "alpaca":  # one answer, the last turn's, after the Alpaca prompt
+            return [(len(self.prompt(messages)), len(text))]
+        spans = []
+        for turn, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            prompt = self.prompt(messages[:turn])
+            if not text.startswith(prompt):
+                raise TemplateError(
+                    f"this chat template does not write the prompt of assistant turn {turn + 1} as the beginning of "
+                    "the training text, so the model would train on a context it never sees when it answers "
+                    f"(prompt ends {prompt[-40:]!r}; training text there reads {text[len(prompt) - 40:len(prompt)]!r})."
+                    f" {WAY_OUT}.")
+            content = message["content"].strip()
+            found = text.find(content, len(prompt))
+            if found < 0:
+                raise TemplateError(f"this chat template changes the text of assistant turn {turn + 1}, so its tokens "
+                                    f"cannot be told from the prompt. {WAY_OUT}.")
+            spans.append((len(prompt), self._end_of_turn(text, found + len(content), turn)))
+        return spans
+
+    def _end_of_turn(self, text: str, start: int, turn: int) -> int:
+        """Where the end-of-turn token after an answer ends: the first special token after the answer."""
+        found = [(text.find(token, start), token) for token in self._special_tokens()]
+        found = [(at, token) for at, token in found if at >= 0]
+        if not found:
+            raise TemplateError(f"this chat template writes no end-of-turn token after assistant turn {turn + 1}, so "
+                                f"the model would never learn to stop. {WAY_OUT}.")
+        at, token = min(found)
+        return at + len(token)
+
+    def _special_tokens(self) -> list[str]:
+        tokens = set(self.tokenizer.all_special_tokens)
+        decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        tokens |= {str(t) for t in decoder.values() if getattr(t, "special", False)}
+        never = {self.tokenizer.bos_token, self.tokenizer.pad_token} - {self.tokenizer.eos_token}
+        return sorted(t for t in tokens if t and t not in never)
+
+    def _probe(self) -> str:
+        """Check the template on a two-answer conversation and return its end-of-turn token."""
+        try:
+            text = self.training_text(PROBE)
+        except Exception as error:  # a template may raise_exception on roles it does not support
+            raise TemplateError(f"this chat template cannot render a plain user/assistant conversation ({error}). "
+                                f"{WAY_OUT}.") from error
+        self.encode(PROBE)  # every answer's prompt tokenizes to the ids before it
+        end = self._spans(PROBE, text)[0][1]
+        return next(t for t in self._special_tokens() if text[:end].endswith(t))
+
+    def _find_default_system_prompt(self) -> str | None:
+        """The system prompt the template writes into a conversation that has none, if it does."""
+        marker, question = "\u2063SYSTEM\u2063", "\u2063QUESTION\u2063"
+        try:
+            with_system = self._render([{"role": "system", "content": marker},
+                                        {"role": "user", "content": question}], True)
+        except Exception:  # templates that refuse a system role (Gemma's) add none either
+            return None
+        without = self._render([{"role": "user", "content": question}], True)
+        if marker not in with_system:
+            return None
+        before, after = with_system[:with_system.index(question)].split(marker)
+        head = without[:without.index(question)]
+        if head.startswith(before) and head.endswith(after) and len(head) > len(before) + len(after):
+            return head[len(before):len(head) - len(after)]
+        return None
+
+    def _count_prefix(self, prefix: str, ids: list[int]) -> int:
+        """How many of ``ids`` the text ``prefix`` tokenizes into; refuses a boundary the tokenizer merges across."""
+        prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        if ids[:len(prefix_ids)] != prefix_ids:
+            raise TemplateError(f"the tokenizer merges the end of the prompt {prefix[-30:]!r} with what follows, so the "
+                                f"prompt's tokens at inference differ from the training tokens. {WAY_OUT}.")
+        return len(prefix_ids)
+
     def encode(self, messages, max_length: int | None = None) -> tuple[list[int], list[int]]:
-        """Token ids and a 0/1 mask of the tokens that carry loss, truncated as the trainer does."""
-        if self.style == "chat":
-            if not GENERATION_MARKER.search(self.tokenizer.chat_template or ""):
-                raise ValueError("the tokenizer's chat template has no {% generation %} markers, so no answer "
-                                 "token can be told from the prompt; load the model with ftlab.load_model, or "
-                                 "call ftlab.models.prepare_tokenizer(tokenizer), to use ftlab's marked template")
-            encoded = self.tokenizer.apply_chat_template(list(messages), return_assistant_tokens_mask=True,
-                                                         return_dict=True)
-            ids, mask = encoded["input_ids"], encoded["assistant_masks"]
-        else:
-            prompt = self.tokenizer(self.prompt(messages), add_special_tokens=False)["input_ids"]
-            answer = self.tokenizer(messages[-1]["content"] + self.tokenizer.eos_token,
-                                    add_special_tokens=False)["input_ids"]
-            ids, mask = prompt + answer, [0] * len(prompt) + [1] * len(answer)
-        return ids[:max_length], list(mask[:max_length])
+        """Token ids and a 0/1 mask of the tokens that carry loss, truncated as the trainer does.
+
+        The mask covers every assistant turn, its end-of-turn token included; the ids of each turn's
+        inference prompt are exactly the ids before it.
+        """
+        messages = list(messages)
+        text = self.training_text(messages)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        mask = [0] * len(ids)
+        for start, end in self._spans(messages, text):
+            first, last = self._count_prefix(text[:start], ids), self._count_prefix(text[:end], ids)
+            mask[first:last] = [1] * (last - first)
+        return ids[:max_length], mask[:max_length]
 
     def show(self, row, max_length: int | None = None) -> str:
         """Print (and return) exactly what the model sees, with the loss-carrying tokens in ⟦brackets⟧."""

@@ -102,8 +102,9 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
     model = add_lora(model, config)
+    # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
     trainer = SFTTrainer(model=model, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                             template.style == "chat", on_gpu()),
+                                                             conversational=False, on_gpu=on_gpu()),
                          train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                          callbacks=callbacks)
     keep_trainables_fp32(trainer.model)
@@ -139,7 +140,8 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     train_set = load(train, file="train", quiet=True)
     eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
     template.check_loss(train_set, config.max_length, "train")
-    return template.format(train_set), template.format(eval_set) if eval_set else None, precision
+    formatted_eval = template.format(eval_set, config.loss_on) if eval_set else None
+    return template.format(train_set, config.loss_on), formatted_eval, precision
 
 
 def add_lora(model, config: RoundConfig):

@@ -49,12 +49,14 @@ def test_some_truncated_rows_give_a_warning_naming_them(tiny):
         Template.chat(tokenizer).check_loss([ROW, long], max_length=40)
 
 
-def test_a_template_without_markers_is_explained(tiny):
-    _, tokenizer = tiny
-    tokenizer.chat_template = tokenizer.chat_template.replace("{%- generation -%}", "").replace(
-        "{%- endgeneration -%}", "")
-    with pytest.raises(ValueError, match="no {% generation %} markers"):
-        Template.chat(tokenizer).encode(ROW["messages"])
+def test_the_trainer_puts_the_loss_exactly_where_the_template_says(tiny, greet_data):
+    from ftlab.train import prepare_round
+
+    model, tokenizer = tiny
+    template = Template.chat(tokenizer)
+    train, _, _ = prepare_round(RoundConfig.preset("cpu-tiny"), model, template, greet_data[0][:3], None)
+    ids, mask = template.encode(greet_data[0][0]["messages"])
+    assert train[0]["input_ids"] == ids and train[0]["assistant_masks"] == mask
 
 
 def test_an_alpaca_round_trains_and_answers_with_the_same_template(tiny, greet_data, tmp_path):

@@ -1,0 +1,105 @@
+"""Every model in its own chat format: real templates (tests/fixtures/chat_templates) keep their format,
+the loss covers exactly the assistant's tokens, and the inference prompt is the training text up to the answer."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ftlab.templates import CHAT_TEMPLATE, Template, TemplateError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "chat_templates"
+NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
+ANSWERS = ["Paris is the capital.", "It has about 2 million people.", "Good bye, and enjoy the trip!"]
+CHAT = [message for question, answer in zip(["What is the capital of France?", "How many people live there?",
+                                             "Thank you!"], ANSWERS, strict=True)
+        for message in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})]
+
+
+def fixture_tokenizer(tiny_path, name):
+    """ftlab's byte-level tokenizer (it encodes any text) with the model's special tokens and real chat template."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    spec = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+    named = {key: spec[key] for key in ("bos_token", "eos_token") if spec[key]}
+    tokenizer.add_special_tokens(named)
+    tokenizer.add_tokens(spec["special_tokens"], special_tokens=True)
+    if spec["bos_token"] is None:
+        tokenizer.bos_token = None
+    if spec["tokenizer_adds_bos"]:  # as Llama's and Mistral's tokenizers do
+        tokenizer._tokenizer.post_processor = TemplateProcessing(
+            single=f"{spec['bos_token']} $A", special_tokens=[(spec["bos_token"], tokenizer.bos_token_id)])
+    tokenizer.chat_template = spec["chat_template"]
+    return tokenizer, spec
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_path, name):
+    tokenizer, spec = fixture_tokenizer(tiny_path, name)
+    template = Template.chat(tokenizer)
+    assert template.chat_template == spec["chat_template"]  # the model's own format, not TinyLlama's
+    assert template.end_of_turn == spec["end_of_turn"]
+    ids, mask = template.encode(CHAT)
+    runs, run = [], []
+    for token, carries in zip(ids, mask, strict=True):
+        if carries:
+            run.append(token)
+        elif run:
+            runs.append(run)
+            run = []
+    runs += [run] if run else []
+    assert [tokenizer.decode(r) for r in runs] == [answer + spec["end_of_turn"] for answer in ANSWERS]
+    # BOS up front where the template writes it or the tokenizer adds it to every text, and never twice
+    rendered = tokenizer.apply_chat_template(CHAT, tokenize=False)
+    expects_bos = bool(spec["bos_token"]) and (rendered.startswith(spec["bos_token"]) or spec["tokenizer_adds_bos"])
+    assert (ids[0] == tokenizer.bos_token_id) == expects_bos and ids[1] != tokenizer.bos_token_id
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_inference_prompt_is_the_training_text_up_to_each_answer(tiny_path, name):
+    tokenizer, spec = fixture_tokenizer(tiny_path, name)
+    template = Template.chat(tokenizer)
+    text = template.training_text(CHAT)
+    assert text == template.bos + tokenizer.apply_chat_template(CHAT, tokenize=False)
+    ids, mask = template.encode(CHAT)
+    for turn in (1, 3, 5):
+        prompt = template.prompt(CHAT[:turn])
+        assert text.startswith(prompt) and text[len(prompt):].startswith(CHAT[turn]["content"])
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        assert ids[:len(prompt_ids)] == prompt_ids and mask[len(prompt_ids) - 1] == 0 and mask[len(prompt_ids)] == 1
+    assert template.default_system_prompt == spec["default_system_prompt"]
+    if spec["default_system_prompt"]:  # shown, not hidden
+        assert spec["default_system_prompt"] in template.prompt("Hi")
+
+
+def test_ftlabs_mask_agrees_with_transformers_generation_markers(tiny):
+    _, tokenizer = tiny
+    assert tokenizer.chat_template == CHAT_TEMPLATE
+    encoded = tokenizer.apply_chat_template(CHAT, return_assistant_tokens_mask=True, return_dict=True)
+    assert Template.chat(tokenizer).encode(CHAT) == (encoded["input_ids"], encoded["assistant_masks"])
+
+
+def test_a_tokenizer_without_template_gets_ftlabs_default_said_aloud(tiny_path, capsys):
+    tokenizer, _ = fixture_tokenizer(tiny_path, "tinyllama")
+    tokenizer.chat_template = None
+    template = Template.chat(tokenizer)
+    assert template.chat_template == CHAT_TEMPLATE
+    assert "no chat template of its own" in capsys.readouterr().out
+
+
+def test_a_template_whose_prompt_is_not_the_start_of_the_training_text_is_refused(tiny_path):
+    tokenizer, _ = fixture_tokenizer(tiny_path, "smollm2")
+    # the generation prompt says "bot" where the training text says "assistant"
+    tokenizer.chat_template = tokenizer.chat_template.replace("'<|im_start|>assistant\n'", "'<|im_start|>bot\n'")
+    with pytest.raises(TemplateError, match=r"not write the prompt.*Template.chat\(tokenizer, chat_template="):
+        Template.chat(tokenizer)
+
+
+def test_a_template_without_end_of_turn_token_is_refused(tiny_path):
+    tokenizer, _ = fixture_tokenizer(tiny_path, "tinyllama")
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+                               "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+    with pytest.raises(TemplateError, match="no end-of-turn token"):
+        Template.chat(tokenizer)
