@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
-ALL_LINEAR = [*ATTENTION, "gate_proj", "up_proj", "down_proj"]
+# Tuples, not lists: a preset's value edited in place would change every later preset and skip validation.
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = (*ATTENTION, "gate_proj", "up_proj", "down_proj")
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd",
@@ -49,8 +51,8 @@ class RoundConfig:
     lora_r: int = knob(16, "LoRA rank: size of the low-rank update (8-64 are common).")
     lora_alpha: int = knob(32, "LoRA scale: the update is multiplied by alpha / r.")
     lora_dropout: float = knob(0.05, "Dropout on the LoRA path, a regulariser (0 to 0.1).")
-    target_modules: list[str] = field(default_factory=lambda: list(ATTENTION), metadata={
-        "help": "Layers that get LoRA adapters: attention (q,k,v,o_proj) or all linear ones."})
+    target_modules: tuple[str, ...] = knob(ATTENTION, "Layers that get LoRA adapters: attention (q,k,v,o_proj) or "
+                                                      "all linear ones. A list given is kept as a tuple.")
     # data and memory
     max_length: int = knob(512, "Longest row in tokens; longer rows are truncated.")
     packing: bool = knob(False, "Pack several short rows into one sequence (faster, no padding).")
@@ -65,11 +67,14 @@ class RoundConfig:
     report_to: str = knob("none", "Tracker: 'none', 'tensorboard', 'wandb' or 'trackio'. Never prompts for a login.")
 
     def __post_init__(self):
+        object.__setattr__(self, "target_modules", _layer_names(self.target_modules))
         self.validate()
         object.__setattr__(self, "_ready", True)
 
     def __setattr__(self, name, value):
         # A wrong value set in a notebook cell fails in that cell, not minutes later in the trainer.
+        if name == "target_modules":
+            value = _layer_names(value)
         if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
             previous = self.__dict__[name]
             object.__setattr__(self, name, value)
@@ -108,14 +113,29 @@ class RoundConfig:
     # ----------------------------------------------------------------- checks
     def validate(self) -> RoundConfig:
         def bad(name, why):
-            raise ConfigError(f"RoundConfig.{name} = {getattr(self, name)!r}: {why}")
+            value = getattr(self, name)
+            shown = list(value) if isinstance(value, tuple) else value  # as the learner typed it
+            raise ConfigError(f"RoundConfig.{name} = {shown!r}: {why}")
 
         if not isinstance(self.learning_rate, int | float) or not 0 < self.learning_rate < 1:
             bad("learning_rate", "must be a number between 0 and 1 (LoRA: ~1e-4..5e-4)")
         for name in ("batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha", "max_length",
                      "logging_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if not _whole(getattr(self, name)) or getattr(self, name) < 1:
                 bad(name, "must be a whole number >= 1")
+        for name in ("max_steps", "seed"):
+            if not _whole(getattr(self, name)):
+                bad(name, "must be a whole number")
+        for name in ("packing", "gradient_checkpointing"):
+            if not isinstance(getattr(self, name), bool):
+                bad(name, "must be True or False")
+        for name in ("num_train_epochs", "warmup", "weight_decay", "max_grad_norm", "lora_dropout"):
+            if not _number(getattr(self, name)):
+                bad(name, "must be a number")
+        if self.weight_decay < 0:
+            bad("weight_decay", "must be >= 0 (0 turns it off)")
+        if not self.max_grad_norm > 0:
+            bad("max_grad_norm", "must be > 0 (1.0 is usual; QLoRA used 0.3)")
         if self.max_steps == 0 or self.max_steps < -1:
             bad("max_steps", "must be -1 (use epochs) or a number of steps >= 1")
         if self.max_steps == -1 and not self.num_train_epochs > 0:
@@ -129,12 +149,11 @@ class RoundConfig:
                               ("report_to", ("none", "tensorboard", "wandb", "trackio"))):
             if getattr(self, name) not in choices:
                 bad(name, f"choose one of {choices}")
-        if isinstance(self.target_modules, str):
-            self.target_modules = [self.target_modules]
-        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
-            bad("target_modules", f"must be a non-empty list of layer names, e.g. {ATTENTION}")
+        if (not isinstance(self.target_modules, tuple) or not self.target_modules
+                or not all(isinstance(m, str) and m for m in self.target_modules)):
+            bad("target_modules", f"must be a non-empty list of layer names, e.g. {list(ATTENTION)}")
         for name in ("eval_steps", "save_steps"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
+            if getattr(self, name) is not None and (not _whole(getattr(self, name)) or getattr(self, name) < 1):
                 bad(name, "must be None or a number of steps >= 1")
         return self
 
@@ -162,6 +181,14 @@ class RoundConfig:
         return self.precision
 
     # ----------------------------------------------------------------- what the libraries receive
+    def optimizer(self, on_gpu: bool) -> tuple[str, str | None]:
+        """The optimiser that will actually run here, and why it differs from ``optim`` (None if it does not)."""
+        if on_gpu or not (self.optim.startswith("paged") or "8bit" in self.optim):
+            return self.optim, None
+        return "adamw_torch", (f"{self.optim} needs a CUDA GPU (bitsandbytes pages and quantises optimiser state "
+                               "on the GPU); on this CPU the round uses adamw_torch, the same update in full "
+                               "precision")
+
     def lora_config(self):
         """PEFT's ``LoraConfig`` for these knobs."""
         from peft import LoraConfig
@@ -175,7 +202,7 @@ class RoundConfig:
         from trl import SFTConfig
 
         eval_strategy = ("steps" if self.eval_steps else "epoch") if has_eval else "no"
-        optim = self.optim if on_gpu or not (self.optim.startswith("paged") or "8bit" in self.optim) else "adamw_torch"
+        optim, _ = self.optimizer(on_gpu)
         return SFTConfig(
             output_dir=output_dir,
             learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
@@ -196,7 +223,28 @@ class RoundConfig:
         )
 
 
-PRESETS: dict[str, dict] = {
+def _layer_names(value):
+    """Layer names as a tuple: one name, a list or a tuple all become a tuple (other values left to validate)."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _frozen(presets: dict) -> MappingProxyType:
+    """Read-only presets: ``PRESETS[name]["knobs"][knob] = ...`` raises instead of changing later rounds."""
+    return MappingProxyType({name: MappingProxyType({"about": p["about"], "knobs": MappingProxyType(p["knobs"])})
+                             for name, p in presets.items()})
+
+
+PRESETS = _frozen({
     "t4-lora": {"about": "TinyLlama-1.1B-Chat in fp16 on a T4 (Colab/Kaggle), LoRA on attention.",
                 "knobs": dict(learning_rate=2e-4, num_train_epochs=1, batch_size=8, gradient_accumulation_steps=2,
                               lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ATTENTION,
@@ -214,9 +262,9 @@ PRESETS: dict[str, dict] = {
     "seed003-round1": {"about": "Seed 003's first round: TinyLlama-Chat, Alpaca 2,600 rows, T4, fp16.",
                        "knobs": dict(learning_rate=2e-4, num_train_epochs=3, batch_size=4,
                                      gradient_accumulation_steps=8, warmup=100, lr_scheduler_type="linear",
-                                     lora_r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["q_proj", "v_proj"],
+                                     lora_r=8, lora_alpha=32, lora_dropout=0.1, target_modules=("q_proj", "v_proj"),
                                      max_length=512, logging_steps=50, weight_decay=0.0)},
-}
+})
 
 
 def presets() -> str:

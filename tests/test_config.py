@@ -14,7 +14,7 @@ def test_presets_exist_and_print_as_a_table():
         assert "learning_rate" in text and "LoRA rank" in text  # a value and its help on each line
     seed003 = RoundConfig.preset("seed003-round1")
     assert (seed003.lora_r, seed003.lora_alpha, seed003.target_modules, seed003.effective_batch_size) == (
-        8, 32, ["q_proj", "v_proj"], 32)
+        8, 32, ("q_proj", "v_proj"), 32)
     assert RoundConfig.preset("t4-qlora").quantization == "4bit"
 
 
@@ -85,3 +85,34 @@ def test_a_missing_target_module_lists_the_layers_before_training(tiny, greet_da
     with pytest.raises(ConfigError, match=r"no layer named \['query_key_value'\].*'down_proj'"):
         ftlab.train_round(config, model, tokenizer, *greet_data, output_dir="/tmp/never")
     assert time.perf_counter() - started < 5
+
+
+def test_preset_values_cannot_be_edited_in_place():
+    from ftlab.config import ATTENTION, PRESETS
+
+    config = RoundConfig.preset("t4-lora")
+    with pytest.raises(AttributeError):
+        config.target_modules.append("gate_proj")  # a tuple: an in-place edit cannot skip validation
+    with pytest.raises(TypeError):
+        PRESETS["t4-lora"]["knobs"]["lora_r"] = 4
+    assert RoundConfig.preset("t4-lora").target_modules == ATTENTION == RoundConfig().target_modules
+    config.target_modules = ["q_proj", "v_proj"]  # a list given is stored as a tuple
+    assert config.target_modules == ("q_proj", "v_proj")
+    with pytest.raises(ConfigError, match="target_modules"):
+        config.target_modules = []
+    assert config.target_modules == ("q_proj", "v_proj")
+    assert RoundConfig(**RoundConfig.preset("cpu-tiny").to_dict()) == RoundConfig.preset("cpu-tiny")
+
+
+@pytest.mark.parametrize("field, value", [("packing", "yes"), ("gradient_checkpointing", 1),
+                                          ("max_grad_norm", -1.0), ("weight_decay", -0.1), ("seed", 1.5)])
+def test_every_knob_is_checked(field, value):
+    with pytest.raises(ConfigError, match=f"RoundConfig.{field}"):
+        RoundConfig(**{field: value})
+
+
+def test_the_optimizer_used_and_why():
+    assert RoundConfig(optim="paged_adamw_8bit").optimizer(on_gpu=True) == ("paged_adamw_8bit", None)
+    used, why = RoundConfig(optim="paged_adamw_8bit").optimizer(on_gpu=False)
+    assert used == "adamw_torch" and "GPU" in why
+    assert RoundConfig(optim="adamw_torch").optimizer(on_gpu=False) == ("adamw_torch", None)

@@ -79,3 +79,56 @@ def test_bad_rows_are_named_before_training(tiny, tmp_path):
     assert [(f.row, f.field) for f in findings] == [(2, "messages[1].role"), (3, None)]
     assert "unknown role 'bot'" in str(error.value)
     assert not (tmp_path / "adapter").exists()
+
+
+# ------------------------------------------------------------------------------------------ what a round promises
+SHORT = dict(max_steps=6, eval_steps=3, logging_steps=1)
+
+
+def test_two_identical_rounds_give_bit_identical_losses(tiny_path, greet_data, tmp_path):
+    """The seed covers LoRA's initial weights too: train_round seeds before it builds the adapter."""
+    runs = []
+    for attempt in range(2):
+        model, tokenizer = ftlab.tiny_model(path=tiny_path)
+        torch.manual_seed(attempt)  # whatever the caller did to the global generator before
+        result = ftlab.train_round(RoundConfig.preset("cpu-tiny", **SHORT), model, tokenizer, *greet_data,
+                                   output_dir=str(tmp_path / str(attempt)))
+        runs.append([(h["step"], h.get("loss"), h.get("eval_loss")) for h in result.log_history
+                     if "loss" in h or "eval_loss" in h])
+    assert runs[0] == runs[1]
+
+
+def test_the_given_model_is_left_as_it_was(tiny, greet_data, tmp_path):
+    """train_round returns the tuned model and leaves the caller's model the base it was (weights shared)."""
+    model, tokenizer = tiny
+    kinds = {n: type(m).__name__ for n, m in model.named_modules()}
+    prompt = tokenizer("Hello there", return_tensors="pt")
+    with torch.no_grad():
+        logits_before = model(**prompt).logits
+    result = ftlab.train_round(RoundConfig.preset("cpu-tiny", **SHORT), model, tokenizer, *greet_data,
+                               output_dir=str(tmp_path / "1"))
+    assert {n: type(m).__name__ for n, m in model.named_modules()} == kinds  # no LoRA layers injected
+    assert not hasattr(model, "peft_config")
+    with torch.no_grad():
+        assert torch.equal(model(**prompt).logits, logits_before)
+        assert not torch.equal(result.model(**prompt).logits, logits_before)
+    shared = {p.data_ptr() for p in model.parameters()}
+    base_of_result = [p for n, p in result.model.named_parameters() if "lora_" not in n]
+    assert all(p.data_ptr() in shared for p in base_of_result)  # no second copy of the base
+    # running the cell again trains a fresh adapter on the same base, not a second one under the first
+    again = ftlab.train_round(RoundConfig.preset("cpu-tiny", **SHORT), model, tokenizer, *greet_data,
+                              output_dir=str(tmp_path / "2"))
+    assert again.log_history == result.log_history or again.train_loss == pytest.approx(result.train_loss)
+    assert sum("lora_A" in n for n, _ in again.model.named_parameters()) == \
+        sum("lora_A" in n for n, _ in result.model.named_parameters())
+
+
+def test_the_optimizer_that_ran_is_recorded_with_the_reason(tiny, greet_data, tmp_path, capsys):
+    model, tokenizer = tiny
+    config = RoundConfig.preset("cpu-tiny", max_steps=2, optim="paged_adamw_8bit")
+    result = ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path))
+    assert result.optimizer == "adamw_torch"
+    assert result.substitutions == [{"knob": "optim", "asked": "paged_adamw_8bit", "used": "adamw_torch",
+                                     "why": result.substitutions[0]["why"]}]
+    assert "GPU" in result.substitutions[0]["why"]
+    assert "paged_adamw_8bit -> adamw_torch" in capsys.readouterr().out
