@@ -1,0 +1,24 @@
+"""The lab book: every round of fine-tuning recorded in a folder that survives a disconnect.
+
+``ftlab.Lab`` is the one name most people need. The package, module by module, as a reader looks for it:
+
+- ``book``: ``Lab``, the entry point: train / rerun / resume a round, read the table, compare rounds.
+- ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
+- ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
+- ``materials``: what a round is made of: rows, fingerprint, template text, base model.
+- ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.
+- ``watchers``: trainer callbacks while it trains: live log, heartbeat, checkpoint clock, divergence guard.
+- ``capture``: its printed output teed into the folder, and the tracker (TensorBoard, wandb) it reports to.
+- ``failures``: why a round failed, in a mentor's words.
+- ``storage``: the folder's files: atomic writes, JSONL, secrets scrubbed, round folders, checkpoints.
+
+Each module imports only modules below it in this list; ``storage`` needs only the standard library.
+Only ``watchers`` imports torch, and only ``book`` imports it (when a round trains), so reading a lab
+(``ftlab runs``) stays fast.
+"""
+
+from ftlab.lab.book import Lab
+from ftlab.lab.round import MARKS, Round
+from ftlab.lab.table import Comparison, NotComparableWarning
+
+__all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]

@@ -1,0 +1,181 @@
+"""The lab book read as a whole: the table of rounds and fair comparisons between them.
+
+``rounds_table`` lays rounds out like the seeds' hand-kept tables, marking what differs from a
+baseline round and the spread across repeats; ``compare_rounds`` overlays curves and warns when
+rounds cannot be compared (other eval data, template or base model, or more than one knob changed).
+Nothing here imports torch, so ``ftlab runs`` prints a table in a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+
+from ftlab.lab.round import MARKS, Round
+
+BOOKKEEPING = ("logging_steps", "eval_steps", "save_steps", "report_to")  # they do not change what is learned
+CORE_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
+              "lora_r", "lora_alpha", "seed")
+
+
+class NotComparableWarning(UserWarning):
+    """Rounds differ in more than the knob under test: their results cannot be compared."""
+
+
+def differences(base: Round, other: Round) -> list[str]:
+    """Knobs (bookkeeping aside), data, template and base model in which ``other`` differs from ``base``."""
+    a, b = base.record, other.record
+    found = [k for k in a["config"] if k not in BOOKKEEPING and a["config"].get(k) != b["config"].get(k)]
+    for split in ("train", "eval"):
+        if a.get("data", {}).get(split, {}).get("fingerprint") != b.get("data", {}).get(split, {}).get("fingerprint"):
+            found.append(f"{split} data")
+    if a.get("template", {}).get("fingerprint") != b.get("template", {}).get("fingerprint"):
+        found.append("template")
+    if a.get("base_model") != b.get("base_model"):
+        found.append("base model")
+    return found
+
+
+def _cell(value):
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
+
+
+def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
+    import pandas as pd
+
+    if not rounds:
+        return pd.DataFrame()
+    base = next((r for r in rounds if baseline in (r.id, r.name)), None) if baseline is not None else rounds[0]
+    if base is None:
+        raise KeyError(f"no round {baseline!r} to use as baseline")
+    configs = [r.record["config"] for r in rounds]
+    varying = {k for k in base.record["config"] if len({json.dumps(c.get(k)) for c in configs}) > 1}
+    knobs = [k for k in base.record["config"] if all_knobs or k in CORE_KNOBS or (k in varying and k not in BOOKKEEPING)]
+    scores = sorted({k for r in rounds for k in r.metrics.get("score") or {}})
+    rows, differs = [], []
+    for r in rounds:
+        changed = differences(base, r)
+        differs += [[r.id, k] for k in changed if k in knobs] + ([[r.id, "base model"]] if "base model" in changed else [])
+        failure = r.failure or {}
+        rows.append({
+            "id": r.id, "name": r.name or "", "status": f"{MARKS[r.status]} {r.status}",
+            "base model": r.record.get("base_model"), **{k: _cell(r.record["config"].get(k)) for k in knobs},
+            "train loss": _cell(r.metrics.get("train_loss")), "eval loss": _cell(r.metrics.get("eval_loss")),
+            "perplexity": _cell(r.metrics.get("perplexity")),
+            **{s: _cell((r.metrics.get("score") or {}).get(s)) for s in scores},
+            "wall time (s)": r.wall_time(), "started": (r.record.get("started_at") or "")[:16].replace("T", " "),
+            "failure": f"{failure['kind']}: {failure['message']}" if failure else "",
+            "changed": "(baseline)" if r is base else ", ".join(changed)})
+    table = pd.DataFrame(rows).set_index("id")
+    _add_spread(table, rounds)
+    table.attrs.update(baseline=base.id, differs=differs)
+    return table
+
+
+def _add_spread(table, rounds: list[Round]) -> None:
+    """Mean ± standard deviation of the metric over each round's repeats (rerun), where there are 2+."""
+    metric = "eval loss" if table["eval loss"].notna().any() else "train loss"
+    groups: dict[int, list[int]] = {}
+    for r in rounds:
+        groups.setdefault(r.record.get("repeat_of") or r.id, []).append(r.id)
+    spread = {}
+    for members in groups.values():
+        values = [float(table.at[i, metric]) for i in members
+                  if table.at[i, "status"].endswith("succeeded") and table.at[i, metric] is not None
+                  and math.isfinite(float(table.at[i, metric]))]
+        if len(values) >= 2:
+            mean = sum(values) / len(values)
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            spread.update({i: f"{mean:.4g} ± {std:.2g} (n={len(values)})" for i in members})
+    if spread:
+        table[f"{metric} over repeats"] = [spread.get(i, "") for i in table.index]
+
+
+def markdown(table) -> str:
+    """The table in Markdown; cells that differ from the baseline in bold."""
+    differs = {tuple(d) for d in table.attrs.get("differs", [])}
+
+    def show(value, bold):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            text = ""
+        else:
+            text = f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
+        return f"**{text}**" if bold and text else text
+
+    header = ["id", *table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in table.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [show(v, (index, c) in differs) for c, v in row.items()]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def highlighted(table):
+    """A pandas Styler of the table: cells that differ from the baseline in amber, the baseline row bold."""
+    differs = set(map(tuple, table.attrs.get("differs", [])))
+    baseline = table.attrs.get("baseline")
+
+    def colours(frame):
+        return frame.apply(lambda col: ["background-color: #ffe08a" if (i, col.name) in differs else
+                                        ("font-weight: bold" if i == baseline else "") for i in frame.index])
+
+    return table.style.apply(colours, axis=None)
+
+
+# ------------------------------------------------------------------------------------------ compare
+def comparability(rounds: list[Round]) -> list[str]:
+    """Why the rounds cannot be compared with the first one, one sentence per reason."""
+    problems, ref = [], rounds[0]
+    for r in rounds[1:]:
+        pair = f"Rounds {ref.id} and {r.id}"
+        found = differences(ref, r)
+        if "eval data" in found:
+            prints = [x.record.get("data", {}).get("eval", {}).get("fingerprint") for x in (ref, r)]
+            problems.append(f"{pair} were evaluated on different data (eval fingerprints {prints[0]} vs {prints[1]}): "
+                            "their eval losses are not comparable (seed 000 once swapped train and test).")
+        if "template" in found:
+            problems.append(f"{pair} used different chat templates: a template mismatch cost seed 001 half "
+                            "its accuracy.")
+        if "base model" in found:
+            problems.append(f"{pair} started from different base models ({ref.record.get('base_model')} vs "
+                            f"{r.record.get('base_model')}).")
+        knobs = [k for k in found if k not in ("eval data", "template", "base model")]
+        if len(knobs) > 1:
+            problems.append(f"{pair} differ in {len(knobs)} knobs ({', '.join(knobs)}): a change in results cannot be "
+                            "pinned on one of them (seed 000 could not tell lr from epochs). Change one at a time.")
+    return problems
+
+
+@dataclass
+class Comparison:
+    """What ``lab.compare`` found: the rounds' metrics, the not-comparable warnings, the plot's axes."""
+
+    table: object
+    warnings: list[str]
+    ax: object = None
+
+    def __repr__(self) -> str:
+        notes = "".join(f"\n⚠ {w}" for w in self.warnings)
+        return self.table.to_string() + notes
+
+
+def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Comparison:
+    problems = comparability(rounds)
+    for problem in problems:
+        print(f"⚠ {problem}")
+        warnings.warn(problem, NotComparableWarning, stacklevel=3)
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for r in rounds:
+        r.plot(ax, key)
+    ax.set_title(f"rounds {', '.join(str(r.id) for r in rounds)}")
+    columns = [c for c in table.columns if c in ("name", "status", "changed", "train loss", "eval loss", "perplexity",
+                                                 "wall time (s)") or c.endswith("over repeats")
+               or c in {s for r in rounds for s in r.metrics.get("score") or {}}]
+    return Comparison(table.loc[[r.id for r in rounds], columns], problems, ax)
