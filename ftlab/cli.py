@@ -38,6 +38,9 @@ def doctor() -> int:
     if len(gpus) > 1:
         print(f"  {len(gpus)} GPUs: ftlab trains on one (cuda:0)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
+    from ftlab.gguf_models import smol_status
+
+    print(f"SmolLM2-135M-Instruct: {smol_status()}")
     tested = _tested_versions()
     for package, have in library_versions().items():
         have = have or "not installed"

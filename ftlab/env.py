@@ -121,6 +121,8 @@ def quiet_known_noise() -> None:
     # a helper it has renamed. Neither is the learner's to fix.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # PEFT looks the base model up on the Hub when saving an adapter; offline it can only say it could not
+    warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
 
 
 def setup(verbose: bool = True, check_hub: bool = True) -> Environment:

