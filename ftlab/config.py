@@ -99,7 +99,8 @@ class RoundConfig:
         return "RoundConfig\n" + "\n".join(f"  {r}" for r in rows)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The knobs as plain JSON values (layer names as a list), as a lab record stores them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def diff(self, other: RoundConfig) -> dict:
         """Knobs whose values differ: ``{name: (mine, theirs)}``."""

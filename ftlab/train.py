@@ -1,7 +1,9 @@
 """One fine-tuning round through TRL's SFTTrainer, with the guard rails a T4 needs.
 
-``train_round`` is the course's main entry point; read it with ``??ftlab.train_round``. It checks the
-knobs and the data before anything heavy happens, wraps the model with PEFT's LoRA, hands it to
+``train_round`` is the course's main entry point; read it with ``??ftlab.train_round``. It seeds every
+random generator first (LoRA's initial weights come from the seed too), checks the knobs and the data
+before anything heavy happens, puts LoRA adapters on a new model over the same base weights (the
+model it was given is left as it was, and no second copy of the base is made), hands it to
 TRL's ``SFTTrainer`` with an ``SFTConfig`` whose precision is explicit, keeps the LoRA weights in
 fp32 (TRL casts them to bf16 on quantized models, which crashes fp16 training on a T4), trains,
 saves the adapter and the tokenizer, and returns a ``RoundResult``.
@@ -35,6 +37,8 @@ class RoundResult:
     output_dir: str
     adapter_dir: str
     model: object = field(default=None, repr=False)  # the model with its trained LoRA adapters
+    optimizer: str = ""  # the optimiser that ran (config.optim, unless this machine cannot run it)
+    substitutions: list[dict] = field(default_factory=list)  # knob, asked, used, why: what ran differently
 
     @property
     def perplexity(self) -> float | None:
@@ -95,15 +99,20 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     template, ``ftlab.Template.chat(tokenizer)``) decides what the model sees and where the loss falls.
     ``resume_from_checkpoint`` (a checkpoint folder, or True for the latest in ``output_dir``) continues
     an interrupted round; checkpoints are written every ``config.save_steps`` steps.
+    ``model`` is left as it was: the result's ``.model`` is a new model over the same base weights (no
+    copy) with the trained adapters, so running the cell again trains a fresh adapter on the same base.
     """
+    from transformers import set_seed
     from trl import SFTTrainer
 
+    set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
     train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    model = add_lora(model, config)
+    tuned = add_lora(model, config)
+    optimizer, substitutions = chosen_optimizer(config)
     # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
-    trainer = SFTTrainer(model=model, args=config.sft_config(output_dir, precision, eval_set is not None,
+    trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
                                                              conversational=False, on_gpu=on_gpu()),
                          train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                          callbacks=callbacks)
@@ -111,7 +120,9 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    return finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
+    result = finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
+    result.optimizer, result.substitutions = optimizer, substitutions
+    return result
 
 
 # ------------------------------------------------------------------------------------------ the steps
@@ -144,15 +155,41 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     return template.format(train_set, config.loss_on), formatted_eval, precision
 
 
+def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
+    """The optimiser that will run on this machine, and the substitution (with its reason) if it differs."""
+    used, why = config.optimizer(on_gpu())
+    if why is None:
+        return used, []
+    print(f"Note: optim {config.optim} -> {used}: {why}.")
+    return used, [{"knob": "optim", "asked": config.optim, "used": used, "why": why}]
+
+
+def over_same_weights(model):
+    """A new module tree over the same weight tensors: PEFT changes the tree it wraps, and the caller's
+    model must stay the base. Weights and buffers are shared, never copied (a T4 has no room for two
+    bases); the small LoRA weights of a model that already has adapters are copied, so training goes
+    on from them while the earlier round's adapter stays as it was."""
+    import copy
+
+    shared = {id(t): t for name, t in (*model.named_parameters(), *model.named_buffers()) if "lora_" not in name}
+    return copy.deepcopy(model, memo=shared)
+
+
 def add_lora(model, config: RoundConfig):
-    """Wrap the model with LoRA adapters (once) and print how much of it will train."""
+    """LoRA adapters on a new model over ``model``'s weights (``model`` keeps its layers); prints how much trains.
+
+    What the caller's model does keep: PEFT freezes the base weights it shares (``requires_grad`` False),
+    and for a 4-bit or 8-bit base ``prepare_model_for_kbit_training`` turns its fp16 norms and
+    embeddings to fp32 in place, as QLoRA needs.
+    """
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
+    keep_base_trainable(model)
+    model = over_same_weights(model)
     if isinstance(model, PeftModel):
-        print("The model already has LoRA adapters: training those (load a fresh model for a fresh round).")
-        keep_base_trainable(model)
+        print("The model already has LoRA adapters: training on from them (the earlier round's adapter is kept "
+              "as it was; load a fresh model for a fresh round).")
     else:
-        keep_base_trainable(model)
         if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=config.gradient_checkpointing,

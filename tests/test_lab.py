@@ -346,3 +346,54 @@ def test_only_the_newest_round_keeps_its_model_in_memory(tmp_path, tiny_path):
     gc.collect()
     assert first.model is None and watcher() is None and second.model is not None
     assert (first.path / "adapter" / "adapter_config.json").exists()
+
+
+# ------------------------------------------------------------------------------------------ the lab's door
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = state.global_step >= self.step
+
+
+def test_a_data_file_is_read_once_and_checkpoints_follow_its_rows(tmp_path, tiny_path, monkeypatch):
+    from ftlab.data import read
+
+    path = tmp_path / "greetings.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in instructions(2000, "greet_politely", seed=3)))
+    reads = []
+    real = read.read_file
+    monkeypatch.setattr(read, "read_file", lambda *a, **k: reads.append(a) or real(*a, **k))
+    monkeypatch.setattr("ftlab.data.loader.read_file", read.read_file)
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    config = RoundConfig.preset("cpu-tiny", max_steps=-1, num_train_epochs=1, batch_size=1, eval_steps=None)
+    round_ = ftlab.Lab(tmp_path / "lab").train(config, model, tokenizer, str(path), samples=0, callbacks=[StopAt(1)])
+    assert round_.status == "succeeded", round_.verdict()
+    assert len(reads) == 1  # loaded once, at the lab's door, and those rows carried down
+    assert round_.config.save_steps == 200  # 2,000 steps: a tenth (capped at 200), not from len(str(path))
+    assert round_.record["data"]["train"]["rows"] == 2000
+
+
+def test_a_bad_row_in_a_data_file_fails_the_round_and_is_not_dropped_from_the_record(tmp_path, tiny_path):
+    rows = instructions(20, "greet_politely", seed=3) + [{"messages": [{"role": "user", "content": "hi"}]}]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    lab = ftlab.Lab(tmp_path / "lab")
+    round_ = lab.train(RoundConfig.preset("cpu-tiny", max_steps=2), model, tokenizer, str(path), samples=0)
+    assert round_.status == "failed" and round_.failure["kind"] == "data format"
+    assert round_.failure["findings"][0]["row"] == 21
+    kept = round_.record["data"]["train"]
+    assert "unreadable" in kept and "fingerprint" not in kept and "file" not in kept  # no cleaned copy
+    with pytest.raises(ValueError, match="did not keep its train data"):
+        lab.rerun(round_.id, model=model, tokenizer=tokenizer)
+
+
+def test_the_record_says_which_optimizer_ran_and_why(tmp_path, tiny_path, greet_data):
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    config = RoundConfig.preset("cpu-tiny", max_steps=2, optim="paged_adamw_8bit")
+    round_ = ftlab.Lab(tmp_path).train(config, model, tokenizer, greet_data[0], samples=0)
+    assert round_.record["config"]["optim"] == "paged_adamw_8bit"  # what was asked
+    assert round_.metrics["optimizer"] == "adamw_torch"  # what ran
+    assert [(s["knob"], s["used"]) for s in round_.record["substitutions"]] == [("optim", "adamw_torch")]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import FORMAT_NAMES, detect_format, to_chat, unknown_fields_message
-from ftlab.data.read import FILE_SUFFIXES, Read, read_file
+from ftlab.data.read import FILE_SUFFIXES, Read, as_rows, read_file
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -100,15 +100,9 @@ def _read(source, file: str | None, split: str) -> Read:
         if split not in source:
             raise ValueError(f"{name} has the splits {sorted(source)}; choose one with split=...")
         source = source[split]
-    if hasattr(source, "to_list") and hasattr(source, "column_names"):  # a datasets.Dataset
-        rows = source.to_list()
-    elif hasattr(source, "to_dict") and hasattr(source, "columns"):  # a pandas DataFrame
-        rows = source.astype(object).where(source.notna(), None).to_dict("records")  # NaN cell -> None
-    elif isinstance(source, dict):
+    if isinstance(source, dict):
         raise TypeError("load() takes a list of rows, not one row: wrap it in a list, [row]")
-    else:
-        rows = list(source)
-    return Read(name=name, records=list(enumerate(rows, start=1)))
+    return Read(name=name, records=list(enumerate(as_rows(source), start=1)))
 
 
 @dataclass

@@ -153,6 +153,16 @@ def _read_csv(text: str, bad: dict[int, str], hint: str, read: Read) -> None:
         read.records.append((number, dict(zip(header, cells, strict=False))))
 
 
+def as_rows(source) -> list:
+    """The rows of an in-memory source as a list: a Dataset's rows, a DataFrame's rows with every empty
+    cell (NaN) as None, or the items of a list or other iterable, unchanged. The one place ftlab does this."""
+    if hasattr(source, "to_list") and hasattr(source, "column_names"):  # a datasets.Dataset
+        return source.to_list()
+    if hasattr(source, "to_dict") and hasattr(source, "columns"):  # a pandas DataFrame
+        return source.astype(object).where(source.notna(), None).to_dict("records")
+    return list(source)
+
+
 def read_file(path: Path, name: str) -> Read:
     """Read ``path`` (.jsonl, .json, .csv or .parquet) into a ``Read``; ``name`` is used in findings."""
     suffix = path.suffix.lower()
@@ -160,8 +170,7 @@ def read_file(path: Path, name: str) -> Read:
     if suffix == ".parquet":
         import pandas as pd
 
-        frame = pd.read_parquet(path)
-        read.records = list(enumerate(frame.astype(object).where(frame.notna(), None).to_dict("records"), 1))
+        read.records = list(enumerate(as_rows(pd.read_parquet(path)), 1))
         return read
     if suffix not in FILE_SUFFIXES:
         raise ValueError(f"ftlab.data reads {', '.join(FILE_SUFFIXES)} files, "

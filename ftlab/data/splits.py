@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ftlab.data.duplicates import key_texts
 from ftlab.data.loader import chat_dataset
+from ftlab.data.read import as_rows
 
 
 def _group_indices(values) -> dict:
@@ -74,13 +75,15 @@ def fingerprint(rows) -> str:
     Each row is written as JSON with sorted keys and without empty (None) values, hashed with sha256;
     the sorted row hashes are hashed again. Same rows in any order: same fingerprint. One changed
     character, one row more or less, or a duplicate: a different one. Case and spaces count.
+    A text (a template), or rows that are not all dicts (bad data, recorded with its failure), are
+    hashed whole as JSON. The one fingerprint of ftlab: the data chapter and the lab book both use it.
     """
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame: an empty cell (NaN) is None
-        records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    else:
-        records = rows.to_list() if hasattr(rows, "to_list") else list(rows)
-    digests = sorted(hashlib.sha256(json.dumps({k: v for k, v in row.items() if v is not None}, sort_keys=True,
-                                               ensure_ascii=False).encode()).digest() for row in records)
+    records = rows if isinstance(rows, str) else as_rows(rows)
+    try:
+        digests = sorted(hashlib.sha256(json.dumps({k: v for k, v in row.items() if v is not None}, sort_keys=True,
+                                                   ensure_ascii=False).encode()).digest() for row in records)
+    except (AttributeError, TypeError):  # a text, a row that is not a dict, a value JSON cannot write
+        return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return hashlib.sha256(b"".join(digests)).hexdigest()[:16]
 
 

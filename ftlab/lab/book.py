@@ -23,11 +23,11 @@ import gc
 import math
 from pathlib import Path
 
+from ftlab.data.splits import fingerprint
 from ftlab.lab.failures import classify, divergence
 from ftlab.lab.materials import (
     as_rows,
     base_model_name,
-    fingerprint,
     is_ftlab_template,
     load_base,
     template_text,
@@ -143,10 +143,14 @@ class Lab:
         ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...); ``samples``
         eval prompts are answered and kept. A failure does not raise (a sweep goes on): the round comes
         back with status failed and advice. Ctrl-C is recorded as interrupted, then raised.
+        ``train`` and ``eval`` become lists of rows once, here: a file path is loaded strictly (a bad row
+        fails the round, naming it), and that list is what is fingerprinted, kept and trained on.
         """
+        train, eval, problem = at_the_door(train, eval)  # rows once, here; carried down from now on
         config = with_checkpoints(config, train)
         round_ = self._open(config, model, tokenizer, train, eval, name, base_model, notes, template)
-        return self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score)
+        return self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
+                         problem=problem)
 
     def rerun(self, id, seed: int | None = None, name: str | None = None, model=None, tokenizer=None,
               train=None, eval=None, **options) -> Round:
@@ -202,11 +206,9 @@ class Lab:
         return round_
 
     def _keep(self, folder, split, rows, scrub) -> dict:
-        """Fingerprint (and a copy) of one split; unreadable data is noted and left to train_round to report."""
-        try:
-            rows = as_rows(rows)
-        except Exception as error:  # the round's failure is recorded when train_round meets the same data
-            return {"source": str(rows)[:300], "unreadable": f"{type(error).__name__}: {error}"[:300]}
+        """Fingerprint (and a copy) of one split's rows as they came through the door; unreadable data is noted."""
+        if isinstance(rows, Unreadable):  # the round fails with this error, recorded in _run
+            return {"source": rows.source, "unreadable": f"{type(rows.error).__name__}: {rows.error}"[:300]}
         info = {"fingerprint": fingerprint(rows), "rows": len(rows)}
         if self.keep_data:
             (folder / "data").mkdir(exist_ok=True)
@@ -215,10 +217,8 @@ class Lab:
         return info
 
     def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
-             score=None, resume_from=None) -> Round:
+             score=None, resume_from=None, problem=None) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""
-        import transformers
-
         from ftlab.lab.capture import capture_output, tracker_env
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
         from ftlab.train import train_round
@@ -234,8 +234,9 @@ class Lab:
         with capture_output(round_.path, Scrubber()):
             print(f"Lab round {round_.id}{f' ({round_.name})' if round_.name else ''} -> {round_.path}")
             try:
+                if problem is not None:  # data that could not be read at the door: a data failure
+                    raise problem
                 with tracker_env(config.report_to):
-                    transformers.set_seed(config.seed)  # LoRA's initialisation too: same seed, same round
                     chosen = {"template": template} if template is not None else {}
                     result = train_round(config, model, tokenizer, train, eval, output_dir=str(round_.path),
                                          callbacks=[*live, *(callbacks or [])], resume_from_checkpoint=resume_from,
@@ -270,13 +271,13 @@ class Lab:
         elif tokenizer is None:
             raise ValueError("pass the tokenizer with the model")
         recorded = round_.record.get("data", {})
-        given = {"train": train, "eval": eval}
+        given = dict(zip(("train", "eval"), at_the_door(train, eval, strict=True), strict=False))
         for split, info in recorded.items():
             if given[split] is None:
                 if not info.get("file"):
                     raise ValueError(f"round {round_.id} did not keep its {split} data: pass {split}= ")
                 given[split] = read_jsonl(round_.path / info["file"])
-            elif info.get("fingerprint") and fingerprint(as_rows(given[split])) != info["fingerprint"]:
+            elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
                 raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
                                  "train a new round for new data")
         style = round_.record.get("template", {}).get("style", "chat")
@@ -285,6 +286,33 @@ class Lab:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+class Unreadable:
+    """Data that could not be read at the lab's door: where it came from and the error, recorded with the round."""
+
+    def __init__(self, source, error: Exception):
+        self.source, self.error = str(source)[:300], error
+
+
+def at_the_door(train, eval=None, strict: bool = False):
+    """Each split as a list of rows, converted once, here, and carried down to training and the record.
+
+    A file or Hub id is loaded strictly (``ftlab.data.load``): a bad row fails the round with the row
+    named, instead of vanishing from the kept copy and its fingerprint. Returns ``(train, eval, problem)``:
+    a split that cannot be read comes back as ``Unreadable`` and ``problem`` is its error (``strict``
+    raises it instead).
+    """
+    rows, problem = [], None
+    for given in (train, eval):
+        try:
+            rows.append(None if given is None else as_rows(given))
+        except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
+            if strict:
+                raise
+            rows.append(Unreadable(given, error))
+            problem = problem or error
+    return rows[0], rows[1], problem
+
+
 def with_checkpoints(config, train):
     """The config with a checkpoint schedule that suits Colab, if it has none.
 
@@ -293,15 +321,13 @@ def with_checkpoints(config, train):
     T4), and ``CheckpointClock`` adds one every 10 minutes of wall time when steps are slow. The
     trainer keeps the two newest, so the space used stays small.
     """
-    if config.save_steps or train is None:
+    if config.save_steps or not isinstance(train, list):
         return config
     if config.max_steps > 0:
         steps = config.max_steps
-    elif hasattr(train, "__len__"):
+    else:  # from the number of rows (never the length of a path)
         batches = math.ceil(len(train) / config.batch_size)
         steps = math.ceil(math.ceil(batches / config.gradient_accumulation_steps) * config.num_train_epochs)
-    else:  # a stream of unknown length
-        steps = 1000
     every = max(10, min(200, steps // 10))
     print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
           "continue after a disconnect.")
@@ -309,7 +335,8 @@ def with_checkpoints(config, train):
 
 
 def _finish(round_, config, result, guard, tokenizer, template, rows, samples, score):
-    metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss,
+    round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
+    metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
                "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
                "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
                "total_params": result.total_params, "precision": result.precision,
@@ -320,7 +347,7 @@ def _finish(round_, config, result, guard, tokenizer, template, rows, samples, s
         return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
                              stopped_at_step=guard.step)
     if samples and rows is not None:
-        round_.write_samples(sample_answers(result.model, tokenizer, as_rows(rows)[:samples], template))
+        round_.write_samples(sample_answers(result.model, tokenizer, rows[:samples], template))
     if score is not None:
         metrics["score"] = dict(score(result.model, tokenizer))
     round_.finish("succeeded", metrics=metrics, adapter="adapter")

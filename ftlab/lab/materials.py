@@ -1,8 +1,8 @@
-"""What a round is made of: its rows, their fingerprint, its template's text, and its base model.
+"""What a round is made of: its rows, its template's text, and its base model.
 
-``Lab`` turns the data it is given into rows once, at its door (``as_rows``), fingerprints them and
-keeps a copy; the template is recorded as text so two rounds can be told apart; the base model is
-recorded by name so ``lab.rerun`` and ``lab.resume`` can load it again (``load_base``).
+``Lab`` turns the data it is given into rows once, at its door (``as_rows``), fingerprints them
+(``ftlab.data.fingerprint``) and keeps a copy; the template is recorded as text so two rounds can be
+told apart; the base model is recorded by name so ``lab.rerun`` and ``lab.resume`` can load it again (``load_base``).
 """
 
 from __future__ import annotations
@@ -12,31 +12,15 @@ from pathlib import Path
 
 
 def as_rows(rows) -> list:
-    """A list of rows from a list, a Dataset, a DataFrame, or a file / Hub id that ftlab.data.load reads."""
+    """A list of rows: a file or Hub id loaded strictly by ``ftlab.data.load``; a list, Dataset or
+    DataFrame through ``ftlab.data``'s one rows conversion (empty cells as None)."""
     if isinstance(rows, str | os.PathLike):
         from ftlab.data import load
 
-        return load(rows, strict=False, quiet=True).to_list()
-    if hasattr(rows, "to_list"):  # a datasets.Dataset
-        return rows.to_list()
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame
-        return rows.to_dict("records")
-    return list(rows)
+        return load(rows, quiet=True).to_list()
+    from ftlab.data.read import as_rows as rows_of
 
-
-def fingerprint(rows) -> str:
-    """ftlab.data's order-independent fingerprint; a plain hash for anything it cannot read (bad rows)."""
-    import hashlib
-    import json
-
-    if not isinstance(rows, str):
-        try:
-            from ftlab.data import fingerprint as data_fingerprint
-
-            return data_fingerprint(rows)
-        except Exception:  # rows that are not all dicts still need a fingerprint, to record the failure
-            pass
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return rows_of(rows)
 
 
 PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content": "{answer}"}]
