@@ -28,10 +28,13 @@ _PUBLIC = {
     "chat": "ftlab.generate",
     "Template": "ftlab.templates",
     "Lab": "ftlab.lab",
+    "plan": "ftlab.planner",  # the modules are not named like their functions: importing one would shadow it
+    "Plan": "ftlab.planner",
+    "suggest": "ftlab.suggestions",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
-               "lab", "quant"}
+               "lab", "quant", "planner", "sizes", "suggestions", "batches"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

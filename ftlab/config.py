@@ -56,6 +56,9 @@ class RoundConfig:
     # data and memory
     max_length: int = knob(512, "Longest row in tokens; longer rows are truncated.")
     packing: bool = knob(False, "Pack several short rows into one sequence (faster, no padding).")
+    padding_free: bool = knob(False, "Lay a micro-batch's rows end to end, no pad tokens; position ids keep "
+                                     "each row's attention to itself.")
+    group_by_length: bool = knob(False, "Batch rows of similar length together, so little padding is needed.")
     loss_on: str = knob("answers", "Which tokens carry loss: 'answers' (prompts masked) or 'everything'.")
     gradient_checkpointing: bool = knob(True, "Recompute activations in the backward pass: less memory, ~30% slower.")
     quantization: str | None = knob(None, "How the base model is loaded: None (fp16/bf16), '4bit' (QLoRA) or '8bit'.")
@@ -214,7 +217,10 @@ class RoundConfig:
             fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=not on_gpu,
             activation_checkpointing=self.gradient_checkpointing,
             activation_checkpointing_kwargs={"use_reentrant": False},
-            max_length=self.max_length, packing=self.packing,
+            # padding-free without packing: TRL enforces no max_length, ftlab truncates the rows itself
+            max_length=None if self.padding_free and not self.packing else self.max_length, packing=self.packing,
+            padding_free=self.padding_free,
+            train_sampling_strategy="group_by_length" if self.group_by_length else "random",
             assistant_only_loss=conversational and self.loss_on == "answers",
             completion_only_loss=None if conversational else self.loss_on == "answers",
             logging_steps=self.logging_steps, logging_first_step=True,

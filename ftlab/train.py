@@ -39,6 +39,7 @@ class RoundResult:
     model: object = field(default=None, repr=False)  # the model with its trained LoRA adapters
     optimizer: str = ""  # the optimiser that ran (config.optim, unless this machine cannot run it)
     substitutions: list[dict] = field(default_factory=list)  # knob, asked, used, why: what ran differently
+    useful_token_ratio: float | None = None  # eta: non-pad tokens / positions processed in training batches
 
     @property
     def perplexity(self) -> float | None:
@@ -64,6 +65,7 @@ class RoundResult:
             "wall time (s)": round(self.wall_time_s, 1),
             "trainable params": f"{self.trainable_params:,} of {self.total_params:,} ({self.trainable_share:.2%})",
             "precision": self.precision,
+            "useful tokens (eta)": self.useful_token_ratio,
             "adapter saved in": self.adapter_dir,
         }
         for name, value in facts.items():
@@ -105,6 +107,8 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     from transformers import set_seed
     from trl import SFTTrainer
 
+    from ftlab.batches import count_useful_tokens
+
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
     train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
@@ -117,11 +121,13 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
                          train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                          callbacks=callbacks)
     keep_trainables_fp32(trainer.model)
+    useful = count_useful_tokens(trainer)
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
     result.optimizer, result.substitutions = optimizer, substitutions
+    result.useful_token_ratio = useful.ratio
     return result
 
 
@@ -140,8 +146,12 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     quiet_known_noise()
     config.validate()
     config.check_model(model)
-    name, _, capability, _ = gpu_info()
+    name, _, capability, memory = gpu_info()
     precision = config.resolve_precision(choose_precision(capability), name)
+    if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
+        from ftlab.suggestions import warn_if_it_does_not_fit
+
+        warn_if_it_does_not_fit(config, model, name, memory)
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
     if config.quantization and not quantized:
         print(f"Note: the config says quantization={config.quantization!r} but the model was loaded without it; "
@@ -152,7 +162,13 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
     template.check_loss(train_set, config.max_length, "train")
     formatted_eval = template.format(eval_set, config.loss_on) if eval_set else None
-    return template.format(train_set, config.loss_on), formatted_eval, precision
+    formatted_train = template.format(train_set, config.loss_on)
+    if config.padding_free and not config.packing:  # TRL does not truncate padding-free rows: ftlab does
+        from ftlab.batches import truncate
+
+        formatted_train = truncate(formatted_train, config.max_length)
+        formatted_eval = truncate(formatted_eval, config.max_length) if formatted_eval else None
+    return formatted_train, formatted_eval, precision
 
 
 def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:

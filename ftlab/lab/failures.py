@@ -117,11 +117,8 @@ def oom_advice(config=None, error: BaseException | None = None) -> str:
 
 
 def _fit_planner_hint() -> list[str]:
-    # The fit planner is another module's job (ftlab.plan); point to it once it exists.
-    import importlib.util
-
-    return ["- ftlab.plan estimates what fits before you start: help(ftlab.plan)."] \
-        if importlib.util.find_spec("ftlab.plan") is not None else []
+    return ["- ftlab.plan(config=...) says what fits before you start, and ftlab.suggest(...) the fastest "
+            "configuration that does: help(ftlab.plan)."]
 
 
 # ------------------------------------------------------------------------------------------ data

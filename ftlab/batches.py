@@ -1,0 +1,63 @@
+"""How much of what the GPU computes is real text: the useful-token ratio, and padding-free batches.
+
+A padded micro-batch is as long as its longest row: every shorter row is filled with pad tokens that
+go through every layer and are then thrown away. The useful-token ratio
+
+    eta = non-pad tokens / token positions processed
+
+says what share of the work was real. ``UsefulTokens`` wraps the trainer's data collator and counts
+both for every training batch of a round (``RoundResult.useful_token_ratio``). Padding-free batches lay
+a micro-batch's rows end to end as one row of ``position_ids`` that restart at 0 for every row: with
+SDPA attention and no attention mask, transformers turns those position ids into a block-diagonal
+mask, so no row attends to another (tests/test_batches.py proves it on the tiny model).
+"""
+
+from __future__ import annotations
+
+
+def batch_counts(batch) -> tuple[int, int]:
+    """(non-pad tokens, processed positions) of one collated batch.
+
+    A padded batch marks its real tokens in ``attention_mask``; a padding-free batch has no mask and
+    no padding (TRL pads it only to ``pad_to_multiple_of``, which ftlab leaves unset).
+    """
+    positions = int(batch["input_ids"].numel())
+    mask = batch.get("attention_mask")
+    return (int(mask.sum()) if mask is not None else positions), positions
+
+
+class UsefulTokens:
+    """A data collator that counts eta over the training batches (batches made while the model trains)."""
+
+    def __init__(self, collate, model):
+        self.collate, self.model = collate, model
+        self.real = self.positions = 0
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        if getattr(self.model, "training", True):
+            real, positions = batch_counts(batch)
+            self.real += real
+            self.positions += positions
+        return batch
+
+    @property
+    def ratio(self) -> float | None:
+        return self.real / self.positions if self.positions else None
+
+
+def count_useful_tokens(trainer) -> UsefulTokens:
+    """Wrap ``trainer``'s collator so that the round can report its useful-token ratio."""
+    counter = UsefulTokens(trainer.data_collator, trainer.model)
+    trainer.data_collator = counter
+    return counter
+
+
+def truncate(dataset, max_length: int):
+    """Cut tokenized rows (``input_ids`` and their loss mask) to ``max_length`` tokens.
+
+    TRL enforces no max_length on padding-free batches without packing; ftlab cuts the rows itself.
+    """
+    columns = [c for c in ("input_ids", "assistant_masks", "completion_mask", "attention_mask")
+               if c in dataset.column_names]
+    return dataset.map(lambda row: {c: row[c][:max_length] for c in columns}, desc="truncating")

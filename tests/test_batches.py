@@ -1,0 +1,96 @@
+"""Useful-token ratio on constructed batches; padding-free (packed) rows attend only to themselves."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ftlab.batches import UsefulTokens, batch_counts  # noqa: E402
+
+
+def test_eta_of_a_constructed_padded_batch():
+    batch = {"input_ids": torch.zeros(3, 6, dtype=torch.long),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]])}
+    assert batch_counts(batch) == (11, 18)  # eta = 11 / 18
+    assert batch_counts({"input_ids": torch.zeros(1, 11, dtype=torch.long)}) == (11, 11)  # padding-free
+
+
+def test_useful_tokens_counts_training_batches_only():
+    class Model:
+        training = True
+
+    model = Model()
+    counter = UsefulTokens(lambda rows: {"input_ids": torch.zeros(len(rows), 4),
+                                         "attention_mask": torch.tensor(rows)}, model)
+    counter([[1, 1, 1, 1], [1, 0, 0, 0]])
+    model.training = False  # an evaluation batch
+    counter([[1, 0, 0, 0], [1, 0, 0, 0]])
+    assert (counter.real, counter.positions) == (5, 8) and counter.ratio == 5 / 8
+
+
+@pytest.fixture
+def rows(tiny):
+    model, tokenizer = tiny
+    texts = ["Hello there, how are you today?", "Hi.", "A somewhat longer third row of text to pack in."]
+    return model.eval(), [tokenizer(t, return_tensors="pt")["input_ids"][0] for t in texts]
+
+
+def test_packed_and_separate_forward_passes_give_the_same_logits(rows):
+    model, ids = rows
+    assert model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        alone = [model(input_ids=x[None]).logits[0] for x in ids]
+        flat, positions = torch.cat(ids)[None], torch.cat([torch.arange(len(x)) for x in ids])[None]
+        packed = model(input_ids=flat, position_ids=positions, use_cache=False).logits[0]  # as TRL trains
+        cached = model(input_ids=flat, position_ids=positions).logits[0]  # the config's use_cache=True
+    assert torch.allclose(packed, torch.cat(alone), atol=1e-5)  # no row attends to another
+    # with a KV cache transformers ignores the position ids' row boundaries: rows then see each other
+    assert not torch.allclose(cached, torch.cat(alone), atol=1e-3)
+
+
+def test_the_block_diagonal_mask_comes_from_position_ids_only_without_an_attention_mask(rows):
+    model, ids = rows
+    flat, positions = torch.cat(ids)[None], torch.cat([torch.arange(len(x)) for x in ids])[None]
+    with torch.no_grad():
+        alone = torch.cat([model(input_ids=x[None]).logits[0] for x in ids])
+        masked = model(input_ids=flat, position_ids=positions, attention_mask=torch.ones_like(flat),
+                       use_cache=False).logits[0]
+    first = len(ids[0])
+    assert torch.allclose(masked[:first], alone[:first], atol=1e-5)  # the first row has nothing before it
+    assert not torch.allclose(masked[first:], alone[first:], atol=1e-3)  # later rows see the earlier ones
+
+
+def test_trl_padding_free_batches_train_on_the_same_loss_as_padded_ones(rows):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    model, ids = rows
+    features = [{"input_ids": x.tolist()} for x in ids]
+    pad_id = model.config.pad_token_id
+    padded = DataCollatorForLanguageModeling(pad_token_id=pad_id)(features)
+    flat = DataCollatorForLanguageModeling(pad_token_id=pad_id, padding_free=True)(features)
+    assert "attention_mask" not in flat and batch_counts(flat) == (sum(map(len, ids)),) * 2
+    assert batch_counts(padded)[1] == 3 * max(map(len, ids))
+    with torch.no_grad():
+        loss_padded = model(**{k: padded[k] for k in ("input_ids", "attention_mask", "labels")}).loss
+        loss_flat = model(**{k: flat[k] for k in ("input_ids", "position_ids", "labels")}, use_cache=False).loss
+    assert torch.allclose(loss_padded, loss_flat, atol=1e-5)
+
+
+def test_a_padding_free_round_reports_eta_1_and_trains_on_the_same_loss(tiny_path, tmp_path):
+    import ftlab
+    from ftlab.config import RoundConfig
+    from ftlab.data import instructions
+
+    rows = instructions(64, "skills", seed=3)  # rows of different lengths
+
+    results = {}
+    for knobs in ({}, {"padding_free": True}, {"group_by_length": True}):
+        model, tokenizer = ftlab.tiny_model(path=tiny_path)
+        config = RoundConfig.preset("cpu-tiny", max_steps=2, batch_size=8, logging_steps=1, **knobs)
+        results[tuple(knobs)] = ftlab.train_round(config, model, tokenizer, rows,
+                                                  output_dir=str(tmp_path / str(len(results))))
+    padded, free, grouped = results[()], results[("padding_free",)], results[("group_by_length",)]
+    assert free.useful_token_ratio == 1.0 and padded.useful_token_ratio < 1.0
+    assert grouped.useful_token_ratio >= padded.useful_token_ratio
+    # the same rows in the first batch: the same loss, with or without padding
+    assert free.curve("loss")[1][0] == pytest.approx(padded.curve("loss")[1][0], rel=1e-4)
+    assert "useful tokens (eta)" in padded.summary()

@@ -1,0 +1,110 @@
+"""The memory planner: exact counts, every term against a hand computation, and its errors."""
+
+import json
+
+import pytest
+
+from ftlab.planner import plan, processed_positions
+from ftlab.sizes import GIB, PlanInputError, gpu_spec, model_shape, trl_loss
+
+H, I, LAYERS, HEADS, KV, V = 2048, 5632, 22, 32, 4, 32000  # noqa: E741 (I: intermediate size)
+ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def tinyllama():
+    return model_shape("TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+
+
+def test_tinyllama_parameter_counts_are_exact(tinyllama):
+    assert tinyllama.total_params == 1_100_048_384
+    assert tinyllama.lora_params(8, ["q_proj", "v_proj"]) == 1_126_400
+    # r 16 on every linear layer: q and o are H x H, k and v H x 256 (4 KV heads of 64: GQA), the MLP H x I
+    per_layer = 16 * (2 * (H + H) + 2 * (H + 256) + 3 * (H + I))
+    assert tinyllama.lora_params(16, ALL) == per_layer * LAYERS == 12_615_680
+    assert tinyllama.lora_params(16, "all-linear") == 12_615_680
+    assert tinyllama.lm_head_params == V * H
+    with pytest.raises(PlanInputError, match="no linear layer named.*qproj"):
+        tinyllama.lora_params(8, ["qproj"])
+
+
+def test_fp16_terms_equal_a_hand_computation(tinyllama):
+    p = plan(tinyllama, lora_r=8, target_modules=["q_proj", "v_proj"], batch_size=4, max_length=512,
+             gradient_checkpointing=False, gpu="T4", lora_dropout=0.1)
+    tokens = 4 * 512
+    assert p.term("CUDA context").bytes == 0.45 * GIB
+    assert p.term("weights: fp16").bytes == 2 * 1_100_048_384
+    assert p.term("LoRA").bytes == 16 * 1_126_400  # fp32 param + grad + two AdamW moments
+    per_token_layer = (2 * (4 * H + 2 * H)  # two RMSNorms: fp32 input, fp16 output
+                       + 2 * (H + 256)  # q and k before RoPE
+                       + 4 * 2 * H + 4 * HEADS  # SDPA's q, k, v, output; log-sum-exp per head
+                       + 4 * 2 * I  # gate, up, SiLU(gate), product
+                       + 2 * (3 * H + 2 * 8))  # LoRA on q and v: dropout output + mask, A's output
+    outside = (4 + 2 + 2) * H * tokens
+    assert p.term("activations").bytes == per_token_layer * tokens * LAYERS + outside
+    assert trl_loss().kind == "chunked"  # TRL 1.x: fused LM head, logits never whole
+    assert p.term("logits").bytes == tokens * V * 2 + 6 * H * tokens + 28 * tokens
+    assert p.term("allocator").bytes == pytest.approx(0.1 * (p.term("activations").bytes + p.term("logits").bytes))
+    assert p.total_bytes == pytest.approx(sum(t.bytes for t in p.terms)) and p.fits
+
+
+def test_qlora_terms_equal_a_hand_computation(tinyllama):
+    p = plan(tinyllama, quantization="4bit", lora_r=16, target_modules=ALL, batch_size=2, max_length=1024,
+             gradient_checkpointing=True, lora_dropout=0.0, optim="paged_adamw_8bit")
+    # NF4 with double quantization, per matrix: 4 bits a weight, one byte a block of 64, an fp32 constant
+    # per 256 blocks, an fp32 offset, the 256-entry fp32 table of the 8-bit code and the 16 NF4 levels
+    def nf4(n):
+        blocks = n // 64
+        return n // 2 + blocks + 4 * -(-blocks // 256) + 4 + 1024 + 64
+    matrices = [(H, H)] * 2 + [(H, 256)] * 2 + [(H, I)] * 3
+    assert p.term("weights: NF4").bytes == LAYERS * sum(nf4(i * o) for i, o in matrices)
+    assert p.term("weights: NF4").bytes / GIB == pytest.approx(0.466, abs=1e-3)
+    assert p.term("weights: unquantized").bytes == 4 * (1_100_048_384 - 968_884_224)
+    assert p.term("LoRA").bytes == (4 + 4 + 2) * 12_615_680
+    tokens = 2 * 1024
+    one_layer = 2 * (4 * H + 2 * H) + 2 * (H + 256) + 8 * H + 4 * HEADS + 8 * I + 2 * 16 * 7
+    assert p.term("activations").bytes == 4 * H * tokens * LAYERS + one_layer * tokens + (4 + 2 + 4) * H * tokens
+
+
+def test_plan_that_does_not_fit_names_the_largest_term_and_the_fix(tinyllama):
+    p = plan(tinyllama, batch_size=16, max_length=2048, gradient_checkpointing=False)
+    assert not p.fits and p.largest.name == "activations"
+    assert "turn on gradient_checkpointing" in p.advice() and "does NOT fit" in repr(p)
+    small = plan(tinyllama, gpu=1.5)
+    assert not small.fits and small.largest.name.startswith("weights") and "4-bit" in small.advice()
+
+
+def test_unknown_gpu_lists_the_known_ones_and_a_memory_size_works():
+    with pytest.raises(PlanInputError, match=r"unknown GPU 'V100'.*'A100'.*'L4'.*'T4'.*memory size"):
+        gpu_spec("V100")
+    assert gpu_spec("Tesla T4").memory_gib == 14.74
+    assert gpu_spec(24).memory_gib == 24.0 and "T4" in gpu_spec(24).notes[0]
+
+
+def test_unreadable_config_names_the_path(tmp_path):
+    with pytest.raises(PlanInputError, match=str(tmp_path / "nowhere" / "config.json").replace("\\", ".")):
+        model_shape(tmp_path / "nowhere" / "config.json")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(PlanInputError, match="cannot read the model config .*config.json"):
+        model_shape(tmp_path)
+
+
+def test_processed_positions_and_eta():
+    lengths = [10, 100, 10, 100]
+    assert processed_positions(lengths, 4, "pad", 512) == 400
+    assert processed_positions(lengths, 2, "padding_free", 512) == 220
+    assert processed_positions(lengths, 2, "group", 512) == 2 * 100 + 2 * 10
+    assert processed_positions(lengths, 4, "pad", 50) == 200  # rows cut at max_length
+    p = plan(batch_size=2, lengths=lengths, padding="group")
+    assert p.useful_ratio == 1.0 and p.epoch_s > 0
+
+
+def test_a_calibration_file_replaces_the_estimates(tmp_path):
+    file = tmp_path / "T4.json"
+    file.write_text(json.dumps({"gpu": "Tesla T4", "constants": {"achieved_tflops": 8.0, "context_gib": 0.3},
+                                "runs": [{}, {}]}))
+    slow = plan(rows=100, calibration=file)
+    fast = plan(rows=100)
+    assert slow.gpu.calibrated_from.endswith("(2 runs)") and "calibrated from" in repr(slow)
+    assert slow.term("CUDA context").bytes == 0.3 * GIB and slow.epoch_s > fast.epoch_s
+    assert "ESTIMATE" in repr(fast)
