@@ -1,5 +1,8 @@
-"""The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round), ``exercises``,
-``runs`` (the lab book's table).
+"""The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round, recorded in the
+lab), ``runs`` (the lab book's table). ``exercises`` is for maintainers and left out of ``--help``.
+
+A mistake in a command line is answered with one line on stderr and a non-zero exit, never a
+traceback; ``ftlab runs | head`` ends quietly when ``head`` stops reading.
 
 It answers ``--help`` and ``doctor`` in about a second: nothing here imports torch or transformers
 unless the chosen command needs them (versions come from package metadata, the GPU from nvidia-smi).
@@ -64,10 +67,19 @@ def show_runs(args) -> int:
     from ftlab.lab import Lab
 
     lab = Lab(args.path) if args.path else Lab.default()
-    if not lab.rounds():
-        print(f"No rounds in {lab.path} yet: train one with lab.train(config, model, tokenizer, train, eval).")
+    if not lab.path.is_dir() and args.path:
+        raise CommandError(f"no lab folder {lab.path}: give the folder a Lab was created with")
+    rounds = lab.rounds()
+    if not rounds:
+        print(f"No rounds in {lab.path} yet: `ftlab demo` trains one, or lab.train(config, model, tokenizer, "
+              "train, eval) in a notebook.")
         return 0
-    baseline = int(args.baseline) if args.baseline and args.baseline.isdigit() else args.baseline
+    baseline = args.baseline
+    if baseline is not None:
+        known = {str(r.id) for r in rounds} | {r.name for r in rounds if r.name}
+        if baseline not in known:
+            raise CommandError(f"--baseline {baseline}: no such round in {lab.path} (ids {', '.join(sorted(known))})")
+        baseline = int(baseline) if baseline.isdigit() else baseline
     table = lab.table(baseline, all_knobs=args.all_knobs)
     if args.csv:
         table.to_csv(args.csv)
@@ -78,40 +90,88 @@ def show_runs(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ftlab", description="A fine-tuning lab for learners: LoRA and QLoRA "
-                                     "of TinyLlama on free GPUs, and of a tiny model on any CPU.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+class CommandError(Exception):
+    """A mistake in how a command was called: printed as one line, exit status 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that refuses a bad argument with one line (and a pointer to --help), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of steps, at least 1 (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of steps, at least 1 (got {value})")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    main = Parser(prog="ftlab", description="A fine-tuning lab for learners: LoRA and QLoRA of TinyLlama on "
+                  "free GPUs, and of a tiny model on any CPU.")
+    commands = main.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_parser("doctor", help="what this machine is: platform, GPU, precision, Hub, library versions")
-    demo = commands.add_parser("demo", help="one complete fine-tuning round (under a minute on a CPU)")
-    demo.add_argument("--output-dir", default="ftlab-runs/demo", help="where the adapter and logs go")
-    demo.add_argument("--steps", type=int, default=None, help="optimiser steps (default: 120 on CPU, 60 on GPU)")
-    exercises = commands.add_parser("exercises", help="build the learners' exercise notebooks from the solutions")
-    exercises.add_argument("action", choices=["build", "check"], help="build: write them; check: fail on drift")
+    demo = commands.add_parser("demo", help="one complete fine-tuning round, recorded in the lab "
+                               "(under a minute on a CPU)")
+    demo.add_argument("--steps", type=positive, default=None, help="optimiser steps (default: 120 on CPU, 60 on GPU)")
+    demo.add_argument("--lab", metavar="PATH", default=None,
+                      help="the lab folder to record the round in (default: $FTLAB_LAB, else this platform's, "
+                           "./lab locally)")
     runs = commands.add_parser("runs", help="the lab book's table of rounds (status, knobs, metrics)")
-    runs.add_argument("path", nargs="?", default=None, help="the lab folder (default: this platform's, ./lab locally)")
+    runs.add_argument("path", nargs="?", default=None,
+                      help="the lab folder (default: $FTLAB_LAB, else this platform's, ./lab locally)")
     runs.add_argument("--baseline", default=None, help="round id (or name) that the changed knobs are marked against")
     runs.add_argument("--all-knobs", action="store_true", help="every knob as a column, not only the main ones")
     runs.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     runs.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
-    args = parser.parse_args(argv)
+    # maintainers' command, left out of the learners' help (no help= keeps it out of the list)
+    exercises = commands.add_parser("exercises", description="Maintainers: build the learners' exercise notebooks "
+                                    "from the solutions and the setup cells from ftlab.install (a source checkout).")
+    exercises.add_argument("action", choices=["build", "check"], help="build: write them; check: fail on drift")
+    return main
 
+
+def run(args) -> int:
     if args.command == "doctor":
         return doctor()
     if args.command == "demo":
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from ftlab.env import quiet_known_noise
+
+        quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
         from ftlab.demo import run_demo
 
-        run_demo(output_dir=args.output_dir, max_steps=args.steps)
-        return 0
+        return 0 if run_demo(lab=args.lab, max_steps=args.steps).status == "succeeded" else 1
     if args.command == "runs":
         return show_runs(args)
     if args.command == "exercises":
         from ftlab import exercises as ex
 
         return ex.build() if args.action == "build" else ex.check()
-    parser.print_help()
+    parser().print_help()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    where = f"ftlab {args.command}" if args.command else "ftlab"
+    try:
+        return run(args)
+    except BrokenPipeError:  # `ftlab runs | head`: the reader has gone; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{where}: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, OSError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"{where}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ import warnings
 from dataclasses import dataclass
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
+# Below this many parameters a model's matrices are too small to share between cores: one thread is as
+# fast as two on an idle machine and stays fast on a busy one (see use_cpu_threads).
+SMALL_MODEL_PARAMS = 30_000_000
 STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bitsandbytes", "evaluate")
 
 
@@ -62,6 +65,11 @@ class Environment:
     def uses_tiny_model(self) -> bool:
         return self.default_model == "tiny"
 
+    @property
+    def default_preset(self) -> str:
+        """The preset that learns on the default model: ``"cpu-tiny"`` for the tiny one, else ``"t4-lora"``."""
+        return "cpu-tiny" if self.uses_tiny_model else "t4-lora"
+
     def banner(self) -> str:
         where = {"colab": "Colab", "kaggle": "Kaggle", "local": "Local"}[self.platform]
         hub = "Hub reachable" if self.hub_online else "offline (no Hub)"
@@ -70,7 +78,8 @@ class Environment:
             head = (f"{where} · {self.gpu_name}{count} (cc {self.capability[0]}.{self.capability[1]}, "
                     f"{self.gpu_memory_gib:.1f} GiB) · {self.precision} · {hub}")
         else:
-            head = f"{where} · CPU ({self.cpu_threads} threads) · {self.precision} · {hub}"
+            threads = f"{self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''}"
+            head = f"{where} · CPU ({threads}) · {self.precision} · {hub}"
         lines = [head]
         if self.gpu_count > 1:
             lines.append(f"  {self.gpu_count} GPUs found (Kaggle's T4 x2?): ftlab trains on one, cuda:0.")
@@ -125,6 +134,36 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
 
 
+_TORCH_DEFAULT_THREADS: int | None = None  # torch's own choice, remembered before ftlab first changes it
+
+
+def use_cpu_threads(model=None) -> int:
+    """Choose torch's CPU threads for training ``model`` (default: ftlab's tiny model); returns the number.
+
+    torch's threads spin while they wait for each other. On a shared 2-core machine (free Colab and
+    Kaggle CPU runtimes, CI) one other busy process made a 3 s tiny round take 46-110 s; with one
+    thread it stays at 3-4 s (benchmarks/cpu_threads.py measures it). So a small model on the CPU
+    gets one thread; a bigger one keeps torch's default; on a GPU nothing changes. ``OMP_NUM_THREADS``
+    or ``FTLAB_CPU_THREADS`` in the environment win over ftlab's choice.
+    """
+    import torch
+
+    global _TORCH_DEFAULT_THREADS
+    if _TORCH_DEFAULT_THREADS is None:
+        _TORCH_DEFAULT_THREADS = torch.get_num_threads()
+    asked = os.environ.get("FTLAB_CPU_THREADS")
+    if asked:
+        threads = int(asked)
+    elif torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    else:
+        params = sum(p.numel() for p in model.parameters()) if model is not None else 0
+        threads = 1 if params < SMALL_MODEL_PARAMS else _TORCH_DEFAULT_THREADS
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
     """Detect the platform, GPU and Hub, choose precision and default model, print a banner."""
     import torch
@@ -138,7 +177,7 @@ def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
     env = Environment(
         platform=detect_platform(), has_gpu=name is not None, gpu_name=name, gpu_count=count,
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
-        cpu_threads=torch.get_num_threads(), hub_online=online,
+        cpu_threads=use_cpu_threads() if name is None else torch.get_num_threads(), hub_online=online,
         default_model=DEFAULT_MODEL if (name is not None and online) else "tiny",
         python=sys.version.split()[0], torch=torch.__version__,
     )

@@ -120,6 +120,11 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
                                                              conversational=False, on_gpu=on_gpu()),
                          train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                          callbacks=callbacks)
+    if any(getattr(c, "replaces_progress", False) for c in callbacks or []):  # e.g. ftlab demo's quiet lines
+        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
+
+        for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
+            trainer.remove_callback(noisy)
     keep_trainables_fp32(trainer.model)
     useful = count_useful_tokens(trainer)
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
@@ -141,9 +146,10 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
-    from ftlab.env import choose_precision, gpu_info, quiet_known_noise
+    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, use_cpu_threads
 
     quiet_known_noise()
+    use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
     config.validate()
     config.check_model(model)
     name, _, capability, memory = gpu_info()

@@ -72,3 +72,25 @@ def test_setup_disables_tracker_logins(monkeypatch):
     import os
 
     assert os.environ["WANDB_MODE"] == "disabled"
+
+
+def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
+    from ftlab import env
+
+    if torch.cuda.is_available():
+        pytest.skip("thread settings apply to training on the CPU")
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("FTLAB_CPU_THREADS", raising=False)
+        torch.set_num_threads(2)
+        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 1 == torch.get_num_threads()
+        big = SimpleNamespace(parameters=lambda: [torch.empty(1).expand(env.SMALL_MODEL_PARAMS)])  # no memory used
+        assert env.use_cpu_threads(big) == env._TORCH_DEFAULT_THREADS  # a bigger model keeps torch's choice
+        monkeypatch.setenv("FTLAB_CPU_THREADS", "2")
+        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 2 == torch.get_num_threads()
+        monkeypatch.delenv("FTLAB_CPU_THREADS")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting is left alone
+        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 2
+    finally:
+        torch.set_num_threads(before)

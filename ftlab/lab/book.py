@@ -70,8 +70,17 @@ class Lab:
 
     @classmethod
     def default(cls, name: str = "ftlab-lab") -> Lab:
-        """Where the lab survives this platform's disconnects: Google Drive, /kaggle/working or ./lab."""
+        """Where the lab survives this platform's disconnects: Google Drive, /kaggle/working or ./lab.
+
+        The environment variable ``FTLAB_LAB`` (a folder) overrides the choice, for every notebook and
+        for ``ftlab demo`` / ``ftlab runs`` alike.
+        """
+        import os
+
         from ftlab.env import detect_platform
+
+        if os.environ.get("FTLAB_LAB"):
+            return cls(os.environ["FTLAB_LAB"])
 
         platform = detect_platform()
         if platform == "colab":
