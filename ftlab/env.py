@@ -60,6 +60,7 @@ class Environment:
     default_model: str  # the Hub id on a GPU with the Hub, else "tiny"
     python: str
     torch: str
+    gpu_choice: str | None = None  # what setup() did about several visible GPUs (Kaggle's T4 x2)
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -81,8 +82,8 @@ class Environment:
             threads = f"{self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''}"
             head = f"{where} · CPU ({threads}) · {self.precision} · {hub}"
         lines = [head]
-        if self.gpu_count > 1:
-            lines.append(f"  {self.gpu_count} GPUs found (Kaggle's T4 x2?): ftlab trains on one, cuda:0.")
+        if self.gpu_choice:
+            lines.append(f"  {self.gpu_choice}")
         if self.uses_tiny_model:
             why = "No GPU found" if not self.has_gpu else "The Hub cannot be reached"
             lines.append(f"  {why}: using ftlab's tiny model (0.2M params) on the "
@@ -164,13 +165,41 @@ def use_cpu_threads(model=None) -> int:
     return threads
 
 
-def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
-    """Detect the platform, GPU and Hub, choose precision and default model, print a banner."""
+def choose_gpus(found: int, wanted: int, environ, cuda_started: bool) -> str | None:
+    """With several GPUs visible, show CUDA only ``wanted`` of them, before CUDA starts; say what was done.
+
+    Two visible GPUs and an unquantized model make transformers' Trainer wrap it in ``nn.DataParallel``:
+    the effective batch doubles against Colab's one T4 and the weights are copied every step. A GPU
+    hidden with ``CUDA_VISIBLE_DEVICES`` before CUDA starts is not seen by anything in the process.
+    """
+    if found <= wanted:
+        return None
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return (f"{found} GPUs visible through CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r} (yours, "
+                "kept): the trainer will use them all (nn.DataParallel).")
+    if cuda_started:
+        return (f"{found} GPUs visible and CUDA already started, so ftlab cannot hide one: the trainer will use "
+                f"all {found} (nn.DataParallel, a {found}x effective batch). Restart the kernel and call "
+                "ftlab.setup() first.")
+    environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(wanted))
+    return (f"{found} GPUs found (Kaggle's T4 x2?): ftlab made {'only GPU 0' if wanted == 1 else f'{wanted}'} "
+            f"visible (CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']}), so a round trains as on Colab. "
+            "ftlab.setup(gpus=2) keeps both.")
+
+
+def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1) -> Environment:
+    """Detect the platform, GPU and Hub, choose precision and default model, print a banner.
+
+    ``gpus``: how many GPUs training may use (default one: on Kaggle's T4 x2 the second is hidden before
+    CUDA starts, so call setup() first in a notebook).
+    """
     import torch
 
     from ftlab.models import DEFAULT_MODEL
 
     quiet_known_noise()
+    # torch counts GPUs without starting CUDA (NVML), and does not cache the count until CUDA starts
+    choice = choose_gpus(torch.cuda.device_count(), gpus, os.environ, torch.cuda.is_initialized())
     name, count, capability, memory = gpu_info()
     online = hub_online() if check_hub else False
     precision = choose_precision(capability)
@@ -179,7 +208,7 @@ def setup(verbose: bool = True, check_hub: bool = True) -> Environment:
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
         cpu_threads=use_cpu_threads() if name is None else torch.get_num_threads(), hub_online=online,
         default_model=DEFAULT_MODEL if (name is not None and online) else "tiny",
-        python=sys.version.split()[0], torch=torch.__version__,
+        python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice,
     )
     if verbose:
         print(env.banner())

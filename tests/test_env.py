@@ -30,10 +30,12 @@ def fake_gpu(monkeypatch, name, major, minor, count=1, memory_gib=15.0):
 def test_t4_gets_fp16_and_a_kaggle_t4x2_is_named(monkeypatch, capsys):
     fake_gpu(monkeypatch, "Tesla T4", 7, 5, count=2, memory_gib=14.75)
     monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # setup() sets it: restored after the test
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     env = ftlab.setup(check_hub=False)
     assert (env.platform, env.precision, env.native_bf16, env.gpu_count) == ("kaggle", "fp16", False, 2)
     banner = capsys.readouterr().out
-    assert "Tesla T4 x2" in banner and "fp16" in banner and "ftlab trains on one" in banner
+    assert "Tesla T4 x2" in banner and "fp16" in banner and "made only GPU 0 visible" in banner
 
 
 def test_ampere_gets_bf16(monkeypatch):
