@@ -192,15 +192,17 @@ def memory_terms(m: ModelShape, gpu: GPUSpec, *, quantization, precision, lora_r
 
 
 # ----------------------------------------------------------------------------------- tokens and time
-def processed_positions(lengths, batch_size: int, padding: str, max_length: int, seed: int = 0) -> int:
+def processed_positions(lengths, batch_size: int, padding: str, max_length: int, seed: int = 0,
+                        accumulation: int = 1) -> int:
     """Token positions one epoch runs through the model: padded batches count their longest row each."""
     lengths = [min(int(n), max_length) for n in lengths]
     if padding in ("padding_free", "pack"):
         return sum(lengths)
     order = list(lengths)
     random.Random(seed).shuffle(order)
-    if padding == "group":  # transformers' LengthGroupedSampler: sort within mega-batches of 50 micro-batches
-        mega = 50 * batch_size
+    if padding == "group":  # transformers' LengthGroupedSampler: sorted within mega-batches of up to 50
+        step = batch_size * accumulation  # effective batches, at most a quarter of the data each
+        mega = max(1, min(len(order) // (4 * step), 50)) * step
         order = [n for i in range(0, len(order), mega) for n in sorted(order[i:i + mega], reverse=True)]
     return sum(len(b) * max(b) for b in (order[i:i + batch_size] for i in range(0, len(order), batch_size)))
 
@@ -213,12 +215,13 @@ def flops_per_token(m: ModelShape, n_lora: int, context: float, gradient_checkpo
     return matmul + 2 * m.hidden * context * m.layers * passes
 
 
-def epoch_seconds(m, gpu, n_lora, lengths, rows, batch_size, max_length, padding, checkpointing, quantization):
+def epoch_seconds(m, gpu, n_lora, lengths, rows, batch_size, max_length, padding, checkpointing, quantization,
+                  accumulation=1):
     if lengths is None and rows is None:
         return None, None, None
     lengths = list(lengths) if lengths is not None else [max_length] * int(rows)
     real = sum(min(n, max_length) for n in lengths)
-    positions = processed_positions(lengths, batch_size, padding, max_length)
+    positions = processed_positions(lengths, batch_size, padding, max_length, accumulation=accumulation)
     steps = math.ceil(len(lengths) / batch_size) if padding != "pack" else math.ceil(positions / (batch_size * max_length))
     context = positions / max(1, len(lengths)) if padding != "padding_free" else batch_size * real / len(lengths)
     flops = flops_per_token(m, n_lora, context, checkpointing) * positions
@@ -231,7 +234,7 @@ def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = 
          target_modules=ATTENTION, batch_size: int = 4, max_length: int = 512, gradient_checkpointing: bool = True,
          attention: str = "sdpa", gpu="T4", *, config=None, lengths=None, rows: int | None = None,
          padding: str = "pad", optim: str = "adamw_torch", lora_dropout: float = 0.05, double_quant: bool = True,
-         precision: str | None = None, calibration=None) -> Plan:
+         precision: str | None = None, gradient_accumulation_steps: int = 1, calibration=None) -> Plan:
     """The peak GPU memory of a LoRA/QLoRA round, term by term, and an estimated time per epoch.
 
     ``config`` (a RoundConfig) supplies the knobs it has. ``max_length`` is the longest row, not the
@@ -242,7 +245,7 @@ def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = 
         quantization, lora_r, target_modules = config.quantization, config.lora_r, tuple(config.target_modules)
         batch_size, max_length, optim = config.batch_size, config.max_length, config.optim
         gradient_checkpointing, lora_dropout = config.gradient_checkpointing, config.lora_dropout
-        padding = padding_of(config)
+        padding, gradient_accumulation_steps = padding_of(config), config.gradient_accumulation_steps
     for name, value, choices in (("quantization", quantization, (None, "4bit", "8bit")),
                                  ("attention", attention, ("sdpa", "eager")), ("padding", padding, PADDINGS)):
         if value not in choices:
@@ -265,7 +268,7 @@ def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = 
                          double_quant=double_quant)
     n_lora = shape.lora_params(lora_r, targets)
     epoch, eta, _ = epoch_seconds(shape, spec, n_lora, lengths, rows, batch_size, max_length, padding,
-                                  gradient_checkpointing, quantization)
+                                  gradient_checkpointing, quantization, gradient_accumulation_steps)
     settings = dict(model=shape.name, quantization=quantization, precision=precision, lora_r=lora_r,
                     target_modules=targets, batch_size=batch_size, max_length=max_length, padding=padding,
                     gradient_checkpointing=gradient_checkpointing, attention=attention, optim=optim,

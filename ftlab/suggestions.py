@@ -67,7 +67,8 @@ def suggest(effective_batch: int = 16, lengths=None, gpu="T4", model="TinyLlama/
     micro = [b for b in range(1, effective_batch + 1) if effective_batch % b == 0]
     considered = [plan(shape, quantization=q, lora_r=lora_r, target_modules=target_modules, batch_size=b,
                        max_length=max_length, gradient_checkpointing=ckpt, gpu=gpu, lengths=lengths, rows=rows,
-                       padding=pad, optim=optim, calibration=calibration)
+                       padding=pad, optim=optim, calibration=calibration,
+                       gradient_accumulation_steps=effective_batch // b)
                   for q, ckpt, pad, b in product(quantizations, (False, True), paddings, micro)]
     fitting = [p for p in considered if p.fits_with(margin)]
     if not fitting:

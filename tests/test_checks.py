@@ -81,3 +81,33 @@ def test_prompt_check_wants_the_templates_own_prompt(tiny):
     with pytest.raises(CheckFailed, match="what the model is given at inference"):
         checks.check_prompt_matches(template, row, "<|user|>\nDouble 4.\n<|assistant|>", text)
     assert checks.check_prompt_matches(template, row, template.prompt(row["messages"]), text)
+
+
+def test_tinyllama_lora_count_check_names_the_idea_missed_without_the_answer():
+    assert checks.check_tinyllama_lora_counts(1_126_400, 12_615_680)
+    no_gqa = 8 * (2 * 2048 + 2 * 2048) * 22
+    with pytest.raises(CheckFailed, match="grouped-query attention") as failed:
+        checks.check_tinyllama_lora_counts(no_gqa, 12_615_680)
+    assert "1,126,400" not in str(failed.value) and "1126400" not in str(failed.value)
+    with pytest.raises(CheckFailed, match="num_hidden_layers"):
+        checks.check_tinyllama_lora_counts(1_126_400 // 22, 12_615_680)
+    with pytest.raises(CheckFailed, match="gate_proj, up_proj and down_proj") as failed:
+        checks.check_tinyllama_lora_counts(1_126_400, 16 * (2 * 4096 + 2 * 2304) * 22)
+    assert "12,615,680" not in str(failed.value)
+    with pytest.raises(CheckFailed, match="B @ A"):
+        checks.check_tinyllama_lora_counts(8 * (2048 + 2048) * 22, 12_615_680)
+    with pytest.raises(CheckFailed, match="still None"):
+        checks.check_tinyllama_lora_counts(None, None)
+
+
+def test_t4_prediction_check():
+    configs = [dict(batch_size=16, max_length=1024, gradient_checkpointing=False, rows=2000),
+               dict(batch_size=2, max_length=1024, gradient_checkpointing=False, rows=2000),
+               dict(batch_size=16, max_length=1024, gradient_checkpointing=True, quantization="4bit", rows=2000)]
+    assert checks.check_t4_predictions(configs, [False, True, True], 1)
+    with pytest.raises(CheckFailed, match=r"(?s)fits\[0\] is not right.*activations"):
+        checks.check_t4_predictions(configs, [True, True, True], 1)
+    with pytest.raises(CheckFailed, match="does not fit on a T4"):
+        checks.check_t4_predictions(configs, [False, True, True], 0)
+    with pytest.raises(CheckFailed, match="(?s)not the fastest.*checkpointing"):
+        checks.check_t4_predictions(configs, [False, True, True], 2)

@@ -93,10 +93,14 @@ def test_processed_positions_and_eta():
     lengths = [10, 100, 10, 100]
     assert processed_positions(lengths, 4, "pad", 512) == 400
     assert processed_positions(lengths, 2, "padding_free", 512) == 220
-    assert processed_positions(lengths, 2, "group", 512) == 2 * 100 + 2 * 10
     assert processed_positions(lengths, 4, "pad", 50) == 200  # rows cut at max_length
-    p = plan(batch_size=2, lengths=lengths, padding="group")
-    assert p.useful_ratio == 1.0 and p.epoch_s > 0
+    # length grouping as transformers does it: sorted within mega-batches of min(n / (4 x effective batch), 50)
+    many = [10, 100] * 40
+    grouped, padded = (processed_positions(many, 2, mode, 512) for mode in ("group", "pad"))
+    assert sum(many) <= grouped < padded  # mega-batches of 20 rows sorted: at most one mixed pair in each
+    assert grouped <= sum(many) + 4 * 90
+    p = plan(batch_size=2, lengths=many, padding="group")
+    assert p.useful_ratio == sum(many) / grouped and p.epoch_s > 0
 
 
 def test_a_calibration_file_replaces_the_estimates(tmp_path):

@@ -40,7 +40,8 @@ def test_suggest_never_proposes_what_plan_says_does_not_fit(tinyllama, gpu, seed
     k = s.knobs
     padding = "padding_free" if k["padding_free"] else "group" if k["group_by_length"] else "pad"
     again = plan(tinyllama, quantization=k["quantization"], batch_size=k["batch_size"], max_length=k["max_length"],
-                 gradient_checkpointing=k["gradient_checkpointing"], gpu=gpu, lengths=lengths, padding=padding)
+                 gradient_checkpointing=k["gradient_checkpointing"], gpu=gpu, lengths=lengths, padding=padding,
+                 gradient_accumulation_steps=k["gradient_accumulation_steps"])
     assert again.fits_with(0.1) and again.total_bytes == s.plan.total_bytes
     # and it is the fastest of those that fit
     assert all(p.epoch_s >= s.plan.epoch_s for p in s.considered if p.fits_with(0.1))
