@@ -10,9 +10,14 @@ both for every training batch of a round (``RoundResult.useful_token_ratio``). P
 a micro-batch's rows end to end as one row of ``position_ids`` that restart at 0 for every row: with
 SDPA attention and no attention mask, transformers turns those position ids into a block-diagonal
 mask, so no row attends to another (tests/test_batches.py proves it on the tiny model).
+
+``RoundMeter`` measures a round beside its plan: eta, token positions per second and, on a GPU, the
+peak memory allocated and reserved next to what ``ftlab.plan`` predicted.
 """
 
 from __future__ import annotations
+
+import time
 
 
 def batch_counts(batch) -> tuple[int, int]:
@@ -61,3 +66,48 @@ def truncate(dataset, max_length: int):
     columns = [c for c in ("input_ids", "assistant_masks", "completion_mask", "attention_mask")
                if c in dataset.column_names]
     return dataset.map(lambda row: {c: row[c][:max_length] for c in columns}, desc="truncating")
+
+
+class RoundMeter:
+    """eta, tokens/s and (on a GPU) peak memory of one round, beside the plan's prediction."""
+
+    def __init__(self, trainer, config, model):
+        self.tokens = count_useful_tokens(trainer)
+        self.planned = _plan_here(config, model)
+        self.started = None
+
+    def start(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self.started = time.perf_counter()
+
+    def read(self) -> dict:
+        import torch
+
+        seconds = time.perf_counter() - self.started
+        facts = {"useful_token_ratio": self.tokens.ratio,
+                 "tokens_per_s": round(self.tokens.positions / seconds, 1) if seconds > 0 else None}
+        if torch.cuda.is_available():
+            facts["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+            facts["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
+        if self.planned is not None:
+            facts["planned_peak_gib"] = round(self.planned.peak_gib, 3)
+        return facts
+
+
+def _plan_here(config, model):
+    """The plan for this round on this GPU (None on a CPU, or for a model the planner cannot size)."""
+    from ftlab.env import gpu_info
+
+    name, _, _, memory = gpu_info()
+    if name is None:
+        return None
+    from ftlab.planner import plan
+    from ftlab.sizes import PlanInputError, gpu_for, model_shape
+
+    try:
+        return plan(model_shape(model), config=config, gpu=gpu_for(name, memory))
+    except PlanInputError:
+        return None

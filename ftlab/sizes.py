@@ -112,6 +112,9 @@ def model_shape(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0") -> ModelShape:
     from transformers import AutoModelForCausalLM
 
     config, name = _read_config(model)
+    key = (name, config.to_json_string(use_diff=False))
+    if key in _SHAPES:
+        return _SHAPES[key]
     with torch.device("meta"):
         built = AutoModelForCausalLM.from_config(config)
     counts: dict[tuple[str, int, int], int] = {}
@@ -121,12 +124,16 @@ def model_shape(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0") -> ModelShape:
             key = (full_name.rsplit(".", 1)[-1], module.in_features, module.out_features)
             counts[key] = counts.get(key, 0) + 1
     text = config.get_text_config()
-    return ModelShape(
+    _SHAPES[key] = ModelShape(
         name=name, hidden=text.hidden_size, intermediate=text.intermediate_size, layers=text.num_hidden_layers,
         heads=text.num_attention_heads, kv_heads=getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
         vocab=text.vocab_size, total_params=sum(p.numel() for p in built.parameters()),
         linears=tuple((n, i, o, c) for (n, i, o), c in counts.items()),
         lm_head_params=0 if lm_head is None or text.tie_word_embeddings else lm_head.weight.numel())
+    return _SHAPES[key]
+
+
+_SHAPES: dict = {}  # counting on the meta device takes a second for a 1B model: once per config
 
 
 # --------------------------------------------------------------------------------------------- GPUs
@@ -172,6 +179,15 @@ def gpu_spec(gpu="T4", calibration: str | os.PathLike | None = None) -> GPUSpec:
                                  "e.g. gpu=15.")
         spec = GPUS[key]
     return calibrated(spec, calibration)
+
+
+def gpu_for(name: str | None, memory_gib: float | None):
+    """The planner's GPU for what torch reports: a known one by name (with the memory measured), else the memory."""
+    try:
+        spec = gpu_spec(name)
+    except PlanInputError:
+        return memory_gib
+    return replace(spec, memory_gib=memory_gib) if memory_gib else spec
 
 
 def gpu_key(name) -> str:

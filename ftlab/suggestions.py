@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from ftlab.planner import ATTENTION, Plan, padding_of, plan
-from ftlab.sizes import PlanInputError, gpu_spec, model_shape
+from ftlab.sizes import PlanInputError, gpu_for, model_shape
 
 SPEED_ORDER = ("padding_free", "group", "pad")
 
@@ -90,15 +90,8 @@ def warn_if_it_does_not_fit(config, model, gpu_name: str | None, memory_gib: flo
 
     A GPU the planner knows by name keeps its speed constants, with the memory torch reports.
     """
-    from dataclasses import replace
-
     try:
-        try:
-            gpu = gpu_spec(gpu_name)
-            gpu = replace(gpu, memory_gib=memory_gib) if memory_gib else gpu
-        except PlanInputError:
-            gpu = memory_gib
-        predicted = plan(model_shape(model), config=config, gpu=gpu)
+        predicted = plan(model_shape(model), config=config, gpu=gpu_for(gpu_name, memory_gib))
     except PlanInputError as error:  # a model the planner cannot size: say so, train anyway
         warnings.warn(f"ftlab.plan could not size this round ({error}); training without a memory check",
                       stacklevel=3)

@@ -20,6 +20,9 @@ from pathlib import Path
 from ftlab.config import RoundConfig
 from ftlab.templates import Template
 
+MEASURED = {"tokens_per_s": "token positions / s", "peak_allocated_gib": "peak GPU GiB allocated",
+            "peak_reserved_gib": "peak GPU GiB reserved", "planned_peak_gib": "peak GPU GiB planned"}
+
 
 @dataclass
 class RoundResult:
@@ -40,6 +43,7 @@ class RoundResult:
     optimizer: str = ""  # the optimiser that ran (config.optim, unless this machine cannot run it)
     substitutions: list[dict] = field(default_factory=list)  # knob, asked, used, why: what ran differently
     useful_token_ratio: float | None = None  # eta: non-pad tokens / positions processed in training batches
+    measured: dict = field(default_factory=dict)  # tokens/s; on a GPU peak memory beside the plan's prediction
 
     @property
     def perplexity(self) -> float | None:
@@ -66,6 +70,7 @@ class RoundResult:
             "trainable params": f"{self.trainable_params:,} of {self.total_params:,} ({self.trainable_share:.2%})",
             "precision": self.precision,
             "useful tokens (eta)": self.useful_token_ratio,
+            **{MEASURED.get(k, k): v for k, v in self.measured.items() if k in MEASURED},
             "adapter saved in": self.adapter_dir,
         }
         for name, value in facts.items():
@@ -107,7 +112,7 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     from transformers import set_seed
     from trl import SFTTrainer
 
-    from ftlab.batches import count_useful_tokens
+    from ftlab.batches import RoundMeter
 
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
@@ -126,13 +131,15 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
         for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
             trainer.remove_callback(noisy)
     keep_trainables_fp32(trainer.model)
-    useful = count_useful_tokens(trainer)
+    meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
     started = time.perf_counter()
+    meter.start()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     result = finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
     result.optimizer, result.substitutions = optimizer, substitutions
-    result.useful_token_ratio = useful.ratio
+    result.measured = meter.read()
+    result.useful_token_ratio = result.measured["useful_token_ratio"]
     return result
 
 
@@ -146,12 +153,10 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
-    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, small_model_hint, use_cpu_threads
+    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, use_cpu_threads
 
     quiet_known_noise()
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
-    if hint := small_model_hint(config, model):
-        print(hint)
     config.validate()
     config.check_model(model)
     name, _, capability, memory = gpu_info()

@@ -94,3 +94,30 @@ def test_a_padding_free_round_reports_eta_1_and_trains_on_the_same_loss(tiny_pat
     # the same rows in the first batch: the same loss, with or without padding
     assert free.curve("loss")[1][0] == pytest.approx(padded.curve("loss")[1][0], rel=1e-4)
     assert "useful tokens (eta)" in padded.summary()
+
+
+def test_a_round_measures_tokens_per_second_and_the_lab_records_it(tiny, tmp_path):
+    import ftlab
+    from ftlab.config import RoundConfig
+    from ftlab.data import instructions
+
+    config = RoundConfig.preset("cpu-tiny", max_steps=2, batch_size=8)
+    round_ = ftlab.Lab(tmp_path).train(config, *tiny, instructions(32, "skills", seed=4))
+    measured = round_.metrics
+    assert measured["tokens_per_s"] > 0 and 0 < measured["useful_token_ratio"] < 1
+    assert "peak_allocated_gib" not in measured  # no GPU here: nothing measured is made up
+
+
+def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypatch):
+    from types import SimpleNamespace
+
+    import ftlab.env
+    from ftlab.batches import RoundMeter
+    from ftlab.config import RoundConfig
+
+    monkeypatch.setattr(ftlab.env, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))  # a T4, faked
+    trainer = SimpleNamespace(data_collator=lambda rows: rows, model=tiny[0])
+    meter = RoundMeter(trainer, RoundConfig.preset("cpu-tiny"), tiny[0])
+    meter.start()
+    facts = meter.read()
+    assert facts["planned_peak_gib"] == round(meter.planned.peak_gib, 3) and meter.planned.gpu.name == "T4"

@@ -349,7 +349,8 @@ def _finish(round_, config, result, guard, tokenizer, template, rows, samples, s
                "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
                "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
                "total_params": result.total_params, "precision": result.precision,
-               "steps": max((h.get("step", 0) for h in result.log_history), default=0)}
+               "steps": max((h.get("step", 0) for h in result.log_history), default=0),
+               **result.measured}  # eta, tokens/s; on a GPU peak memory beside the plan's prediction
     finite = result.train_loss is not None and math.isfinite(result.train_loss)
     if guard.reason or not finite:
         reason = guard.reason or f"train loss is {result.train_loss}"
