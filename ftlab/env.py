@@ -135,6 +135,16 @@ def quiet_known_noise() -> None:
     warnings.filterwarnings("ignore", message="Could not find a config file in", category=UserWarning)
 
 
+def small_model_hint(config, model) -> str | None:
+    """A note when a small model gets a learning rate meant for TinyLlama (it then learns little)."""
+    params = sum(p.numel() for p in model.parameters())
+    if params < SMALL_MODEL_PARAMS and config.learning_rate < 1e-3:
+        return (f"Note: learning_rate {config.learning_rate:g} is a rate for TinyLlama; a model this small "
+                f"({params / 1e6:.1f}M parameters) learns little with it. RoundConfig.preset('cpu-tiny') is tuned "
+                "for ftlab's tiny model (env.default_preset picks it).")
+    return None
+
+
 _TORCH_DEFAULT_THREADS: int | None = None  # torch's own choice, remembered before ftlab first changes it
 
 

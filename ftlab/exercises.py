@@ -7,6 +7,9 @@ block with ``name = None  # TODO`` for each name the solution assigns, or for th
 "still None" instead of a NameError), drops outputs, and tags the exercise cells and their checks
 ``raises-exception`` so nbmake runs the unsolved copy to the end. ``ftlab exercises build`` writes
 the copies; ``ftlab exercises check`` (and a test) fails when a copy has drifted from its source.
+Both first bring every notebook's install block up to date with ``ftlab.install`` (``build``) or
+report the ones that differ (``check``). They work in a source checkout only: an installed wheel
+holds no notebooks, and says so. ``python -m ftlab.exercises build`` does the same as the command.
 """
 
 from __future__ import annotations
@@ -84,7 +87,18 @@ def pairs(root: Path = ROOT) -> list[tuple[Path, Path]]:
     return [(path, root / path.name) for path in sorted((root / "solutions").glob("*.ipynb"))]
 
 
+def _source_checkout(root: Path) -> None:
+    if not (root / "solutions").is_dir():
+        raise FileNotFoundError(f"no {root / 'solutions'}: `ftlab exercises` works in a source checkout of ftlab "
+                                "(git clone), not in an installed package")
+
+
 def build(root: Path = ROOT) -> int:
+    from ftlab import install
+
+    _source_checkout(root)
+    for path in install.sync(root.parent, write=True):
+        print(f"updated the install block of {path}")
     for solution, learner in pairs(root):
         learner.write_text(_render(learner_version(json.loads(solution.read_text()), solution.name)))
         print(f"wrote {learner} from {solution}")
@@ -92,9 +106,21 @@ def build(root: Path = ROOT) -> int:
 
 
 def check(root: Path = ROOT) -> int:
-    drifted = [str(learner) for solution, learner in pairs(root)
+    from ftlab import install
+
+    _source_checkout(root)
+    stale = [f"{path}: its install block differs from ftlab.install" for path in install.sync(root.parent, write=False)]
+    drifted = [f"{learner} differs from its solution" for solution, learner in pairs(root)
                if not learner.exists()
                or learner.read_text() != _render(learner_version(json.loads(solution.read_text()), solution.name))]
-    for path in drifted:
-        print(f"{path} differs from its solution: run `ftlab exercises build`")
-    return 1 if drifted else 0
+    for problem in stale + drifted:
+        print(f"{problem}: run `python -m ftlab.exercises build`")
+    return 1 if stale or drifted else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] not in (["build"], ["check"]):
+        sys.exit("usage: python -m ftlab.exercises build|check")
+    sys.exit(build() if sys.argv[1] == "build" else check())

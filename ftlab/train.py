@@ -153,10 +153,12 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
-    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, use_cpu_threads
+    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, small_model_hint, use_cpu_threads
 
     quiet_known_noise()
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
+    if hint := small_model_hint(config, model):
+        print(hint)
     config.validate()
     config.check_model(model)
     name, _, capability, memory = gpu_info()

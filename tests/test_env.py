@@ -96,3 +96,11 @@ def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
         assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_tinyllama_learning_rate_on_the_tiny_model_gets_a_hint(tiny):
+    from ftlab import RoundConfig, env
+
+    model, _ = tiny
+    assert "cpu-tiny" in env.small_model_hint(RoundConfig.preset("t4-lora"), model)
+    assert env.small_model_hint(RoundConfig.preset("cpu-tiny"), model) is None

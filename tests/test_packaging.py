@@ -31,10 +31,3 @@ def test_notebooks_are_committed_without_outputs():
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell["outputs"] and cell["execution_count"] is None, path.name
-
-
-def test_every_notebook_opens_with_the_one_setup_cell():
-    for path in NOTEBOOKS:
-        code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
-        first = "".join(code[0]["source"])
-        assert 'pip install -q "ftlab[tested]"' in first and "env = ftlab.setup()" in first, path.name
