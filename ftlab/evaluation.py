@@ -1,8 +1,8 @@
 """Judging a round: perplexity on the answers, text metrics on generated answers, base versus tuned.
 
 ``perplexity`` is exp of the mean negative log-likelihood over exactly the tokens that carry loss in
-training (the assistant's answers, eos included), weighted by token, so it matches the trainer's
-eval loss on the same data. ``evaluate`` generates an answer for every eval row with the training
+training (the assistant's answers, end-of-turn token included), weighted by token, so it matches the
+trainer's eval loss on the same data; on plain texts every token counts. ``evaluate`` generates an answer for every eval row with the training
 template, scores them, saves predictions and scores next to the adapter, and returns a tidy table.
 ``base_vs_tuned`` runs the same evaluation with the LoRA adapter switched off and on: one model in
 memory, never a second copy on the GPU.
@@ -29,11 +29,40 @@ def _chat_rows(data) -> list[list[dict]]:
     return [row["messages"] for row in rows]
 
 
-def _masked_batch(tokenizer, template, chats: list[list[dict]], max_length: int | None):
-    """input_ids, attention mask and labels (-100 outside the answers), right-padded."""
+def _texts_or_chats(data) -> list:
+    """Chat rows become lists of turns; plain texts (strings, or rows with a "text" field) stay strings."""
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):  # a Dataset slice such as eval[:4] is a dict of columns
+        if "messages" in data or "text" in data:
+            return list(data["messages"] if "messages" in data else data["text"])
+    examples = []
+    for number, row in enumerate(data, start=1):
+        if isinstance(row, str):
+            examples.append(row)
+        elif isinstance(row, dict) and ("messages" in row or "text" in row):
+            examples.append(row["messages"] if "messages" in row else row["text"])
+        else:
+            raise ValueError(f"row {number} is neither a chat row ({{'messages': [...]}}) nor a plain text (a string "
+                             f"or {{'text': ...}}): {str(row)[:80]!r}")
+    return examples
+
+
+def _masked_batch(tokenizer, template, examples: list, max_length: int | None):
+    """input_ids, attention mask and labels (-100 where no loss), right-padded.
+
+    A chat row carries loss on its answers (as in training); a plain text on every token, with the
+    BOS the tokenizer adds to any text.
+    """
     import torch
 
-    encoded = [template.encode(chat, max_length) for chat in chats]
+    encoded = []
+    for example in examples:
+        if isinstance(example, str):
+            ids = tokenizer(example, truncation=max_length is not None, max_length=max_length)["input_ids"]
+            encoded.append((ids, [1] * len(ids)))
+        else:
+            encoded.append(template.encode(example, max_length))
     ids, masks = [e[0] for e in encoded], [e[1] for e in encoded]
     width = max(len(i) for i in ids)
     pad = tokenizer.pad_token_id
@@ -46,23 +75,24 @@ def _masked_batch(tokenizer, template, chats: list[list[dict]], max_length: int 
 
 def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024,
              template=None) -> tuple[float, int]:
-    """(mean negative log-likelihood per answer token, number of answer tokens)."""
+    """(mean negative log-likelihood per loss token, number of loss tokens): answers of chat rows, all of plain texts."""
     import torch
     from tqdm.auto import tqdm
 
     from ftlab.templates import Template
 
-    template = template or Template.chat(tokenizer)
-    chats = _chat_rows(data)
+    examples = _texts_or_chats(data)
+    needs_template = any(not isinstance(example, str) for example in examples)
+    template = template or (Template.chat(tokenizer) if needs_template else None)
     device = next(model.parameters()).device
     total, count = 0.0, 0
     was_training = model.training
     model.eval()
-    starts = range(0, len(chats), batch_size)
+    starts = range(0, len(examples), batch_size)
     try:
         for start in tqdm(starts, desc="perplexity", disable=len(starts) <= 2):
             input_ids, attention, labels = (t.to(device) for t in _masked_batch(
-                tokenizer, template, chats[start:start + batch_size], max_length))
+                tokenizer, template, examples[start:start + batch_size], max_length))
             with torch.no_grad():
                 logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
             # position t predicts token t+1
@@ -80,7 +110,11 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
 
 
 def perplexity(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024, template=None) -> float:
-    """exp(mean NLL over the answer tokens of ``data``): 1 is perfect, the vocabulary size is guessing."""
+    """exp(mean NLL per token): 1 is perfect, the vocabulary size is guessing.
+
+    ``data`` is chat rows (the answer tokens count, as in training) or plain texts, such as a held-out
+    document (strings or ``{"text": ...}`` rows: every token counts but the first, which nothing predicts).
+    """
     return math.exp(mean_nll(model, tokenizer, data, batch_size, max_length, template)[0])
 
 

@@ -71,3 +71,21 @@ def test_evaluate_saves_predictions_and_base_vs_tuned_uses_one_model(tiny, greet
     lines = (tmp_path / "predictions.jsonl").read_text().splitlines()
     assert len(lines) == len(evaluation_rows) and json.loads(lines[0])["reference"]
     assert json.loads((tmp_path / "scores.json").read_text())["exact_match"] == saved.scores["exact_match"]
+
+
+def test_perplexity_of_plain_texts_counts_every_token_and_equals_a_hand_computation(tiny):
+    model, tokenizer = tiny
+    texts = ["Anna sends Ben a red apple.", "Good day to you, Chen, and welcome."]
+    nll, count = 0.0, 0
+    for text in texts:  # by hand: each token predicted from the ones before it
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), dim=-1)
+        nll -= log_probs.gather(-1, ids[0, 1:].unsqueeze(-1)).sum().item()
+        count += ids.shape[1] - 1
+    by_hand = math.exp(nll / count)
+    assert ftlab.evaluation.perplexity(model, tokenizer, texts) == pytest.approx(by_hand, rel=1e-4)
+    assert ftlab.evaluation.perplexity(model, tokenizer, [{"text": t} for t in texts]) == pytest.approx(by_hand, rel=1e-4)
+    assert ftlab.evaluation.mean_nll(model, tokenizer, texts)[1] == count
+    with pytest.raises(ValueError, match="row 2 is neither a chat row"):
+        ftlab.evaluation.perplexity(model, tokenizer, [texts[0], {"prompt": "x"}])
