@@ -19,7 +19,7 @@ _PUBLIC = {
     "choose_precision": "ftlab.env",
     "load_model": "ftlab.models",
     "tiny_model": "ftlab.models",
-    "DEFAULT_MODEL": "ftlab.models",
+    "DEFAULT_MODEL": "ftlab.config",
     "RoundConfig": "ftlab.config",
     "ConfigError": "ftlab.config",
     "PRESETS": "ftlab.config",

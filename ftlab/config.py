@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+DEFAULT_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"  # what the t4 presets were tuned for
+
 # Tuples, not lists: a preset's value edited in place would change every later preset and skip validation.
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = (*ATTENTION, "gate_proj", "up_proj", "down_proj")

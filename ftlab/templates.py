@@ -231,6 +231,15 @@ class Template:
             mask[first:last] = [1] * (last - first)
         return ids[:max_length], mask[:max_length]
 
+    def token_lengths(self, conversations) -> list[int]:
+        """The number of tokens of each conversation's training text, before truncation: what the trainer
+        sees (the same ids as ``encode``), counted in one batch by the Rust tokenizer where there is one."""
+        texts = [self.training_text(messages) for messages in conversations]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None and hasattr(backend, "encode_batch_fast"):
+            return [len(encoding) for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+        return [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+
     def show(self, row, max_length: int | None = None) -> str:
         """Print (and return) exactly what the model sees, with the loss-carrying tokens in ⟦brackets⟧."""
         messages = row["messages"] if isinstance(row, dict) else row

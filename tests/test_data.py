@@ -237,7 +237,9 @@ def test_findings_are_capped_with_a_note():
 
 def test_rows_too_long_for_max_length(tokenizer):
     rows = [chat("Hi", "Hello."), chat("Tell me " * 40, "Sure " * 40), chat("Hey", "Yo")]
-    lengths = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True)["input_ids"]) for r in rows]
+    from ftlab.templates import Template
+
+    lengths = [len(Template.chat(tokenizer).encode(r["messages"])[0]) for r in rows]
     limit = lengths[0] + 5
     findings = validate(rows, tokenizer=tokenizer, max_length=limit)
     assert [f.row for f in findings] == [i + 1 for i, n in enumerate(lengths) if n > limit] == [2]

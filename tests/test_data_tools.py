@@ -305,10 +305,12 @@ def test_general_set_is_valid_varied_and_unique():
 
 # --- length report -------------------------------------------------------------------------------
 
-def test_length_report_matches_the_chat_template(tokenizer):
+def test_length_report_counts_what_the_trainer_sees(tokenizer):
+    from ftlab.templates import Template
+
     rows = general() + [chat("Tell me more. " * 30, "Here is more. " * 30)]
     report = length_report(rows, tokenizer, max_length=96, batch_size=4)
-    expected = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True)["input_ids"]) for r in rows]
+    expected = [len(Template.chat(tokenizer).encode(r["messages"])[0]) for r in rows]
     assert report.lengths == expected
     assert report.truncated_rows == [i for i, n in enumerate(expected, start=1) if n > 96]
     assert report.truncated_share == pytest.approx(len(report.truncated_rows) / len(rows))

@@ -28,7 +28,7 @@ def test_perplexity_equals_exp_of_a_mean_nll_computed_row_by_row(tiny, greet_dat
         nll_sum += loss * counted
         tokens += counted
     by_hand = math.exp(nll_sum / tokens)
-    assert ftlab.metrics.perplexity(model, tokenizer, rows, batch_size=3) == pytest.approx(by_hand, rel=1e-4)
+    assert ftlab.evaluation.perplexity(model, tokenizer, rows, batch_size=3) == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_perplexity_matches_the_trainers_eval_loss(tiny, greet_data, tmp_path):
@@ -36,7 +36,7 @@ def test_perplexity_matches_the_trainers_eval_loss(tiny, greet_data, tmp_path):
     train, evaluation_rows = greet_data  # 12 eval rows: one eval batch of 16, so the trainer's mean is per token
     result = ftlab.train_round(RoundConfig.preset("cpu-tiny", max_steps=20), model, tokenizer, train,
                                evaluation_rows, output_dir=str(tmp_path))
-    ppl = ftlab.metrics.perplexity(result.model, tokenizer, evaluation_rows)
+    ppl = ftlab.evaluation.perplexity(result.model, tokenizer, evaluation_rows)
     assert ppl == pytest.approx(result.perplexity, rel=1e-3)
 
 

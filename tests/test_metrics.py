@@ -32,27 +32,27 @@ ROUGE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 def test_bleu_equals_sacrebleu_on_english():
     expected = sacrebleu.corpus_bleu(EN_PREDICTIONS, [EN_REFERENCES]).score
     assert 0 < expected < 100  # the fixture must not be trivial
-    assert metrics.bleu(EN_PREDICTIONS, EN_REFERENCES) == pytest.approx(expected)
+    assert metrics.bleu(EN_PREDICTIONS, EN_REFERENCES) == pytest.approx(expected / 100)  # ftlab's 0-1 scale
 
 
-def test_bleu_on_chinese_identical_is_100_and_near_identical_in_between():
-    assert metrics.bleu([ZH_REFERENCE], [ZH_REFERENCE]) == pytest.approx(100)
+def test_bleu_on_chinese_identical_is_1_and_near_identical_in_between():
+    assert metrics.bleu([ZH_REFERENCE], [ZH_REFERENCE]) == pytest.approx(1)
     near = metrics.bleu([ZH_NEAR], [ZH_REFERENCE])
-    assert 0 < near < 100
+    assert 0 < near < 1
     # the pitfall being prevented: sacrebleu's default 13a tokenizer sees one "word" and scores 0
     assert sacrebleu.corpus_bleu([ZH_NEAR], [[ZH_REFERENCE]]).score == 0.0
-    assert near == pytest.approx(sacrebleu.corpus_bleu([ZH_NEAR], [[ZH_REFERENCE]], tokenize="zh").score)
+    assert near == pytest.approx(sacrebleu.corpus_bleu([ZH_NEAR], [[ZH_REFERENCE]], tokenize="zh").score / 100)
 
 
 def test_bleu_on_japanese_uses_characters():
     text = "今日はとても良い天気ですね"
-    assert metrics.bleu([text], [text]) == pytest.approx(100)
+    assert metrics.bleu([text], [text]) == pytest.approx(1)
 
 
 def test_bleu_explicit_lang_overrides_detection():
     # lang="en" forces 13a even on Chinese text, which is exactly the zero a learner should avoid
     assert metrics.bleu([ZH_REFERENCE], [ZH_REFERENCE], lang="en") == 0.0
-    assert metrics.bleu([ZH_REFERENCE], [ZH_REFERENCE], lang="zh-CN") == pytest.approx(100)
+    assert metrics.bleu([ZH_REFERENCE], [ZH_REFERENCE], lang="zh-CN") == pytest.approx(1)
 
 
 # --- ROUGE --------------------------------------------------------------------------------------------
@@ -180,8 +180,8 @@ def test_bad_inputs_raise_value_error(metric, predictions, references, message):
 
 def test_compute_uses_evaluate_key_names_and_scales():
     score = metrics.bleu(EN_PREDICTIONS, EN_REFERENCES)
-    assert metrics.compute("sacrebleu", EN_PREDICTIONS, EN_REFERENCES)["score"] == pytest.approx(score)
-    assert metrics.compute("bleu", EN_PREDICTIONS, EN_REFERENCES)["bleu"] == pytest.approx(score / 100)
+    assert metrics.compute("sacrebleu", EN_PREDICTIONS, EN_REFERENCES)["score"] == pytest.approx(score * 100)
+    assert metrics.compute("bleu", EN_PREDICTIONS, EN_REFERENCES)["bleu"] == pytest.approx(score)
     assert metrics.compute("rouge", EN_PREDICTIONS, EN_REFERENCES) == metrics.rouge(
         EN_PREDICTIONS, EN_REFERENCES
     )
@@ -200,3 +200,16 @@ def test_import_is_cheap():
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_one_table_one_scale():
+    """Every ftlab score is a share from 0 to 1, perfect answers score 1 on each, and evaluation uses the same table."""
+    from ftlab import evaluation
+
+    texts = ["Paris has 2 million people.", "Seven and five make 12."]
+    perfect = metrics.score(texts, texts, names=tuple(metrics.SCORES))
+    assert set(perfect) == {"exact_match", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "answer_accuracy"}
+    assert all(value == pytest.approx(1.0) for value in perfect.values()), perfect
+    wrong = metrics.score(texts, ["Berlin has 3 million people.", "It makes 9."], names=tuple(metrics.SCORES))
+    assert all(0 <= value < 1 for value in wrong.values()), wrong
+    assert evaluation.score(texts, texts) == metrics.score(texts, texts)

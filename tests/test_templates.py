@@ -68,7 +68,7 @@ def test_an_alpaca_round_trains_and_answers_with_the_same_template(tiny, greet_d
     assert result.eval_loss < 0.5 * result.eval_loss_before
     answers = ftlab.generate.answers(result.model, tokenizer, ["Greet Anna politely."], template=template)
     assert answers[0].startswith("Good day to you")
-    ppl = ftlab.metrics.perplexity(result.model, tokenizer, evaluation)  # chat template: not what it trained on
+    ppl = ftlab.evaluation.perplexity(result.model, tokenizer, evaluation)  # chat template: not what it trained on
     assert ftlab.evaluation.perplexity(result.model, tokenizer, evaluation, template=template) < ppl
 
 

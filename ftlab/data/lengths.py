@@ -1,7 +1,7 @@
 """How long the rows are in tokens, once templated: what gets truncated and what padding wastes.
 
-The length that matters is the length the trainer sees: the chat template applied, then tokenised
-(``tokenizer.apply_chat_template(messages, tokenize=True)``). Rows longer than ``max_length`` are cut,
+The length that matters is the length the trainer sees: the template applied, then tokenised
+(``Template.token_lengths``, the same ids as ``Template.encode`` gives the trainer). Rows longer than ``max_length`` are cut,
 and a cut answer teaches the model to stop mid-sentence (or loses the answer entirely); rows batched
 together are padded to the longest one, and those pad tokens cost compute for nothing.
 ``length_report`` measures both, and ``LengthReport.plot`` draws the histogram with the cut-off.
@@ -12,22 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 CHUNK = 2000  # rows templated and tokenised per call: large enough to be fast, small enough for progress
-
-
-def _encode_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and hasattr(backend, "encode_batch_fast"):
-        # Fast path: render the template for the whole chunk, then tokenise in Rust without offsets.
-        # apply_chat_template(tokenize=True) tokenises the rendered text without adding special tokens
-        # (the template writes them), so this counts exactly the same tokens, several times faster.
-        texts = tokenizer.apply_chat_template(conversations, tokenize=False)
-        return [len(encoding) for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
-    lengths = []
-    for messages in conversations:
-        ids = tokenizer.apply_chat_template(messages, tokenize=True)
-        ids = ids["input_ids"] if hasattr(ids, "keys") else ids  # transformers 5 returns a BatchEncoding
-        lengths.append(len(ids))
-    return lengths
 
 
 def _conversations(rows):
@@ -42,19 +26,23 @@ def _conversations(rows):
         yield [r["messages"] if isinstance(r, dict) else r for r in chunk]
 
 
-def token_lengths(rows, tokenizer, progress: bool | None = None) -> list[int]:
+def token_lengths(rows, tokenizer, progress: bool | None = None, template=None) -> list[int]:
     """The templated token length of every row (chat rows, a Dataset of them, or message lists).
 
-    Shows a progress bar for more than 5,000 rows unless ``progress=False``.
+    ``template`` (default: ``Template.chat(tokenizer)``) counts them. Shows a progress bar for more than
+    5,000 rows unless ``progress=False``.
     """
     from tqdm.auto import tqdm
 
+    from ftlab.templates import Template
+
+    template = template or Template.chat(tokenizer)
     total = len(rows)
     show = total > 5000 if progress is None else progress
     lengths: list[int] = []
     with tqdm(total=total, desc="Templating and tokenising", unit="rows", disable=not show) as bar:
         for chunk in _conversations(rows):
-            lengths += _encode_lengths(tokenizer, chunk)
+            lengths += template.token_lengths(chunk)
             bar.update(len(chunk))
     return lengths
 
@@ -120,7 +108,7 @@ def length_report(dataset, tokenizer, max_length: int = 512, batch_size: int = 8
     """Measure templated token lengths: share cut at ``max_length`` and padding waste at ``batch_size``.
 
     ``dataset`` is a ``datasets.Dataset`` of chat rows, a list of them, or anything ``load`` accepts. Each length is
-    ``len(tokenizer.apply_chat_template(row["messages"], tokenize=True))``, computed in batches.
+    the number of token ids ``Template.chat(tokenizer).encode(row["messages"])`` gives the trainer, computed in batches.
     """
     if not (isinstance(dataset, list) and all(isinstance(r, dict) and "messages" in r for r in dataset)):
         from ftlab.data.loader import chat_dataset  # other shapes and formats: checked and converted first

@@ -181,11 +181,11 @@ def _inspect(source, file, split, tokenizer, max_length) -> _Inspection:
 
 
 def _check_lengths(inspection: _Inspection, converted, tokenizer, max_length) -> None:
-    from ftlab.data.lengths import token_lengths
+    from ftlab.templates import Template
 
     if not max_length:
         raise ValueError("checking lengths needs max_length too, e.g. max_length=512")
-    lengths = token_lengths([row for _, row in converted], tokenizer)
+    lengths = Template.chat(tokenizer).token_lengths([row["messages"] for _, row in converted])
     for (number, _), length in zip(converted, lengths, strict=True):
         if length > max_length:
             message = (f"{length} tokens after the chat template, over max_length={max_length}: the trainer "
