@@ -5,41 +5,31 @@ A mistake in a command line is answered with one line on stderr and a non-zero e
 traceback; ``ftlab runs | head`` ends quietly when ``head`` stops reading.
 
 It answers ``--help`` and ``doctor`` in about a second: nothing here imports torch or transformers
-unless the chosen command needs them (versions come from package metadata, the GPU from nvidia-smi).
+unless the chosen command needs them (versions come from package metadata, the GPU from
+``ftlab.env.gpus``, which asks nvidia-smi when torch is not loaded).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from importlib import metadata
 
 
-def _gpus() -> list[tuple[str, str, str]]:
-    """(name, compute capability, memory) per GPU, from nvidia-smi; empty without one."""
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [tuple(part.strip() for part in line.split(",")) for line in out.stdout.splitlines() if line.strip()]
-
-
 def doctor() -> int:
     from ftlab import __version__
-    from ftlab.env import choose_precision, detect_platform, hub_online, library_versions
+    from ftlab.env import choose_precision, detect_platform, gpus, hub_online, library_versions
 
     print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
-    gpus = _gpus()
-    for name, capability, memory in gpus:
-        major, minor = (int(x) for x in capability.split("."))
-        print(f"GPU: {name}, compute capability {capability}, {memory} -> {choose_precision((major, minor))}")
-    if not gpus:
+    found = gpus()  # nvidia-smi: torch is not imported here
+    for gpu in found:
+        print(f"GPU: {gpu.name}, compute capability {'.'.join(map(str, gpu.capability))}, "
+              f"{gpu.memory_gib:.1f} GiB -> {choose_precision(gpu.capability)}")
+    if not found:
         print("GPU: none found -> fp32 on the CPU, with ftlab's tiny model")
-    if len(gpus) > 1:
-        print(f"  {len(gpus)} GPUs: ftlab trains on one (cuda:0)")
+    if len(found) > 1:
+        print(f"  {len(found)} GPUs: ftlab trains on one (cuda:0)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
     from ftlab.gguf_models import smol_status
 

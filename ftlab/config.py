@@ -23,6 +23,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_wi
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd",
               "paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit")
 LOSS_ON = ("answers", "everything")
+REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
 
 
 class ConfigError(ValueError):
@@ -152,7 +153,7 @@ class RoundConfig:
             bad("warmup", "must be >= 0 (a fraction < 1, or a number of steps)")
         for name, choices in (("lr_scheduler_type", SCHEDULERS), ("optim", OPTIMIZERS), ("precision", PRECISIONS),
                               ("loss_on", LOSS_ON), ("quantization", (None, "4bit", "8bit")),
-                              ("report_to", ("none", "tensorboard", "wandb", "trackio"))):
+                              ("report_to", REPORT_TO)):
             if getattr(self, name) not in choices:
                 bad(name, f"choose one of {choices}")
         if (not isinstance(self.target_modules, tuple) or not self.target_modules

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
 # Below this many parameters a model's matrices are too small to share between cores: one thread is as
@@ -62,6 +60,7 @@ class Environment:
     python: str
     torch: str
     gpu_choice: str | None = None  # what setup() did about several visible GPUs (Kaggle's T4 x2)
+    tiny_params: int | None = None  # counted from the saved tiny model; None until it is built
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -87,14 +86,18 @@ class Environment:
             lines.append(f"  {self.gpu_choice}")
         if self.uses_tiny_model:
             why = "No GPU found" if not self.has_gpu else "The Hub cannot be reached"
-            lines.append(f"  {why}: using ftlab's tiny model (0.2M params) on the "
+            size = f"{self.tiny_params / 1e6:.2g}M params" if self.tiny_params else "built at first use"
+            lines.append(f"  {why}: using ftlab's tiny model ({size}) on the "
                          f"{'GPU' if self.has_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
         return "\n".join(lines)
 
 
-def cache_root() -> Path:
-    """Where ftlab keeps what it builds (the tiny model, dequantized GGUF models): ``$FTLAB_CACHE`` or ~/.cache/ftlab."""
-    return Path(os.environ.get("FTLAB_CACHE") or Path.home() / ".cache" / "ftlab")
+def _tiny_size() -> int | None:
+    """The tiny model's parameter count, read from its saved weights (None before it is built)."""
+    from ftlab.cache import saved_parameters
+    from ftlab.tiny import cache_dir
+
+    return saved_parameters(cache_dir())
 
 
 def detect_platform() -> str:
@@ -105,25 +108,101 @@ def detect_platform() -> str:
     return "local"
 
 
+TRUE = ("1", "ON", "YES", "TRUE")  # how huggingface_hub reads a flag
+
+
+def hub_forced_offline() -> bool:
+    """Whether the environment forbids the Hub: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE (as huggingface_hub
+    reads them), or HF_DATASETS_OFFLINE (as datasets does). Cached files may still be used."""
+    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(os.environ.get(flag, "").strip().upper() in TRUE for flag in flags)
+
+
+def hub_endpoint() -> str:
+    """The Hub the libraries talk to: ``HF_ENDPOINT`` (a mirror) or https://huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
 def hub_online(timeout: float = 1.5) -> bool:
-    """True when the Hub may be used: not forced offline, and huggingface.co answers quickly."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    """True when the Hub may be used: not forced offline, and ``hub_endpoint()`` answers within ``timeout``.
+
+    ftlab's one Hub probe. It asks the way the Hub client does: over HTTP, through the proxy that
+    HTTPS_PROXY / HTTP_PROXY / NO_PROXY name (urllib reads them as httpx does), to HF_ENDPOINT. Any
+    HTTP answer counts as reachable; no answer in time (DNS included) does not.
+    """
+    import threading
+    import urllib.error
+    import urllib.request
+
+    if hub_forced_offline():
         return False
+    answered = []
+
+    def probe():
+        try:
+            # an opener built now reads the proxy variables as they are now (urlopen's is built once)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler())
+            opener.open(urllib.request.Request(hub_endpoint(), method="HEAD"), timeout=timeout).close()
+            answered.append(True)
+        except urllib.error.HTTPError:  # an error page is still the Hub (or its mirror) answering
+            answered.append(True)
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)  # a DNS lookup ignores socket timeouts
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answered)
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    capability: tuple[int, int]  # compute capability: (7, 5) on a T4, (8, 0)+ has native bf16
+    memory_gib: float
+
+
+def gpus() -> list[GPU]:
+    """The GPUs this process may use, GPU 0 first: ftlab's one GPU reader.
+
+    Read through torch when torch is loaded already, else from ``nvidia-smi`` (honouring a numeric
+    CUDA_VISIBLE_DEVICES as torch would), so ``ftlab doctor`` answers without importing torch.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if not torch.cuda.is_available():
+            return []
+        props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
+        return [GPU(p.name, (p.major, p.minor), p.total_memory / 2**30) for p in props]
+    import subprocess
+
     try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in out.splitlines():
+        try:
+            name, capability, mib = (part.strip() for part in line.split(","))
+            major, minor = (int(x) for x in capability.split("."))
+            found.append(GPU(name, (major, minor), float(mib) / 1024))
+        except ValueError:  # a line nvidia-smi wrote for something else
+            continue
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and all(part.strip().isdigit() for part in visible.split(",") if part.strip()):
+        found = [found[int(i)] for i in visible.split(",") if i.strip() and int(i) < len(found)]
+    return found
 
 
 def gpu_info() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
-    """(name, count, compute capability, memory in GiB) of GPU 0, or Nones without a GPU."""
-    import torch
+    """(name, count, compute capability, memory in GiB) of GPU 0, or Nones without a GPU (torch's view)."""
+    import torch  # noqa: F401 - the training path: read the GPUs as torch sees them
 
-    if not torch.cuda.is_available():
+    found = gpus()
+    if not found:
         return None, 0, None, None
-    props = torch.cuda.get_device_properties(0)
-    return props.name, torch.cuda.device_count(), (props.major, props.minor), props.total_memory / 2**30
+    return found[0].name, len(found), found[0].capability, found[0].memory_gib
 
 
 def quiet_known_noise() -> None:
@@ -224,7 +303,7 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1) -> Enviro
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
         cpu_threads=use_cpu_threads() if name is None else torch.get_num_threads(), hub_online=online,
         default_model=DEFAULT_MODEL if (name is not None and online) else "tiny",
-        python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice,
+        python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice, tiny_params=_tiny_size(),
     )
     if verbose:
         print(env.banner())

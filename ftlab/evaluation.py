@@ -1,8 +1,10 @@
 """Judging a round: perplexity on the answers, text metrics on generated answers, base versus tuned.
 
 ``perplexity`` is exp of the mean negative log-likelihood over exactly the tokens that carry loss in
-training (the assistant's answers, end-of-turn token included), weighted by token, so it matches the
-trainer's eval loss on the same data; on plain texts every token counts. ``evaluate`` generates an answer for every eval row with the training
+training (the assistant's answers, end-of-turn token included), weighted by token; on plain texts every
+token counts. It equals exp of the trainer's eval loss when the eval rows fit in one eval batch (a
+test checks it); over several batches the trainer averages batch means, so the two can differ a
+little. ``evaluate`` generates an answer for every eval row with the training
 template, scores them, saves predictions and scores next to the adapter, and returns a tidy table.
 ``base_vs_tuned`` runs the same evaluation with the LoRA adapter switched off and on: one model in
 memory, never a second copy on the GPU.

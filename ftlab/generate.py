@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PRESETS = {
+DECODING = {  # decoding settings by name (the round presets are ftlab.config.PRESETS)
     "eval": dict(do_sample=False, repetition_penalty=1.0),
     "chat": dict(do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.15),
     "no-repeat": dict(do_sample=False, repetition_penalty=1.2, no_repeat_ngram_size=3),
@@ -63,10 +63,10 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     from ftlab.templates import Template
 
     template = template or Template.chat(tokenizer)
-    if preset not in PRESETS:
-        raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset not in DECODING:
+        raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(DECODING)}")
     stops = template.stop_token_ids  # the template's end-of-turn token (<|im_end|>, <|eot_id|>, ...) and eos
-    settings = {**PRESETS[preset], **options, "max_new_tokens": max_new_tokens,
+    settings = {**DECODING[preset], **options, "max_new_tokens": max_new_tokens,
                 "eos_token_id": stops, "pad_token_id": tokenizer.pad_token_id}
     device = next(model.parameters()).device
     results: list[Generation] = []

@@ -70,7 +70,7 @@ def gguf_architecture(path: Path) -> str:
 
 def cached_folder(gguf_path: Path) -> Path:
     """Where the dequantized copy of ``gguf_path`` lives in ftlab's cache."""
-    from ftlab.env import cache_root
+    from ftlab.cache import cache_root
 
     stat = gguf_path.stat()
     return cache_root() / f"gguf-{gguf_path.stem}-{stat.st_size}"

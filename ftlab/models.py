@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ftlab.cache import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
 from ftlab.config import DEFAULT_MODEL
-from ftlab.env import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
 from ftlab.gguf_models import ModelNotAvailableError
 from ftlab.templates import CHAT_TEMPLATE
 
@@ -141,7 +141,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
 
 
 def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True):
-    """ftlab's tiny offline model and tokenizer; built and pre-trained (~10 s) at first use, then cached."""
+    """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ftlab import tiny

@@ -27,7 +27,7 @@ SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_t
 
 def cache_dir() -> Path:
     """Where the built tiny model lives: ``tiny-<version>`` in ftlab's cache (``$FTLAB_CACHE`` or ~/.cache/ftlab)."""
-    from ftlab.env import cache_root
+    from ftlab.cache import cache_root
 
     return cache_root() / f"tiny-{TINY_VERSION}"
 

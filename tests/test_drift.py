@@ -7,6 +7,7 @@ an upgrade that renames one fails here, in CI, before a learner's notebook break
 """
 
 import ast
+import contextlib
 import dataclasses
 import inspect
 from pathlib import Path
@@ -103,8 +104,212 @@ def test_the_drift_check_catches_the_renames_that_broke_tutorials(call):
 
 def test_generation_presets_use_settings_transformers_knows():
     # the presets reach model.generate through ** and so escape the scan above
-    from ftlab.generate import PRESETS
+    from ftlab.generate import DECODING
 
     known = targets()["generate"]
-    for name, settings in PRESETS.items():
+    for name, settings in DECODING.items():
         assert set(settings) <= known, (name, set(settings) - known)
+
+
+# ------------------------------------------------------------------------------------------ option values
+def test_the_option_values_ftlab_offers_exist_in_the_installed_libraries():
+    """Every optimiser, scheduler and tracker RoundConfig accepts is one transformers knows by that name."""
+    import peft
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    from ftlab import config
+
+    assert set(config.OPTIMIZERS) <= {o.value for o in OptimizerNames}
+    assert set(config.SCHEDULERS) <= {s.value for s in SchedulerType}
+    assert set(config.REPORT_TO) - {"none"} <= set(INTEGRATION_TO_CALLBACK)
+    lora = config.RoundConfig().lora_config()  # bias and task type as PEFT names them
+    assert lora.bias in ("none", "all", "lora_only") and lora.task_type in {t.value for t in peft.TaskType}
+    # and each reaches the trainer as it is (a value SFTConfig refused would raise here)
+    for optim in config.OPTIMIZERS:
+        assert config.RoundConfig(optim=optim).sft_config("/tmp/x", "fp32", False, on_gpu=True).optim == optim
+    for scheduler in config.SCHEDULERS:
+        assert config.RoundConfig(lr_scheduler_type=scheduler).sft_config("/tmp/x", "fp32", False).lr_scheduler_type
+
+
+# ------------------------------------------------------------------------------------------ deprecated keywords
+def deprecated_mentions(module_names) -> dict[str, str]:
+    """Keyword names the libraries' own source calls deprecated: a quoted name on a line that says
+    "deprecat", or on the line after such a comment (transformers 5 converts ``additional_special_tokens``
+    silently, with only a comment saying it is deprecated)."""
+    import importlib
+    import re
+
+    found = {}
+    for module_name in module_names:
+        lines = Path(importlib.import_module(module_name).__file__).read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            context = " ".join(lines[max(0, i - 1):i + 1]).lower()
+            if "deprecat" in context:
+                for name in re.findall(r"[\"']([a-z_][a-z0-9_]+)[\"']", line):
+                    found.setdefault(name, f"{module_name}:{i + 1}")
+    return found
+
+
+def deprecated_fields(*dataclasses_) -> set[str]:
+    return {f.name for cls in dataclasses_ for f in dataclasses.fields(cls)
+            if "deprecat" in str(f.metadata.get("help", "")).lower()}
+
+
+DEPRECATION_SOURCES = {  # call -> library modules whose source says which keywords are deprecated
+    "PreTrainedTokenizerFast": ["transformers.tokenization_utils_base", "transformers.tokenization_utils_tokenizers"],
+    "from_pretrained": ["transformers.modeling_utils", "transformers.tokenization_utils_base"],
+    "apply_chat_template": ["transformers.tokenization_utils_base"],
+    "SFTTrainer": ["trl.trainer.sft_trainer", "transformers.trainer"],
+    "get_peft_model": ["peft.mapping_func"],
+    "load_dataset": ["datasets.load"],
+}
+# Known, owned elsewhere: each entry names who fixes it. Tolerated, not required (a fix must not fail this test).
+KNOWN = {("tiny.py", "additional_special_tokens"): "issue 8 rewrites the tiny tokenizer (extra_special_tokens)"}
+
+
+def deprecated_keywords_ftlab_passes(calls) -> list[str]:
+    from transformers import GenerationConfig, TrainingArguments
+    from trl import SFTConfig
+
+    by_call = {name: deprecated_mentions(modules) for name, modules in DEPRECATION_SOURCES.items()}
+    by_call["SFTConfig"] = dict.fromkeys(deprecated_fields(SFTConfig, TrainingArguments), "field help")
+    by_call["generate"] = dict.fromkeys(deprecated_fields(GenerationConfig) if dataclasses.is_dataclass(
+        GenerationConfig) else (), "field help")
+    found = []
+    for name, file, line, keywords in calls:
+        for keyword in sorted(keywords & set(by_call.get(name, {}))):
+            if (file, keyword) not in KNOWN:
+                found.append(f"{file}:{line} {name}({keyword}=...): deprecated ({by_call[name][keyword]})")
+    return found
+
+
+def test_ftlab_passes_no_keyword_its_libraries_call_deprecated():
+    found = deprecated_keywords_ftlab_passes(calls_in_ftlab())
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("call", ["PreTrainedTokenizerFast(tokenizer_object=bpe, additional_special_tokens=tags)",
+                                  "SFTConfig(gradient_checkpointing=True)"])
+def test_the_deprecation_check_catches_known_deprecations(call):
+    node = ast.parse(call).body[0].value
+    found = deprecated_keywords_ftlab_passes([(call_name(node), "new.py", 1, {k.arg for k in node.keywords})])
+    assert len(found) == 1, found
+
+
+# ------------------------------------------------------------------------------------------ warnings at run time
+# Others' warnings, named one by one: raised inside a library while ftlab is on the stack, about nothing
+# ftlab passes. Everything else a FutureWarning or DeprecationWarning says fails the test.
+OTHERS = {
+    "`torch.jit.script_method` is deprecated": "torch, imported lazily inside transformers' Trainer",
+}
+
+
+@contextlib.contextmanager
+def listening():
+    """Every FutureWarning and DeprecationWarning, and every "deprecated" log line of the four libraries
+    (transformers says ``torch_dtype`` is deprecated through its logger), heard while ftlab is on the stack."""
+    import logging
+    import traceback
+    import warnings
+
+    heard = []
+
+    def ours():
+        return [f"{Path(f.filename).name}:{f.lineno}" for f in traceback.extract_stack() if f"{SOURCE}/" in f.filename]
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DeprecationWarning | FutureWarning) and ours():
+            heard.append((category.__name__, str(message), filename, ours()[-1]))
+
+    class Deprecations(logging.Handler):
+        def emit(self, entry):
+            if "deprecat" in entry.getMessage().lower() and ours():
+                heard.append(("log", entry.getMessage(), entry.name, ours()[-1]))
+
+    handler, loggers = Deprecations(logging.WARNING), [logging.getLogger(n) for n in ("transformers", "trl",
+                                                                                      "peft", "datasets")]
+    once = getattr(logging.Logger, "warning_once", None)  # transformers says some things once per process
+    if hasattr(once, "cache_clear"):
+        once.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = record
+        for logger in loggers:
+            logger.addHandler(handler)
+        try:
+            yield heard
+        finally:
+            for logger in loggers:
+                logger.removeHandler(handler)
+
+
+def test_the_listener_hears_deprecations_said_either_way(tiny_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with listening() as heard:
+        AutoModelForCausalLM.from_pretrained(str(tiny_path), torch_dtype=torch.float32)  # said through the logger
+    assert heard == []  # not ftlab's call: nothing of ftlab on the stack
+    from trl import SFTConfig
+
+    # a call written in ftlab's source (compiled under its file name) that passes a renamed keyword
+    old_style = compile("SFTConfig(output_dir='/tmp/x', gradient_checkpointing=True, use_cpu=True, bf16=False)",
+                        str(SOURCE / "config.py"), "exec")
+    with listening() as heard:
+        exec(old_style, {"SFTConfig": SFTConfig})
+    assert any("gradient_checkpointing" in text for _, text, _, _ in heard), heard
+    old_style = compile("AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32)",
+                        str(SOURCE / "models.py"), "exec")
+    with listening() as heard:
+        exec(old_style, {"AutoModelForCausalLM": AutoModelForCausalLM, "torch": torch, "path": str(tiny_path)})
+    assert any(kind == "log" and "torch_dtype" in text for kind, text, _, _ in heard), heard
+
+
+def test_ftlab_calls_raise_no_deprecation_warning(tiny_path, greet_data, tmp_path):
+    """One of each of ftlab's calls into trl, transformers, peft and datasets, every warning recorded."""
+    import ftlab
+    from ftlab import tiny
+    from ftlab.config import RoundConfig
+    from ftlab.data import instructions
+
+    train, evaluation = greet_data
+    with listening() as heard:
+        tiny.build_tokenizer(instructions(20, "greet_politely", seed=1))
+        model, tokenizer = ftlab.tiny_model(path=tiny_path)
+        config = RoundConfig.preset("cpu-tiny", max_steps=2, eval_steps=1, logging_steps=1)
+        result = ftlab.train_round(config, model, tokenizer, train[:32], evaluation, output_dir=str(tmp_path / "a"))
+        ftlab.generate.answers(result.model, tokenizer, ["Hello"], max_new_tokens=4)
+        ftlab.evaluation.perplexity(result.model, tokenizer, evaluation)
+        ftlab.data.load(train[:8], quiet=True)
+        model, tokenizer = ftlab.tiny_model(quantization="4bit", path=tiny_path)
+        ftlab.train_round(RoundConfig.preset("cpu-tiny", max_steps=1, quantization="4bit"), model, tokenizer,
+                          train[:16], output_dir=str(tmp_path / "b"))
+    unexpected = [h for h in heard if not any(known in h[1] for known in OTHERS)]
+    assert not unexpected, "\n".join(f"{c} at {where} (raised in {file}): {text}" for c, text, file, where in unexpected)
+
+
+# ------------------------------------------------------------------------------------------ version floors
+def test_the_lowest_versions_pyproject_admits_are_the_tested_ones():
+    """CI installs constraints.txt; for the libraries ftlab calls into, pyproject admits nothing older."""
+    import re
+    import tomllib
+    from importlib import metadata
+
+    root = SOURCE.parent
+    floors = {}
+    for requirement in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]:
+        found = re.match(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)", requirement)
+        if found:
+            floors[found[1].lower()] = found[2]
+    tested = dict(line.split("==") for line in (root / "constraints.txt").read_text().split()
+                  if "==" in line and not line.startswith("#"))
+
+    def release(version):
+        return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+    for package in ("transformers", "trl", "peft", "datasets", "accelerate"):
+        assert release(floors[package]) == release(tested[package])[:len(release(floors[package]))], (
+            f"{package}: pyproject admits >={floors[package]} but CI tests {tested[package]}")
+        assert release(metadata.version(package)) >= release(floors[package])

@@ -112,4 +112,16 @@ def test_storage_loads_no_model_and_reading_a_lab_needs_no_torch():
         if module not in reachable:
             reachable.add(module)
             todo += GRAPH[module]
-    assert not reachable & {"ftlab.models", "ftlab.train", "ftlab.lab.watchers", "ftlab.tiny"}
+    assert not reachable & {"ftlab.models", "ftlab.train", "ftlab.lab.watchers"}
+
+
+def test_the_lab_package_imports_down_its_documented_list():
+    import re
+
+    import ftlab.lab
+
+    order = re.findall(r"^- ``(\w+)``", ftlab.lab.__doc__, flags=re.M)
+    assert set(order) == {m.rsplit(".", 1)[1] for m in MODULES if m.startswith("ftlab.lab.")}
+    for i, name in enumerate(order):
+        inside = {m.rsplit(".", 1)[1] for m in GRAPH[f"ftlab.lab.{name}"] if m.startswith("ftlab.lab.")}
+        assert inside <= set(order[i + 1:]), f"ftlab.lab.{name} imports {sorted(inside - set(order[i + 1:]))} from above it"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,45 +39,20 @@ def _hub_message(name: str) -> str:
             "ftlab.data.general() (general instructions) or ftlab.data.arithmetic(1000) (word problems).")
 
 
-def _offline() -> bool:
-    flags = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(f, "").strip().lower() in ("1", "true", "yes", "on") for f in flags)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP probe, so an offline session fails in seconds, not after the Hub client's retries."""
-    import socket
-    from urllib.parse import urlparse
-
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy")):
-        return True  # behind a proxy a direct probe proves nothing: let the Hub client try
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    reached = []
-
-    def probe():
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            reached.append(True)
-        except OSError:
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)  # DNS lookups ignore socket timeouts
-    thread.start()
-    thread.join(timeout)
-    return bool(reached)
-
-
 def _from_hub(name: str, split: str):
     from datasets import load_dataset
 
-    if not _offline() and not _hub_reachable():
+    from ftlab.env import hub_forced_offline, hub_online
+
+    offline = hub_forced_offline()  # then datasets reads its cache, and fails at once if the set is not there
+    if not offline and not hub_online(timeout=3.0):
         raise HubUnavailableError(_hub_message(name))
     try:
         return load_dataset(name, split=split)
     except ConnectionError as error:  # offline mode raises this at once when the set is not cached
         raise HubUnavailableError(_hub_message(name)) from error
     except Exception as error:
-        if _offline():
+        if offline:
             raise HubUnavailableError(_hub_message(name)) from error
         raise
 

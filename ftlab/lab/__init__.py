@@ -12,9 +12,9 @@
 - ``failures``: why a round failed, in a mentor's words.
 - ``storage``: the folder's files: atomic writes, JSONL, secrets scrubbed, round folders, checkpoints.
 
-Each module imports only modules below it in this list; ``storage`` needs only the standard library.
-Only ``watchers`` imports torch, and only ``book`` imports it (when a round trains), so reading a lab
-(``ftlab runs``) stays fast.
+Each module imports only modules below it in this list (tests/test_imports.py checks it); ``storage``
+needs only the standard library. torch loads only when a round trains (``watchers``, ``ftlab.train``)
+or a base model is loaded again (``materials.load_base``), so reading a lab (``ftlab runs``) stays fast.
 """
 
 from ftlab.lab.book import Lab

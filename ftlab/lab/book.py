@@ -375,7 +375,7 @@ def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
 
 
 def free_memory() -> None:
-    """Give the GPU memory of a failed round back, so the next round runs without a restart."""
+    """Collect the failed round's objects and empty torch's CUDA cache; memory still referenced elsewhere stays taken."""
     import sys
 
     gc.collect()

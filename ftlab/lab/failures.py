@@ -112,7 +112,9 @@ def oom_advice(config=None, error: BaseException | None = None) -> str:
         lines.append("- Smaller batch_size with more gradient_accumulation_steps, shorter max_length, "
                      "gradient_checkpointing=True, or a 4-bit base.")
     lines += _fit_planner_hint()
-    lines.append("Memory freed by the failed round is returned to the GPU; the next round can run without a restart.")
+    lines.append("ftlab drops the failed round's model and empties torch's CUDA cache; memory your own variables "
+                 "still hold (a model from an earlier cell) stays taken. torch.cuda.memory_allocated() shows what is "
+                 "left; if the next round fails the same way, restart the runtime.")
     return "\n".join(lines)
 
 

@@ -28,16 +28,15 @@ def hardware() -> dict:
 
     import psutil
 
-    from ftlab.env import detect_platform
+    from ftlab.env import detect_platform, gpus
 
     found = {"platform": detect_platform(), "os": platform.platform(), "cpu_count": os.cpu_count(),
              "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None}
-    torch = sys.modules.get("torch")  # asked only when training has loaded it already
-    if torch is not None and torch.cuda.is_available():
-        from ftlab.env import gpu_info
-
-        name, count, (major, minor), memory = gpu_info()
-        found["gpu"] = {"name": name, "count": count, "capability": f"{major}.{minor}", "memory_gib": round(memory, 1)}
+    found_gpus = gpus()  # torch's view when training loaded it, else nvidia-smi's: never imports torch
+    if found_gpus:
+        gpu = found_gpus[0]
+        found["gpu"] = {"name": gpu.name, "count": len(found_gpus), "capability": "{}.{}".format(*gpu.capability),
+                        "memory_gib": round(gpu.memory_gib, 1)}
     return found
 
 
