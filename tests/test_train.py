@@ -102,6 +102,8 @@ def test_the_given_model_is_left_as_it_was(tiny, greet_data, tmp_path):
     """train_round returns the tuned model and leaves the caller's model the base it was (weights shared)."""
     model, tokenizer = tiny
     kinds = {n: type(m).__name__ for n, m in model.named_modules()}
+    config_before, tokenizer_before = model.config.to_dict(), (tokenizer.pad_token, tokenizer.padding_side,
+                                                                tokenizer.chat_template, len(tokenizer))
     prompt = tokenizer("Hello there", return_tensors="pt")
     with torch.no_grad():
         logits_before = model(**prompt).logits
@@ -109,6 +111,8 @@ def test_the_given_model_is_left_as_it_was(tiny, greet_data, tmp_path):
                                output_dir=str(tmp_path / "1"))
     assert {n: type(m).__name__ for n, m in model.named_modules()} == kinds  # no LoRA layers injected
     assert not hasattr(model, "peft_config")
+    assert model.config.to_dict() == config_before
+    assert (tokenizer.pad_token, tokenizer.padding_side, tokenizer.chat_template, len(tokenizer)) == tokenizer_before
     with torch.no_grad():
         assert torch.equal(model(**prompt).logits, logits_before)
         assert not torch.equal(result.model(**prompt).logits, logits_before)
