@@ -237,7 +237,8 @@ class Template:
         texts = [self.training_text(messages) for messages in conversations]
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):
-            return [len(encoding) for encoding in backend.encode_batch_fast(texts, add_special_tokens=False)]
+            # sum of the attention mask, not len(): a backend left with padding on pads the whole batch
+            return [sum(e.attention_mask) for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
         return [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
 
     def show(self, row, max_length: int | None = None) -> str:

@@ -121,3 +121,15 @@ def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypat
     meter.start()
     facts = meter.read()
     assert facts["planned_peak_gib"] == round(meter.planned.peak_gib, 3) and meter.planned.gpu.name == "T4"
+
+
+def test_token_lengths_do_not_count_padding(tiny):
+    """eta and the plan need real row lengths, also from a tokenizer saved with padding switched on."""
+    from ftlab.data import general, token_lengths
+
+    _, tokenizer = tiny
+    assert tokenizer.backend_tokenizer.padding is not None  # the tiny tokenizer is saved with padding on
+    rows = general(12)
+    measured = token_lengths(rows, tokenizer, progress=False)  # first: a tokenizer call resets the backend's padding
+    expected = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True)["input_ids"]) for r in rows]
+    assert measured == expected and len(set(expected)) > 1
