@@ -236,9 +236,10 @@ _TORCH_DEFAULT_THREADS: int | None = None  # torch's own choice, remembered befo
 def use_cpu_threads(model=None) -> int:
     """Choose torch's CPU threads for training ``model`` (default: ftlab's tiny model); returns the number.
 
-    torch's threads spin while they wait for each other. On a shared 2-core machine (free Colab and
-    Kaggle CPU runtimes, CI) one other busy process made a 3 s tiny round take 46-110 s; with one
-    thread it stays at 3-4 s (benchmarks/cpu_threads.py measures it). So a small model on the CPU
+    torch's threads spin while they wait for each other. On 2 shared cores (free Colab and Kaggle CPU
+    runtimes, CI) the demo's round took 25-87 s with torch's two threads and 186-230 s beside one more
+    busy process; with one thread 4-6 s and 14 s (benchmarks/bench_cpu_threads.py; the machine was
+    also running other jobs, load average 4-8). So a small model on the CPU
     gets one thread; a bigger one keeps torch's default; on a GPU nothing changes. ``OMP_NUM_THREADS``
     or ``FTLAB_CPU_THREADS`` in the environment win over ftlab's choice.
     """
