@@ -124,12 +124,13 @@ def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypat
 
 
 def test_token_lengths_do_not_count_padding(tiny):
-    """eta and the plan need real row lengths, also from a tokenizer saved with padding switched on."""
-    from ftlab.data import general, token_lengths
+    """eta and the plan need real row lengths, also from a tokenizer whose backend pads (as saved, or left so)."""
+    from ftlab.data import general
+    from ftlab.templates import Template
 
     _, tokenizer = tiny
-    assert tokenizer.backend_tokenizer.padding is not None  # the tiny tokenizer is saved with padding on
-    rows = general(12)
-    measured = token_lengths(rows, tokenizer, progress=False)  # first: a tokenizer call resets the backend's padding
-    expected = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True)["input_ids"]) for r in rows]
-    assert measured == expected and len(set(expected)) > 1
+    template = Template.chat(tokenizer)
+    conversations = [r["messages"] for r in general(12)]
+    expected = [len(template.encode(messages)[0]) for messages in conversations]
+    tokenizer.backend_tokenizer.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
+    assert template.token_lengths(conversations) == expected and len(set(expected)) > 1
