@@ -133,7 +133,7 @@ class RoundConfig:
         for name in ("max_steps", "seed"):
             if not _whole(getattr(self, name)):
                 bad(name, "must be a whole number")
-        for name in ("packing", "gradient_checkpointing"):
+        for name in ("packing", "padding_free", "group_by_length", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "must be True or False")
         for name in ("num_train_epochs", "warmup", "weight_decay", "max_grad_norm", "lora_dropout"):

@@ -104,7 +104,7 @@ def test_preset_values_cannot_be_edited_in_place():
     assert RoundConfig(**RoundConfig.preset("cpu-tiny").to_dict()) == RoundConfig.preset("cpu-tiny")
 
 
-@pytest.mark.parametrize("field, value", [("packing", "yes"), ("gradient_checkpointing", 1),
+@pytest.mark.parametrize("field, value", [("packing", "yes"), ("gradient_checkpointing", 1), ("padding_free", "no"),
                                           ("max_grad_norm", -1.0), ("weight_decay", -0.1), ("seed", 1.5)])
 def test_every_knob_is_checked(field, value):
     with pytest.raises(ConfigError, match=f"RoundConfig.{field}"):

@@ -196,10 +196,12 @@ def test_compute_uses_evaluate_key_names_and_scales():
 
 def test_import_is_cheap():
     # sacrebleu and rouge-score (which pulls in nltk) load only when a metric is first computed
-    code = "import sys, ftlab.metrics; print('sacrebleu' in sys.modules, 'rouge_score' in sys.modules)"
+    # and torch never: model-based scores (perplexity) live in ftlab.evaluation
+    code = ("import sys, ftlab.metrics; ftlab.metrics.score(['a b'], ['a b'], ('exact_match', 'f1')); "
+            "print('sacrebleu' in sys.modules, 'rouge_score' in sys.modules, 'torch' in sys.modules)")
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 def test_one_table_one_scale():
