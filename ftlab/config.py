@@ -60,7 +60,8 @@ class RoundConfig:
     max_length: int = knob(512, "Longest row in tokens; longer rows are truncated.")
     packing: bool = knob(False, "Pack several short rows into one sequence (faster, no padding).")
     padding_free: bool = knob(False, "Lay a micro-batch's rows end to end, no pad tokens; position ids keep "
-                                     "each row's attention to itself.")
+                                     "each row's attention to itself (without FlashAttention-2, e.g. on a T4, "
+                                     "attention still spans the whole micro-batch: keep it to a few rows).")
     group_by_length: bool = knob(False, "Batch rows of similar length together, so little padding is needed.")
     loss_on: str = knob("answers", "Which tokens carry loss: 'answers' (prompts masked) or 'everything'.")
     gradient_checkpointing: bool = knob(True, "Recompute activations in the backward pass: less memory, ~30% slower.")
