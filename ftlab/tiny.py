@@ -1,10 +1,10 @@
-"""ftlab's tiny offline model: a 0.2M-parameter Llama that runs a whole lesson on a laptop CPU.
+"""ftlab's tiny offline model: a Llama small enough to run a whole lesson on a laptop CPU.
 
 No GPU and no Hub? Then the course runs on this model. It is the same class as TinyLlama
 (``LlamaForCausalLM``), uses the same chat template, and has a byte-level BPE tokenizer built
 deterministically from ftlab's synthetic tasks (so it can encode any text, Chinese included). At
-first use it is briefly pre-trained on ftlab's instruction *skills* (about 15 s on 2 cores), then
-cached on disk: fine-tuning it on a *new* task shows real learning, never a faked number.
+first use it is briefly pre-trained on ftlab's instruction *skills* (it prints its size, progress and
+time; ``ftlab.setup()`` states its size, counted from the saved weights), then cached on disk: fine-tuning it on a *new* task shows real learning, never a faked number.
 """
 
 from __future__ import annotations
