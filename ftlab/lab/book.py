@@ -26,7 +26,8 @@ from pathlib import Path
 from ftlab.data.splits import fingerprint
 from ftlab.lab.failures import classify, divergence
 from ftlab.lab.materials import (
-    as_rows,
+    Unreadable,
+    at_the_door,
     base_model_name,
     is_ftlab_template,
     load_base,
@@ -295,33 +296,6 @@ class Lab:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-class Unreadable:
-    """Data that could not be read at the lab's door: where it came from and the error, recorded with the round."""
-
-    def __init__(self, source, error: Exception):
-        self.source, self.error = str(source)[:300], error
-
-
-def at_the_door(train, eval=None, strict: bool = False):
-    """Each split as a list of rows, converted once, here, and carried down to training and the record.
-
-    A file or Hub id is loaded strictly (``ftlab.data.load``): a bad row fails the round with the row
-    named, instead of vanishing from the kept copy and its fingerprint. Returns ``(train, eval, problem)``:
-    a split that cannot be read comes back as ``Unreadable`` and ``problem`` is its error (``strict``
-    raises it instead).
-    """
-    rows, problem = [], None
-    for given in (train, eval):
-        try:
-            rows.append(None if given is None else as_rows(given))
-        except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
-            if strict:
-                raise
-            rows.append(Unreadable(given, error))
-            problem = problem or error
-    return rows[0], rows[1], problem
-
-
 def with_checkpoints(config, train):
     """The config with a checkpoint schedule that suits Colab, if it has none.
 

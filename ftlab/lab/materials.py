@@ -1,8 +1,9 @@
 """What a round is made of: its rows, its template's text, and its base model.
 
-``Lab`` turns the data it is given into rows once, at its door (``as_rows``), fingerprints them
+``Lab`` turns the data it is given into rows once, at its door (``at_the_door``), fingerprints them
 (``ftlab.data.fingerprint``) and keeps a copy; the template is recorded as text so two rounds can be
-told apart; the base model is recorded by name so ``lab.rerun`` and ``lab.resume`` can load it again (``load_base``).
+told apart; the base model is recorded by name so ``lab.rerun`` and ``lab.resume`` can load it again
+(``load_base``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,33 @@ def as_rows(rows) -> list:
     from ftlab.data.read import as_rows as rows_of
 
     return rows_of(rows)
+
+
+class Unreadable:
+    """Data that could not be read at the lab's door: where it came from and the error, recorded with the round."""
+
+    def __init__(self, source, error: Exception):
+        self.source, self.error = str(source)[:300], error
+
+
+def at_the_door(train, eval=None, strict: bool = False):
+    """Each split as a list of rows, converted once, here, and carried down to training and the record.
+
+    A file or Hub id is loaded strictly (``ftlab.data.load``): a bad row fails the round with the row
+    named, instead of vanishing from the kept copy and its fingerprint. Returns ``(train, eval, problem)``:
+    a split that cannot be read comes back as ``Unreadable`` and ``problem`` is its error (``strict``
+    raises it instead).
+    """
+    rows, problem = [], None
+    for given in (train, eval):
+        try:
+            rows.append(None if given is None else as_rows(given))
+        except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
+            if strict:
+                raise
+            rows.append(Unreadable(given, error))
+            problem = problem or error
+    return rows[0], rows[1], problem
 
 
 PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content": "{answer}"}]
