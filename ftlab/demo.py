@@ -44,6 +44,7 @@ class Progress(TrainerCallback):
             print(f"  before training: eval loss {logs['eval_loss']:.3f}", file=self.out, flush=True)
         elif "eval_loss" in logs:
             train = f"train loss {self.train_loss:.3f}, " if self.train_loss is not None else ""
+            self.train_loss = None  # shown once: a later line without a new one leaves it out
             print(f"  step {state.global_step:>4}/{state.max_steps}: {train}eval loss {logs['eval_loss']:.3f} "
                   f"({time.perf_counter() - self.started:.0f} s)", file=self.out, flush=True)
 

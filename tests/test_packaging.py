@@ -31,3 +31,22 @@ def test_notebooks_are_committed_without_outputs():
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell["outputs"] and cell["execution_count"] is None, path.name
+
+
+def test_the_source_tree_check_sees_added_changed_and_ignored_files(tmp_path):
+    # conftest.py fails a test run that leaves files in the checkout; its listing must see what git ignores
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    tree = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tree)
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "kept.ipynb").write_text("{}")
+    before = tree.snapshot(tmp_path)
+    (tmp_path / "notebooks" / "lab" / "round-001").mkdir(parents=True)  # .gitignore hides lab/
+    (tmp_path / "notebooks" / "lab" / "round-001" / "record.json").write_text("{}")
+    (tmp_path / "notebooks" / "kept.ipynb").write_text('{"cells": []}')
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "x.pyc").write_text("")
+    assert tree.changes(before, tree.snapshot(tmp_path)) == [
+        "added notebooks/lab/round-001/record.json", "changed notebooks/kept.ipynb"]
