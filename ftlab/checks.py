@@ -78,14 +78,31 @@ def check_trainable_share(peft_model, share, tolerance: float = 1e-6) -> bool:
     return _passed(f"{trainable:,} of {total:,} parameters train: {expected:.2%}")
 
 
+def _naive_lora_count(peft_model) -> int:
+    """The LoRA count if k_proj and v_proj were hidden x hidden, as without grouped-query attention."""
+    total = 0
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and hasattr(module, "base_layer"):
+            r = sum(a.out_features for a in module.lora_A.values())
+            base = module.base_layer
+            out = base.in_features if name.endswith(("k_proj", "v_proj")) else base.out_features
+            total += r * (base.in_features + out)
+    return total
+
+
 def check_lora_param_count(peft_model, predicted) -> bool:
     """``predicted`` = r x (in_features + out_features), summed over every layer that got LoRA."""
     _require_peft_model(peft_model)
     trainable, _ = _counts(peft_model)
     if predicted is None or not isinstance(predicted, int):
         _fail("predicted", predicted, "a whole number of parameters")
+    if predicted == _naive_lora_count(peft_model) != trainable:
+        _fail("predicted", predicted, "that counts k_proj and v_proj as hidden_size x hidden_size, and this model "
+              "does not have them that size", "grouped-query attention: num_key_value_heads < num_attention_heads, so "
+              "k_proj and v_proj map hidden_size to num_key_value_heads * head_dim (print model to see their shapes)")
     if predicted != trainable:
-        _fail("predicted", predicted, f"LoRA adds {trainable:,} parameters to this model",
+        direction = "too high" if predicted > trainable else "too low"
+        _fail("predicted", predicted, f"that is {direction} for the LoRA parameters of this model",
               "each adapted Linear(in, out) gets A (r x in) and B (out x r): r * (in + out) parameters; "
               "count the adapted layers in every block")
     return _passed(f"your formula predicts the {trainable:,} LoRA parameters exactly")

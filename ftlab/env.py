@@ -283,11 +283,12 @@ def choose_gpus(found: int, wanted: int, environ, cuda_started: bool) -> str | N
             "ftlab.setup(gpus=2) keeps both.")
 
 
-def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1) -> Environment:
+def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: str | None = None) -> Environment:
     """Detect the platform, GPU and Hub, choose precision and default model, print a banner.
 
     ``gpus``: how many GPUs training may use (default one: on Kaggle's T4 x2 the second is hidden before
-    CUDA starts, so call setup() first in a notebook).
+    CUDA starts, so call setup() first in a notebook). ``model``: the model you bring (a Hub id or a
+    folder); it becomes ``env.default_model`` and the banner does not offer ftlab's tiny model instead.
     """
     import torch
 
@@ -303,7 +304,7 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1) -> Enviro
         platform=detect_platform(), has_gpu=name is not None, gpu_name=name, gpu_count=count,
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
         cpu_threads=use_cpu_threads() if name is None else torch.get_num_threads(), hub_online=online,
-        default_model=DEFAULT_MODEL if (name is not None and online) else "tiny",
+        default_model=model or (DEFAULT_MODEL if (name is not None and online) else "tiny"),
         python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice, tiny_params=_tiny_size(),
     )
     if verbose:

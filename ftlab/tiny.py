@@ -1,10 +1,16 @@
-"""ftlab's tiny offline model: a Llama small enough to run a whole lesson on a laptop CPU.
+"""ftlab's tiny offline model: a 1.6M-parameter Llama that runs a whole lesson on a laptop CPU.
 
-No GPU and no Hub? Then the course runs on this model. It is the same class as TinyLlama
-(``LlamaForCausalLM``), uses the same chat template, and has a byte-level BPE tokenizer built
-deterministically from ftlab's synthetic tasks (so it can encode any text, Chinese included). At
-first use it is briefly pre-trained on ftlab's instruction *skills* (it prints its size, progress and
-time; ``ftlab.setup()`` states its size, counted from the saved weights), then cached on disk: fine-tuning it on a *new* task shows real learning, never a faked number.
+No GPU and no Hub? Then the course runs on this model. It is built like TinyLlama, only smaller:
+the same class (``LlamaForCausalLM``), the same chat format, and grouped-query attention (8 query heads
+share 2 key/value heads, as TinyLlama's 32 share 4), so counting LoRA's parameters by hand needs the
+same care. Its layers are 256 wide, so the course's LoRA (r 16 on the attention projections) is a
+genuinely low-rank update that trains a few percent of the weights, as on TinyLlama.
+
+Its byte-level BPE tokenizer is built deterministically from ftlab's synthetic tasks and some plain
+English sentences (so it can encode any text, Chinese included). At first use the model is briefly
+pre-trained on ftlab's instruction *skills* and on those sentences, which use the words the course's
+new tasks answer with ("good", "day", "to", "you", ...), then cached on disk (see ``build``; it prints
+its time). Fine-tuning it on a *new* task then shows real learning, never a faked number.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from pathlib import Path
 
 from ftlab.templates import CHAT_TEMPLATE, ROLE_TAGS
 
-TINY_VERSION = "v1"  # bump when the recipe below changes, so old caches are not reused
+TINY_VERSION = "v2"  # bump when the recipe below changes, so old caches are not reused
 VOCAB_SIZE = 1024
-ARCHITECTURE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=4, max_position_embeddings=256)
-PRETRAIN = dict(rows=6000, steps=800, batch_size=32, learning_rate=3e-3, seed=0)
+ARCHITECTURE = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=8,
+                    num_key_value_heads=2, max_position_embeddings=256)
+PRETRAIN = dict(rows=6000, sentences=2000, steps=800, batch_size=32, learning_rate=1e-3, seed=0)
 SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
 
 
@@ -32,10 +38,39 @@ def cache_dir() -> Path:
     return cache_root() / f"tiny-{TINY_VERSION}"
 
 
-def _corpus(rows: list[dict]) -> list[str]:
+TIMES = ("morning", "day", "evening", "night")
+SENTENCES = (
+    "Good {time}, {name}.", "{name} said good {time} to {other}.", "{name} wished {other} a good {time}.",
+    "This {thing} is for you, {name}.", "Thank you, {name}, and good {time} to all of you.",
+    "It was a good {time}, and {name} was happy.", "{name} gave {other} {a_thing} and said thank you.",
+    "{name} greeted {other} politely.", "To you, {name}, I give {a_thing}.", "The {thing} is {colour}, said {name}.",
+    "{name} has {n} {thing}s and {other} has {m}.", "{name} and {other} count {n} and {m}.",
+    "Welcome, {name}! It is good to see you.", "{name} was polite to {other} all day.",
+    # names said twice: answering to a name given in the question is copying, which these teach
+    "{name} met {other}. Good {time}, {other}, said {name}.", "Where is {name}? {name} is with {other}.",
+    "{other} asked for {name}, and {name} came.", "Hello {name}. Thank you, {name}.",
+)
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    """Plain English sentences with the words the course's tasks answer with (names, things, greetings)."""
+    from ftlab.data.synthetic import NAMES, THINGS
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        colour, thing = rng.choice(list(THINGS.items()))
+        name, other = rng.sample(NAMES, 2)
+        out.append(rng.choice(SENTENCES).format(
+            time=rng.choice(TIMES), name=name, other=other, thing=thing, colour=colour,
+            a_thing=("an " if thing[0] in "aeiou" else "a ") + thing, n=rng.randint(2, 49), m=rng.randint(2, 49)))
+    return out
+
+
+def _corpus(rows: list[dict], prose: list[str]) -> list[str]:
     from ftlab.data.synthetic import NAMES, THINGS, instructions
 
-    texts = [f"{m['content']}" for row in rows for m in row["messages"]]
+    texts = [f"{m['content']}" for row in rows for m in row["messages"]] + prose
     # the new tasks' words too, so fine-tuning on them never meets an unknown word piece
     texts += [" ".join(r["messages"][0]["content"] + " " + r["messages"][1]["content"]
                        for r in instructions(200, ["greet_politely", "double_and_name"], seed=99))]
@@ -43,7 +78,7 @@ def _corpus(rows: list[dict]) -> list[str]:
     return texts
 
 
-def build_tokenizer(rows: list[dict]):
+def build_tokenizer(rows: list[dict], prose: list[str] = ()):
     """A byte-level BPE tokenizer with distinct pad and eos, and ftlab's chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -54,9 +89,8 @@ def build_tokenizer(rows: list[dict]):
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, show_progress=False,
                                   special_tokens=[*SPECIAL.values(), *ROLE_TAGS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    bpe.train_from_iterator(_corpus(rows), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, **SPECIAL,
-                                        additional_special_tokens=list(ROLE_TAGS))
+    bpe.train_from_iterator(_corpus(rows, list(prose)), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, **SPECIAL, extra_special_tokens=list(ROLE_TAGS))
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.padding_side = "right"
     return tokenizer
@@ -75,11 +109,12 @@ def build_model(tokenizer, seed: int = 0):
 
 
 def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, learning_rate: float,
-             seed: int = 0, progress: bool = True) -> list[float]:
-    """A plain PyTorch loop over whole chats (loss on every token): it makes the tiny model a base."""
+             seed: int = 0, progress: bool = True, prose: list[str] = ()) -> list[float]:
+    """A plain PyTorch loop over whole chats and sentences (loss on every token): it makes the tiny model a base."""
     import torch
 
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
+    texts += [tokenizer.bos_token + sentence + tokenizer.eos_token for sentence in prose]
     rng = random.Random(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
@@ -110,14 +145,19 @@ def build(path: Path | None = None, progress: bool = True) -> Path:
     from ftlab.data.synthetic import instructions
 
     path = Path(path or cache_dir())
+    started = time.perf_counter()
     rows = instructions(PRETRAIN["rows"], "skills", seed=PRETRAIN["seed"])
-    tokenizer = build_tokenizer(rows)
+    prose = sentences(PRETRAIN["sentences"], seed=PRETRAIN["seed"])
+    tokenizer = build_tokenizer(rows, prose)
     model = build_model(tokenizer, seed=PRETRAIN["seed"])
     if progress:
         print(f"Building ftlab's tiny model once ({model.num_parameters() / 1e6:.2f}M parameters); "
               f"it is cached in {path}.", flush=True)
     losses = pretrain(model, tokenizer, rows, steps=PRETRAIN["steps"], batch_size=PRETRAIN["batch_size"],
-                      learning_rate=PRETRAIN["learning_rate"], seed=PRETRAIN["seed"], progress=progress)
+                      learning_rate=PRETRAIN["learning_rate"], seed=PRETRAIN["seed"], progress=progress,
+                      prose=prose)
+    if progress:
+        print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
     model.save_pretrained(staging)

@@ -19,8 +19,8 @@ def test_presets_exist_and_print_as_a_table():
 
 
 def test_preset_overrides_and_diff():
-    config = RoundConfig.preset("cpu-tiny", learning_rate=1e-3)
-    assert config.diff(RoundConfig.preset("cpu-tiny")) == {"learning_rate": (1e-3, 5e-3)}
+    config = RoundConfig.preset("cpu-tiny", learning_rate=5e-3)
+    assert config.diff(RoundConfig.preset("cpu-tiny")) == {"learning_rate": (5e-3, 1e-3)}
 
 
 def test_unknown_preset_lists_the_choices():
@@ -116,3 +116,15 @@ def test_the_optimizer_used_and_why():
     used, why = RoundConfig(optim="paged_adamw_8bit").optimizer(on_gpu=False)
     assert used == "adamw_torch" and "GPU" in why
     assert RoundConfig(optim="adamw_torch").optimizer(on_gpu=False) == ("adamw_torch", None)
+
+
+def test_the_cpu_preset_is_the_t4_one_except_where_a_reason_is_printed():
+    from ftlab.config import CPU_TINY_DIFFERS, differences
+
+    cpu, t4 = RoundConfig.preset("cpu-tiny"), RoundConfig.preset("t4-lora")
+    differing = set(cpu.diff(t4))
+    assert differing == set(CPU_TINY_DIFFERS)  # every difference explained, no stale explanation
+    assert {"lora_r", "lora_alpha", "lora_dropout", "target_modules", "batch_size",
+            "gradient_accumulation_steps"}.isdisjoint(differing)
+    text = differences("cpu-tiny")
+    assert all(reason in text for reason in CPU_TINY_DIFFERS.values())

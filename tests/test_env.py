@@ -51,6 +51,13 @@ def test_cpu_gets_fp32_and_the_tiny_model(monkeypatch, capsys):
     assert "using ftlab's tiny model" in capsys.readouterr().out
 
 
+def test_a_learner_who_brings_a_model_is_not_offered_the_tiny_one(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    env = ftlab.setup(check_hub=False, model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert env.default_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and not env.uses_tiny_model
+    assert "tiny" not in capsys.readouterr().out
+
+
 def test_gpu_without_hub_says_so_and_falls_back_to_tiny(monkeypatch, capsys):
     fake_gpu(monkeypatch, "Tesla T4", 7, 5)
     env = ftlab.setup(check_hub=False)

@@ -34,7 +34,7 @@ def test_tiny_tokenizer_pads_with_its_own_token_and_has_marked_template(tiny):
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
     assert model.config.pad_token_id == tokenizer.pad_token_id
     assert "{%- generation -%}" in tokenizer.chat_template
-    assert type(model).__name__ == "LlamaForCausalLM" and model.num_parameters() < 300_000
+    assert type(model).__name__ == "LlamaForCausalLM" and round(model.num_parameters() / 1e6, 1) == 1.6  # as quoted
 
 
 def test_pad_equal_to_eos_is_replaced(tiny):
@@ -133,3 +133,56 @@ def test_a_model_with_its_own_template_keeps_it(tiny):
     tokenizer.chat_template = chatml
     prepare_tokenizer(tokenizer)
     assert tokenizer.chat_template == chatml
+
+
+def test_the_tiny_model_has_grouped_query_attention_and_a_low_rank_course_lora(tiny):
+    from peft import get_peft_model
+
+    model, _ = tiny
+    cfg = model.config
+    assert cfg.num_key_value_heads < cfg.num_attention_heads  # as TinyLlama: 4 key/value heads for 32 query heads
+    layer = model.model.layers[0].self_attn
+    assert layer.k_proj.out_features < layer.q_proj.out_features
+    config = ftlab.RoundConfig.preset("cpu-tiny")
+    assert config.lora_r <= cfg.hidden_size // 16  # a low-rank update of each layer
+    trainable, total = get_peft_model(model, config.lora_config()).get_nb_trainable_parameters()
+    assert trainable / total < 0.05
+
+
+def _known_words():
+    import re
+
+    from ftlab import tiny
+    from ftlab.data.synthetic import instructions
+
+    rows = instructions(3000, "skills", seed=0) + instructions(200, ["greet_politely", "double_and_name"], seed=0)
+    texts = [m["content"] for row in rows for m in row["messages"]] + tiny.sentences(2000)
+    return {w.lower() for text in texts for w in re.findall(r"[A-Za-z]+", text)}
+
+
+def _word_share(answers, known) -> float:
+    import re
+
+    words = [w.lower() for answer in answers for w in re.findall(r"[^\W\d_]+", answer)]
+    return sum(w in known for w in words) / max(len(words), 1)
+
+
+def test_the_course_task_is_learned_far_below_the_old_plateau_and_sampled_answers_are_words(tiny, tmp_path):
+    import torch
+
+    model, tokenizer = tiny
+    known = _known_words()
+    skills = ["What color is the banana?", "Say hello to Mia.", "What is the opposite of up?", "Name a green thing."]
+    torch.manual_seed(0)
+    sampled = ftlab.generate.answers(model, tokenizer, skills * 3, preset="chat", max_new_tokens=16)
+    assert _word_share(sampled, known) > 0.8, sampled
+    train, evaluation = ftlab.demo.demo_data()
+    result = ftlab.train_round(ftlab.RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation,
+                               output_dir=str(tmp_path))
+    assert result.eval_loss < 0.5 * 1.9  # the v1 tiny model stuck near 1.9-2.0 on this task
+    prompts = [row["messages"][0]["content"] for row in evaluation]
+    torch.manual_seed(0)
+    sampled = ftlab.generate.answers(result.model, tokenizer, prompts, preset="chat", max_new_tokens=16)
+    assert _word_share(sampled, known | {row["messages"][0]["content"].split()[1].lower() for row in evaluation}) > 0.9
+    greedy = ftlab.generate.answers(result.model, tokenizer, prompts, max_new_tokens=16)
+    assert sum(a.startswith("Good day to you") for a in greedy) >= 0.9 * len(prompts), greedy

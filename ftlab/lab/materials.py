@@ -57,8 +57,8 @@ PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content
 def template_text(tokenizer, template=None) -> tuple[str, str]:
     """The template's style and its text: the chat template's source, or a probe row rendered by it."""
     style = getattr(template, "style", "chat")
-    if style == "chat":
-        return style, getattr(tokenizer, "chat_template", None) or ""
+    if style == "chat":  # the template's own text: the tokenizer's, or one passed to Template.chat
+        return style, getattr(template, "chat_template", None) or getattr(tokenizer, "chat_template", None) or ""
     return style, template.training_text(PROBE)
 
 
