@@ -90,7 +90,8 @@ def build_tokenizer(rows: list[dict], prose: list[str] = ()):
                                   special_tokens=[*SPECIAL.values(), *ROLE_TAGS],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(_corpus(rows, list(prose)), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, **SPECIAL, extra_special_tokens=list(ROLE_TAGS))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, **SPECIAL)
+    tokenizer.add_special_tokens({"extra_special_tokens": list(ROLE_TAGS)})  # transformers 5's name for them
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.padding_side = "right"
     return tokenizer

@@ -76,8 +76,8 @@ def book(tmp_path_factory, tiny_path, greet_data):
                          name=name, base_model=base_model, samples=2)
 
     round_("baseline")
-    round_("lower lr", learning_rate=1e-3)
-    round_("lr and rank", learning_rate=1e-3, lora_r=8)
+    round_("lower lr", learning_rate=5e-4)
+    round_("lr and rank", learning_rate=5e-4, lora_r=8)
     round_("other eval set", eval_rows=other_eval)
     round_("other template and base", template=CHAT_TEMPLATE + "{# v2 #}", base_model="another/base")
     lab.rerun(1)
@@ -130,7 +130,7 @@ def test_table_has_knobs_status_metrics_and_marks_what_differs_from_the_baseline
 
     text = book.to_markdown(tmp_path / "lab.md")
     row_3 = next(line for line in text.splitlines() if line.startswith("| 3 |"))
-    assert "**0.001**" in row_3 and "**8**" in row_3 and (tmp_path / "lab.md").read_text() == text
+    assert "**0.0005**" in row_3 and "**8**" in row_3 and (tmp_path / "lab.md").read_text() == text
     book.to_csv(tmp_path / "lab.csv")
     import pandas as pd
 
@@ -177,7 +177,7 @@ def test_ftlab_runs_prints_the_table_without_torch(book):
     out = subprocess.run([sys.executable, "-c", code, str(book.path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
-    assert "| 3 | lr and rank | ✅ succeeded |" in out.stdout and "**0.001**" in out.stdout
+    assert "| 3 | lr and rank | ✅ succeeded |" in out.stdout and "**0.0005**" in out.stdout
 
 
 # ------------------------------------------------------------------------------------------ failures
@@ -189,7 +189,7 @@ def test_out_of_memory_in_a_step_fails_with_advice(tiny, greet_data, tmp_path):
     run = lab.train(RoundConfig.preset("cpu-tiny", **SHORT), *tiny, *greet_data, callbacks=[AtStep(2, oom)])
     assert run.status == "failed" and run.failure["kind"] == "out of memory"
     advice = run.failure["advice"]
-    for hint in ("batch_size 16 -> 8", "gradient_accumulation_steps 1 -> 2", "max_length 128 -> 64",
+    for hint in ("batch_size 8 -> 4", "gradient_accumulation_steps 2 -> 4", "max_length 256 -> 128",
                  "gradient_checkpointing=True", "quantization='4bit'"):
         assert hint in advice, hint
     assert "Tried to allocate" in (run.path / "traceback.txt").read_text()
@@ -207,7 +207,7 @@ def test_nan_weights_stop_the_round_within_a_step_as_diverged(tiny, greet_data, 
                                     callbacks=[AtStep(4, poison)])
     assert run.status == "diverged" and run.failure["kind"] == "divergence"
     assert 4 <= run.record["stopped_at_step"] <= 5 and run.metrics["steps"] <= 6
-    assert "NaN" in run.failure["message"] and "0.0005 instead of 0.005" in run.failure["advice"]
+    assert "NaN" in run.failure["message"] and "0.0001 instead of 0.001" in run.failure["advice"]
     assert "Stopping the round" in (run.path / "stderr.log").read_text()
     assert_every_file_parses(run.path)
 
@@ -367,7 +367,8 @@ def test_a_data_file_is_read_once_and_checkpoints_follow_its_rows(tmp_path, tiny
     monkeypatch.setattr(read, "read_file", lambda *a, **k: reads.append(a) or real(*a, **k))
     monkeypatch.setattr("ftlab.data.loader.read_file", read.read_file)
     model, tokenizer = ftlab.tiny_model(path=tiny_path)
-    config = RoundConfig.preset("cpu-tiny", max_steps=-1, num_train_epochs=1, batch_size=1, eval_steps=None)
+    config = RoundConfig.preset("cpu-tiny", max_steps=-1, num_train_epochs=1, batch_size=1, gradient_accumulation_steps=1,
+                                eval_steps=None)
     round_ = ftlab.Lab(tmp_path / "lab").train(config, model, tokenizer, str(path), samples=0, callbacks=[StopAt(1)])
     assert round_.status == "succeeded", round_.verdict()
     assert len(reads) == 1  # loaded once, at the lab's door, and those rows carried down
