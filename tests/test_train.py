@@ -136,3 +136,14 @@ def test_the_optimizer_that_ran_is_recorded_with_the_reason(tiny, greet_data, tm
                                      "why": result.substitutions[0]["why"]}]
     assert "GPU" in result.substitutions[0]["why"]
     assert "paged_adamw_8bit -> adamw_torch" in capsys.readouterr().out
+
+
+def test_training_on_from_a_tuned_model_leaves_its_adapter_as_it_was(tiny, greet_data, tmp_path):
+    model, tokenizer = tiny
+    config = RoundConfig.preset("cpu-tiny", **SHORT)
+    first = ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path / "1"))
+    adapter = {n: p.detach().clone() for n, p in first.model.named_parameters() if "lora_" in n}
+    second = ftlab.train_round(config, first.model, tokenizer, *greet_data, output_dir=str(tmp_path / "2"))
+    assert all(torch.equal(p, adapter[n]) for n, p in first.model.named_parameters() if "lora_" in n)
+    moved = [n for n, p in second.model.named_parameters() if "lora_" in n and not torch.equal(p, adapter[n])]
+    assert moved  # the second round trained on from the first adapter, in its own copy
