@@ -12,7 +12,7 @@ and prints the round's wall time (training only, as the lab records it) and the 
 in every case when the round is deterministic). Target: busy within 1.5x of idle with ftlab's threads.
 The machine's load average is printed with each figure: other users of the machine count too.
 
-    python benchmarks/bench_cpu_threads.py [--repeats 2] [--steps 120]
+    python benchmarks/bench_cpu_threads.py [--repeats 2] [--steps 120] [--threads both|ftlab|default]
 """
 
 from __future__ import annotations
@@ -58,10 +58,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--threads", choices=["both", "ftlab", "default"], default="both",
+                        help="which thread settings to time (torch's default is slow on a busy machine)")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; the demo's round, {args.steps} steps; wall time of the training only\n")
     print(f"{'threads':<16} {'load':<28} {'round (s)':>10} {'eval loss':>10} {'load avg (1 min)':>17}")
-    for default_threads in (False, True):
+    cases = {"both": (False, True), "ftlab": (False,), "default": (True,)}[args.threads]
+    for default_threads in cases:
         for busy in (False, True):
             competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
