@@ -221,12 +221,15 @@ def quiet_known_noise() -> None:
 
 
 def small_model_hint(config, model) -> str | None:
-    """A note when a small model gets a learning rate meant for TinyLlama (it then learns little)."""
+    """A note when a small model gets a learning rate below the tiny model's preset (TinyLlama's, usually)."""
+    from ftlab.config import RoundConfig
+
     params = sum(p.numel() for p in model.parameters())
-    if params < SMALL_MODEL_PARAMS and config.learning_rate < 1e-3:
-        return (f"Note: learning_rate {config.learning_rate:g} is a rate for TinyLlama; a model this small "
-                f"({params / 1e6:.1f}M parameters) learns little with it. RoundConfig.preset('cpu-tiny') is tuned "
-                "for ftlab's tiny model (env.default_preset picks it).")
+    tiny_rate = RoundConfig.preset("cpu-tiny").learning_rate
+    if params < SMALL_MODEL_PARAMS and config.learning_rate < tiny_rate:
+        return (f"Note: learning_rate {config.learning_rate:g} is slow for a model this small ({params / 1e6:.1f}M "
+                f"parameters): RoundConfig.preset('cpu-tiny') (learning_rate {tiny_rate:g}) gets further in the "
+                "same steps, and env.default_preset picks it on a CPU.")
     return None
 
 
