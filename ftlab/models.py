@@ -148,6 +148,10 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
 
     path = Path(path or tiny.cache_dir())
     if not (path / "config.json").exists():
+        from ftlab.env import use_cpu_threads
+
+        # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
+        use_cpu_threads()
         tiny.build(path, progress=progress)
     model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
