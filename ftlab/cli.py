@@ -106,8 +106,7 @@ def parser() -> argparse.ArgumentParser:
                   "free GPUs, and of a tiny model on any CPU.")
     commands = main.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.add_parser("doctor", help="what this machine is: platform, GPU, precision, Hub, library versions")
-    demo = commands.add_parser("demo", help="one complete fine-tuning round, recorded in the lab "
-                               "(under a minute on a CPU)")
+    demo = commands.add_parser("demo", help="one complete fine-tuning round, recorded in the lab")
     demo.add_argument("--steps", type=positive, default=None, help="optimiser steps (default: 120 on CPU, 60 on GPU)")
     demo.add_argument("--lab", metavar="PATH", default=None,
                       help="the lab folder to record the round in (default: $FTLAB_LAB, else this platform's, "

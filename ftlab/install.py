@@ -27,7 +27,7 @@ KAGGLE_WHEELS = "/kaggle/input/*/ftlab-*.whl"  # a dataset holding the wheels at
 
 INSTALL_BLOCK = f'''\
 # Setup, one cell. Where ftlab is missing (Colab, Kaggle) this installs it with the library versions it was
-# tested with (about a minute, no runtime restart): from ftlab wheels attached as a Kaggle dataset, else from
+# tested with (once per session, no runtime restart): from ftlab wheels attached as a Kaggle dataset, else from
 # PyPI, else from the project's repository. Kaggle: Settings -> Internet on, or attach the wheels (README).
 import glob, importlib, importlib.util, os, subprocess, sys
 if importlib.util.find_spec("ftlab") is None:
