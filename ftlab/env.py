@@ -240,9 +240,9 @@ def use_cpu_threads(model=None) -> int:
     """Choose torch's CPU threads for training ``model`` (default: ftlab's tiny model); returns the number.
 
     torch's threads spin while they wait for each other. On 2 shared cores (free Colab and Kaggle CPU
-    runtimes, CI) the demo's round took 25-87 s with torch's two threads and 186-230 s beside one more
-    busy process; with one thread 4-6 s and 14 s (benchmarks/bench_cpu_threads.py; the machine was
-    also running other jobs, load average 4-8). So a small model on the CPU
+    runtimes, CI) the demo's round took 98 s with torch's two threads and 318 s beside one more busy
+    process; with one thread 6.7-7.2 s and 8.3-15.4 s (benchmarks/bench_cpu_threads.py, on a machine
+    that other jobs were also using). So a small model on the CPU
     gets one thread; a bigger one keeps torch's default; on a GPU nothing changes. ``OMP_NUM_THREADS``
     or ``FTLAB_CPU_THREADS`` in the environment win over ftlab's choice.
     """
