@@ -87,7 +87,7 @@ class RoundMeter:
         import torch
 
         seconds = time.perf_counter() - self.started
-        facts = {"useful_token_ratio": self.tokens.ratio,
+        facts = {"wall_time_s": seconds, "useful_token_ratio": self.tokens.ratio,
                  "tokens_per_s": round(self.tokens.positions / seconds, 1) if seconds > 0 else None}
         if torch.cuda.is_available():
             facts["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)

@@ -2,6 +2,7 @@
 
 ``$FTLAB_CACHE``, or ``~/.cache/ftlab``. ``saved_parameters(folder)`` counts a saved model's parameters
 from its safetensors headers alone, so a banner can state the size it measured without loading torch.
+``save_atomically`` writes a built model into the cache so that a crash never leaves half of one.
 Standard library only; every module may import it.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import struct
+import tempfile
 from pathlib import Path
 
 
@@ -35,3 +38,24 @@ def saved_parameters(folder) -> int | None:
             header = json.loads(f.read(length))
         total += sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
     return total
+
+
+def save_atomically(target: Path, model, tokenizer, notes: dict[str, str]) -> Path:
+    """Save ``model`` and ``tokenizer`` (plus small text ``notes`` files) as the folder ``target``, atomically.
+
+    Everything is written into a staging folder beside ``target`` and renamed at the end: a crash or a
+    kill leaves either no folder or a complete one, never half a model that later loads as garbage.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from the machine's other users
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for name, text in notes.items():
+        (staging / name).write_text(text)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first: its copy is as good as ours
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -13,9 +13,9 @@ command is ``SMOL_INSTALL``; ``ftlab doctor`` says whether it is there.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from ftlab.cache import save_atomically
 
 SMOL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -103,16 +103,8 @@ def dequantized(gguf_path: str | Path, progress: bool = True) -> Path:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model.hf_quantizer, model.is_quantized = None, False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".gguf-", dir=target.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "FROM_GGUF.txt").write_text(f"Dequantized from {gguf_path}: {ROUND_TRIP_NOTE}.\n")
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first: its copy is as good as ours
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return save_atomically(target, model, tokenizer,
+                           {"FROM_GGUF.txt": f"Dequantized from {gguf_path}: {ROUND_TRIP_NOTE}.\n"})
 
 
 def smol_folder(progress: bool = True) -> Path:

@@ -16,11 +16,10 @@ its time). Fine-tuning it on a *new* task then shows real learning, never a fake
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
+from ftlab.cache import save_atomically
 from ftlab.templates import CHAT_TEMPLATE, ROLE_TAGS
 
 TINY_VERSION = "v2"  # bump when the recipe below changes, so old caches are not reused
@@ -159,13 +158,5 @@ def build(path: Path | None = None, progress: bool = True) -> Path:
                       prose=prose)
     if progress:
         print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / "pretrain_loss.txt").write_text(f"{losses[0]:.4f} {losses[-1]:.4f}\n")
-    try:
-        staging.rename(path)
-    except OSError:  # another process finished first: its copy is as good as ours
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+    return save_atomically(path, model, tokenizer,
+                           {"pretrain_loss.txt": f"{losses[0]:.4f} {losses[-1]:.4f}\n"})

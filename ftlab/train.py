@@ -110,7 +110,6 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     copy) with the trained adapters, so running the cell again trains a fresh adapter on the same base.
     """
     from transformers import set_seed
-    from trl import SFTTrainer
 
     from ftlab.batches import RoundMeter
 
@@ -118,29 +117,13 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     template = template or Template.chat(tokenizer)
     train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    tuned = add_lora(model, config)
-    optimizer, substitutions = chosen_optimizer(config)
-    # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
-    trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                             conversational=False, on_gpu=on_gpu()),
-                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
-                         callbacks=callbacks)
-    if any(getattr(c, "replaces_progress", False) for c in callbacks or []):  # e.g. ftlab demo's quiet lines
-        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
-
-        for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
-            trainer.remove_callback(noisy)
-    keep_trainables_fp32(trainer.model)
+    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, precision,
+                            output_dir, callbacks)
     meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
-    started = time.perf_counter()
     meter.start()
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    result = finish_round(trainer, tokenizer, config, precision, output_dir, before, time.perf_counter() - started)
-    result.optimizer, result.substitutions = optimizer, substitutions
-    result.measured = meter.read()
-    result.useful_token_ratio = result.measured["useful_token_ratio"]
-    return result
+    return finish_round(trainer, tokenizer, config, precision, output_dir, before, meter)
 
 
 # ------------------------------------------------------------------------------------------ the steps
@@ -153,14 +136,26 @@ def on_gpu() -> bool:
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
-    from ftlab.env import choose_precision, gpu_info, quiet_known_noise, small_model_hint, use_cpu_threads
+    from ftlab.env import quiet_known_noise, use_cpu_threads
 
     quiet_known_noise()
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
-    if hint := small_model_hint(config, model):
-        print(hint)
     config.validate()
     config.check_model(model)
+    precision = check_machine(config, model)
+    train_set = load(train, file="train", quiet=True)
+    eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
+    template.check_loss(train_set, config.max_length, "train")
+    return (training_rows(template, train_set, config),
+            training_rows(template, eval_set, config) if eval_set else None, precision)
+
+
+def check_machine(config: RoundConfig, model) -> str:
+    """The precision for this GPU (or CPU), and a note for every knob that will not run as written."""
+    from ftlab.env import choose_precision, gpu_info, small_model_hint
+
+    if hint := small_model_hint(config, model):
+        print(hint)
     name, _, capability, memory = gpu_info()
     precision = config.resolve_precision(choose_precision(capability), name)
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
@@ -173,17 +168,19 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
               f"load it with ftlab.load_model(quantization={config.quantization!r}) for QLoRA.")
     if config.loss_on == "everything":
         print("Note: loss_on='everything': the prompts carry loss too, so the model also learns to write prompts.")
-    train_set = load(train, file="train", quiet=True)
-    eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
-    template.check_loss(train_set, config.max_length, "train")
-    formatted_eval = template.format(eval_set, config.loss_on) if eval_set else None
-    formatted_train = template.format(train_set, config.loss_on)
+    for change in chosen_optimizer(config)[1]:
+        print(f"Note: optim {change['asked']} -> {change['used']}: {change['why']}.")
+    return precision
+
+
+def training_rows(template: Template, rows, config: RoundConfig):
+    """Rows as TRL receives them: tokenized with ftlab's loss mask, cut to max_length when padding-free."""
+    formatted = template.format(rows, config.loss_on)
     if config.padding_free and not config.packing:  # TRL does not truncate padding-free rows: ftlab does
         from ftlab.batches import truncate
 
-        formatted_train = truncate(formatted_train, config.max_length)
-        formatted_eval = truncate(formatted_eval, config.max_length) if formatted_eval else None
-    return formatted_train, formatted_eval, precision
+        formatted = truncate(formatted, config.max_length)
+    return formatted
 
 
 def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
@@ -191,8 +188,26 @@ def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
     used, why = config.optimizer(on_gpu())
     if why is None:
         return used, []
-    print(f"Note: optim {config.optim} -> {used}: {why}.")
     return used, [{"knob": "optim", "asked": config.optim, "used": used, "why": why}]
+
+
+def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, precision: str, output_dir: str,
+                  callbacks: list | None):
+    """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and no progress bars where ftlab prints)."""
+    from trl import SFTTrainer
+
+    # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
+    trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
+                                                             conversational=False, on_gpu=on_gpu()),
+                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                         callbacks=callbacks)
+    if any(getattr(c, "replaces_progress", False) for c in callbacks or []):  # e.g. ftlab demo's quiet lines
+        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
+
+        for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
+            trainer.remove_callback(noisy)
+    keep_trainables_fp32(trainer.model)
+    return trainer
 
 
 def over_same_weights(model):
@@ -257,8 +272,10 @@ def keep_trainables_fp32(model) -> int:
     return recast
 
 
-def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_before, wall_time_s) -> RoundResult:
-    """Save adapter, tokenizer and logs; gather the numbers into a RoundResult."""
+def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_before, meter) -> RoundResult:
+    """Save adapter, tokenizer and logs; gather the numbers (and what ran differently) into a RoundResult."""
+    measured = meter.read()
+    wall_time_s = measured.pop("wall_time_s")
     adapter_dir = Path(output_dir) / "adapter"
     trainer.save_model(str(adapter_dir))
     tokenizer.save_pretrained(str(adapter_dir))
@@ -267,8 +284,11 @@ def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_be
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     trainable, total = trainer.model.get_nb_trainable_parameters()
+    optimizer, substitutions = chosen_optimizer(config)
     return RoundResult(config=config, precision=precision, log_history=history,
                        train_loss=train_losses[-1] if train_losses else None,
                        eval_loss=eval_losses[-1] if eval_losses else None, eval_loss_before=eval_loss_before,
                        wall_time_s=wall_time_s, trainable_params=trainable, total_params=total,
-                       output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model)
+                       output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model,
+                       optimizer=optimizer, substitutions=substitutions,
+                       useful_token_ratio=measured["useful_token_ratio"], measured=measured)
