@@ -74,7 +74,9 @@ class RoundResult:
             "adapter saved in": self.adapter_dir,
         }
         for name, value in facts.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else value
+            # losses to 4 decimals; seconds, rates and GiB as they were measured
+            shown = f"{value:.4f}" if isinstance(value, float) and abs(value) < 100 else value
+            shown = f"{value:,.1f}" if name in ("wall time (s)", "token positions / s") else shown
             print(f"{name:<26} {shown}")
         return facts
 
