@@ -31,10 +31,11 @@ _PUBLIC = {
     "plan": "ftlab.planner",  # the modules are not named like their functions: importing one would shadow it
     "Plan": "ftlab.planner",
     "suggest": "ftlab.suggestions",
+    "lr_find": "ftlab.tune",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
-               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install"}
+               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
