@@ -58,3 +58,54 @@ def test_lr_find_refuses_an_unknown_rule(tiny):
 
     with pytest.raises(ValueError, match="rule"):
         lr_find(ftlab.RoundConfig.preset("cpu-tiny"), *tiny, [], rule="middle")
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+SHORT = dict(max_steps=30, eval_steps=None, logging_steps=10)
+
+
+@pytest.fixture(scope="module")
+def swept(tiny_path, greet_data, tmp_path_factory):
+    import ftlab
+
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    lab = ftlab.Lab(tmp_path_factory.mktemp("sweep-lab"))
+    train, eval = greet_data
+    baseline = ftlab.RoundConfig.preset("cpu-tiny", learning_rate=3e-3, **SHORT)
+    result = lab.sweep(baseline, {"learning_rate": [3e-4, 3e-2], "lora_dropout": [0.1],
+                                  "target_modules": [("no_such_proj",)]},
+                       model, tokenizer, train, eval[:8], repeats=2, budget_rounds=7, samples=0)
+    return lab, result
+
+
+def test_sweep_keeps_every_round_in_the_lab_and_goes_on_after_a_failed_round(swept):
+    lab, result = swept
+    statuses = [p.status for p in result.points]
+    assert "failed" in statuses, result  # the round on a layer the model lacks
+    failed = statuses.index("failed")
+    assert any(p.status == "succeeded" for p in result.points[failed + 1:]) or failed == len(statuses) - 1
+    ids = [p.round_id for p in result.points if p.round_id is not None]
+    assert sorted(ids) == [r.id for r in lab.rounds()]
+
+
+def test_sweep_ranks_the_learning_rate_above_dropout(swept):
+    _, result = swept
+    table = result.ranking()
+    knobs = list(table["knob"])
+    assert knobs.index("learning_rate") < knobs.index("lora_dropout"), table
+    lr = table.set_index("knob").loc["learning_rate"]
+    assert bool(lr["beyond noise"]), table  # the lr's effect is beyond twice the repeat spread
+    assert "learning_rate matters most" in result.conclusion()
+    assert result.plot() is not None
+
+
+def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path):
+    import ftlab
+
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    lab = ftlab.Lab(tmp_path / "lab")
+    baseline = ftlab.RoundConfig.preset("cpu-tiny", max_steps=5, eval_steps=None, logging_steps=5)
+    result = lab.sweep(baseline, {"learning_rate": [1e-3, 1e-2, 3e-2], "lora_r": [4, 8]}, model, tokenizer,
+                       greet_data[0], greet_data[1][:4], budget_rounds=3, samples=0)
+    assert len(lab.rounds()) == 3
+    assert "budget of 3" in str(result)

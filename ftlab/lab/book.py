@@ -162,6 +162,13 @@ class Lab:
         return self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
                          problem=problem)
 
+    def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
+        """One factor at a time around ``baseline``, then a small grid over the best values, every round
+        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.tune.sweep`` says how)."""
+        from ftlab.tune import sweep
+
+        return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
+
     def rerun(self, id, seed: int | None = None, name: str | None = None, model=None, tokenizer=None,
               train=None, eval=None, **options) -> Round:
         """Repeat round ``id`` with another seed (the next unused one unless given); ``table()`` shows the spread.
