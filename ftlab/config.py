@@ -269,6 +269,10 @@ PRESETS = _frozen({
                  "knobs": dict(learning_rate=1e-3, max_steps=120, batch_size=8, gradient_accumulation_steps=2,
                                lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ATTENTION,
                                max_length=256, gradient_checkpointing=False, logging_steps=10, eval_steps=20)},
+    "cpu-small": {"about": "A small real model (e.g. SmolLM2-135M) on a CPU: t4-lora's LoRA, minutes at short length.",
+                  "knobs": dict(learning_rate=5e-4, max_steps=60, batch_size=4, gradient_accumulation_steps=1,
+                                lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ATTENTION,
+                                max_length=128, gradient_checkpointing=False, logging_steps=10, eval_steps=20)},
     "seed003-round1": {"about": "Seed 003's first round: TinyLlama-Chat, Alpaca 2,600 rows, T4, fp16.",
                        "knobs": dict(learning_rate=2e-4, num_train_epochs=3, batch_size=4,
                                      gradient_accumulation_steps=8, warmup=100, lr_scheduler_type="linear",
@@ -288,10 +292,27 @@ CPU_TINY_DIFFERS = {
 }
 
 
+# Why the preset for a small real model on a CPU differs from the T4 one; printed by differences("cpu-small")
+CPU_SMALL_DIFFERS = {
+    "learning_rate": "60 steps instead of an epoch of thousands: a larger step than the T4's, so few steps move the model",
+    "max_steps": "a fixed 60 steps, so that a CPU round ends in minutes (the T4 round runs one epoch)",
+    "batch_size": "4 rows a step: on a CPU a step's time grows with the tokens in it",
+    "gradient_accumulation_steps": "one update per batch: more updates in the minutes a CPU round has",
+    "max_length": "128 tokens: the course's rows are far shorter, and a CPU's time grows with length",
+    "gradient_checkpointing": "a CPU has memory to spare for a small model: recomputing would only cost time",
+    "eval_steps": "evaluate every 20 steps to draw a curve (the T4 round evaluates once per epoch)",
+    "save_steps": "no checkpoints in a round of minutes",
+}
+DIFFERS = {("cpu-tiny", "t4-lora"): CPU_TINY_DIFFERS, ("cpu-small", "t4-lora"): CPU_SMALL_DIFFERS}
+
+
 def differences(name: str = "cpu-tiny", reference: str = "t4-lora") -> str:
     """The knobs in which preset ``name`` differs from ``reference``, each with the reason (printed and returned)."""
     mine, theirs = RoundConfig.preset(name), RoundConfig.preset(reference)
-    reasons = CPU_TINY_DIFFERS if (name, reference) == ("cpu-tiny", "t4-lora") else {}
+    reasons = DIFFERS.get((name, reference), {})
+    if name == reference:
+        print(text := f"{name}: the preset itself, no differences")
+        return text
     lines = [f"{name} differs from {reference} in:"]
     for knob, (value, other) in mine.diff(theirs).items():
         lines.append(f"  {knob:<24} {value!r:<12} ({reference}: {other!r})  {reasons.get(knob, '')}".rstrip())

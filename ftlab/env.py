@@ -68,8 +68,23 @@ class Environment:
 
     @property
     def default_preset(self) -> str:
-        """The preset that learns on the default model: ``"cpu-tiny"`` for the tiny one, else ``"t4-lora"``."""
-        return "cpu-tiny" if self.uses_tiny_model else "t4-lora"
+        """The preset for the default model on this machine: ``preset_for(default_model)``."""
+        return self.preset_for(self.default_model)
+
+    def preset_for(self, model) -> str:
+        """The preset for ``model`` (a loaded model, or a name as ``ftlab.load_model`` takes) on this machine.
+
+        ``"cpu-tiny"`` for ftlab's tiny model (or any model under ``SMALL_MODEL_PARAMS``), wherever it runs;
+        ``"cpu-small"`` for any other model without a GPU (the T4's knobs, an epoch at 1024 tokens, are a GPU's);
+        ``"t4-lora"`` on a GPU. ``ftlab.config.differences(preset)`` prints why each knob differs from the T4's.
+        """
+        if hasattr(model, "num_parameters"):
+            tiny = model.num_parameters() < SMALL_MODEL_PARAMS
+        else:
+            tiny = str(model) == "tiny"
+        if tiny:
+            return "cpu-tiny"
+        return "t4-lora" if self.has_gpu else "cpu-small"
 
     def banner(self) -> str:
         where = {"colab": "Colab", "kaggle": "Kaggle", "local": "Local"}[self.platform]

@@ -119,3 +119,16 @@ def test_a_tinyllama_learning_rate_on_the_tiny_model_gets_a_hint_that_holds(tiny
         config = RoundConfig.preset(preset, max_steps=60, eval_steps=60)
         losses[preset] = train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path / preset)).eval_loss
     assert losses["cpu-tiny"] < losses["t4-lora"], losses
+
+
+def test_the_preset_follows_the_model_and_the_machine(monkeypatch, tiny):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    smol = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    cpu = ftlab.setup(verbose=False, check_hub=False)
+    assert (cpu.default_preset, cpu.preset_for("tiny"), cpu.preset_for(tiny[0])) == ("cpu-tiny",) * 3
+    # a learner's own model on a CPU gets minutes-long knobs, not the T4's epoch at 1024 tokens
+    assert cpu.preset_for(smol) == "cpu-small"
+    assert ftlab.setup(verbose=False, check_hub=False, model=smol).default_preset == "cpu-small"
+    fake_gpu(monkeypatch, "Tesla T4", 7, 5)
+    gpu = ftlab.setup(verbose=False, check_hub=False, model=smol)
+    assert (gpu.default_preset, gpu.preset_for("tiny"), gpu.preset_for(tiny[0])) == ("t4-lora", "cpu-tiny", "cpu-tiny")

@@ -46,6 +46,41 @@ def test_greedy_generation_stops_at_the_end_of_turn_token(smol):
     assert "Paris" in answer.text and "<|im_end|>" not in answer.text and "<|im_start|>" not in answer.text
 
 
+def test_on_a_cpu_smollm2_gets_the_cpu_small_preset(smol):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the CPU preset is not the one chosen")
+    assert ftlab.setup(verbose=False, check_hub=False).preset_for(smol[0]) == "cpu-small"
+
+
+def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp_path, monkeypatch):
+    import ftlab.models
+
+    model, tokenizer = smol
+    loaded, size = [], model.num_parameters()
+
+    def spy(name, *args, **kwargs):  # what lab.rerun loads as the base, from the record alone
+        model, tokenizer = real(name, *args, **kwargs)
+        loaded.append((name, model.config.vocab_size, model.num_parameters()))
+        return model, tokenizer
+
+    real = ftlab.models.load_model
+    monkeypatch.setattr(ftlab.models, "load_model", spy)
+    rows = [{"messages": [{"role": "user", "content": f"Say hello to {name}."},
+                          {"role": "assistant", "content": f"Ahoy, {name}!"}]} for name in ("Anna", "Ben", "Chen")]
+    config = ftlab.RoundConfig.preset("cpu-small", max_steps=2, batch_size=2, max_length=64, logging_steps=1,
+                                      eval_steps=None)
+    lab = ftlab.Lab(tmp_path / "lab")
+    first = lab.train(config, model, tokenizer, rows, samples=0)
+    assert first.status == "succeeded", first.failure
+    assert first.record["base_model"] == SMOL_ID
+    again = lab.rerun(first.id, samples=0)
+    assert again.status == "succeeded", again.failure
+    assert again.record["base_model"] == SMOL_ID
+    assert loaded == [(SMOL_ID, 49152, size)]  # SmolLM2 again: not the tiny model, not TinyLlama
+
+
 def test_a_few_lora_steps_lower_eval_loss_and_leave_the_base_weights_alone(smol, tmp_path):
     import torch
 
