@@ -52,6 +52,10 @@ def test_on_a_cpu_smollm2_gets_the_cpu_small_preset(smol):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the CPU preset is not the one chosen")
     assert ftlab.setup(verbose=False, check_hub=False).preset_for(smol[0]) == "cpu-small"
+    # what its differences() says: the course's rows, SmolLM2's default system prompt included, fit well within
+    longest = max(len(Template.chat(smol[1]).encode(row["messages"])[0])
+                  for row in [*ftlab.demo.demo_data()[0], *ftlab.data.instructions(200, "double_and_name", seed=0)])
+    assert longest <= ftlab.RoundConfig.preset("cpu-small").max_length // 2, longest
 
 
 def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp_path, monkeypatch):
