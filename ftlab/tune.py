@@ -363,7 +363,8 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
         except ConfigError as error:
             points.append(SweepPoint(knobs, phase, None, "refused", None, str(error).splitlines()[0]))
             return
-        name = "sweep " + (", ".join(f"{k}={v}" for k, v in knobs.items()) or "baseline")
+        name = "sweep " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in knobs.items()) or "baseline")
         round_ = lab.train(config, model, tokenizer, train, eval, name=name, **train_options)
         value = round_.metrics.get(metric) if round_.status == "succeeded" else None
         why = "" if round_.status == "succeeded" else (round_.record.get("failure") or {}).get("kind", "")

@@ -218,7 +218,7 @@ class Compare(w.VBox):
 
     @staticmethod
     def _label(round_) -> str:
-        return f"{round_.id}: {round_.name or ''} ({round_.status})"
+        return f"{round_.id}{': ' + round_.name if round_.name else ''} ({round_.status})"
 
     def show(self) -> None:
         import html
