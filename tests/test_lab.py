@@ -398,3 +398,21 @@ def test_the_record_says_which_optimizer_ran_and_why(tmp_path, tiny_path, greet_
     assert round_.record["config"]["optim"] == "paged_adamw_8bit"  # what was asked
     assert round_.metrics["optimizer"] == "adamw_torch"  # what ran
     assert [(s["knob"], s["used"]) for s in round_.record["substitutions"]] == [("optim", "adamw_torch")]
+
+
+def test_each_data_set_is_converted_once_at_the_door_and_carried_down_to_training_and_samples(
+        tmp_path, tiny_path, greet_data, monkeypatch):
+    from ftlab.data import loader
+
+    train, eval = greet_data
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in train))
+    conversions = []
+    real = loader._inspect
+    monkeypatch.setattr(loader, "_inspect", lambda source, *a, **k: conversions.append(source) or real(source, *a, **k))
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    round_ = ftlab.Lab(tmp_path / "lab").train(RoundConfig.preset("cpu-tiny", max_steps=2), model, tokenizer,
+                                               str(path), eval, samples=2)
+    assert round_.status == "succeeded", round_.verdict()
+    assert len(conversions) == 2  # a file and a list of rows: each converted once, not again in train_round or samples
+    assert len(round_.samples()) == 2

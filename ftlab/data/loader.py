@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,9 +222,13 @@ def load(source, strict: bool = True, file: str | None = None, *, tokenizer=None
     ``file`` names an in-memory source in messages. ``strict=True`` raises one ``DataFormatError``
     with every problem (see ``validate`` for the checks and the row numbering); ``strict=False`` drops
     the bad rows, keeps every good row unchanged, and prints how many were dropped and why.
+    A Dataset that ``load`` itself returned, given again with ``quiet=True`` and no ``tokenizer``, comes
+    back as it is (already converted and checked), so data loaded once is not converted again.
     """
     from datasets import Dataset
 
+    if quiet and tokenizer is None and _LOADED.get(id(source)) is source:
+        return source  # converted and checked by load already (e.g. at the lab's door): carried down, not redone
     inspection = _inspect(source, file, split, tokenizer, max_length)
     name, say = inspection.name, (lambda text: None) if quiet else print
     for note in inspection.notes:
@@ -243,11 +248,17 @@ def load(source, strict: bool = True, file: str | None = None, *, tokenizer=None
     if not inspection.rows:
         raise DataFormatError(_capped(inspection, 1000))
     try:
-        return Dataset.from_list([row for _, row in inspection.rows])
+        dataset = Dataset.from_list([row for _, row in inspection.rows])
     except (TypeError, ValueError) as error:  # pyarrow's ArrowInvalid / ArrowTypeError are ValueError/TypeError
         message = (f"the rows cannot be stored as a table ({error}); a column probably mixes kinds of values, "
                    "e.g. text in some rows and lists in others: make each column one kind")
         raise DataFormatError([Finding(None, None, message, name)]) from error
+    _LOADED[id(dataset)] = dataset
+    return dataset
+
+
+# The Datasets ``load`` built (by id: a Dataset need not be hashable), forgotten when they are.
+_LOADED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def chat_dataset(rows):

@@ -26,11 +26,14 @@ from pathlib import Path
 from ftlab.data.splits import fingerprint
 from ftlab.lab.failures import classify, divergence
 from ftlab.lab.materials import (
+    Rows,
     Unreadable,
     at_the_door,
     base_model_name,
+    converted,
     is_ftlab_template,
     load_base,
+    loaded,
     template_text,
 )
 from ftlab.lab.provenance import hardware, this_process, versions
@@ -179,10 +182,10 @@ class Lab:
         group = original.record.get("repeat_of") or original.id
         seeds = [r.record["seed"] for r in self.rounds() if group in (r.id, r.record.get("repeat_of"))]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
-        model, tokenizer, train, eval, template = self._materials(original, model, tokenizer, train, eval)
+        model, tokenizer, train, eval, template, problem = self._materials(original, model, tokenizer, train, eval)
         round_ = self._open(config, model, tokenizer, train, eval, name or original.name,
                             original.record.get("base_model"), original.record.get("notes"), template, group)
-        return self._run(round_, config, model, tokenizer, train, eval, template, **options)
+        return self._run(round_, config, model, tokenizer, train, eval, template, problem=problem, **options)
 
     def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:
         """Continue round ``id`` from its last complete checkpoint (the trainer restores optimiser, scheduler,
@@ -192,11 +195,11 @@ class Lab:
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
             return round_
         found = checkpoints(round_.path)
-        model, tokenizer, train, eval, template = self._materials(round_, model, tokenizer, train, eval)
+        model, tokenizer, train, eval, template, problem = self._materials(round_, model, tokenizer, train, eval)
         print(f"Resuming round {round_.id} from {found[0].name}." if found else
               f"Round {round_.id} has no checkpoint: training it again from the start.")
         return self._run(round_, round_.config, model, tokenizer, train, eval, template,
-                         resume_from=str(found[0]) if found else None, **options)
+                         resume_from=str(found[0]) if found else None, problem=problem, **options)
 
     # ------------------------------------------------------------------------------------ the steps
     def _open(self, config, model, tokenizer, train, eval, name, base_model, notes, template=None,
@@ -255,11 +258,11 @@ class Lab:
                     raise problem
                 with tracker_env(config.report_to):
                     chosen = {"template": template} if template is not None else {}
-                    result = train_round(config, model, tokenizer, train, eval, output_dir=str(round_.path),
+                    result = train_round(config, model, tokenizer, loaded(train), loaded(eval), output_dir=str(round_.path),
                                          callbacks=[*live, *(callbacks or [])], resume_from_checkpoint=resume_from,
                                          **chosen)
                 round_.result = result
-                rows = eval if eval is not None else train
+                rows = loaded(eval if eval is not None else train)  # the samples: the same converted rows
                 _finish(round_, config, result, guard, tokenizer, template, rows, samples, score)
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))
@@ -288,18 +291,20 @@ class Lab:
         elif tokenizer is None:
             raise ValueError("pass the tokenizer with the model")
         recorded = round_.record.get("data", {})
-        given = dict(zip(("train", "eval"), at_the_door(train, eval, strict=True), strict=False))
+        *rows, problem = at_the_door(train, eval, strict=True)
+        given = dict(zip(("train", "eval"), rows, strict=True))
         for split, info in recorded.items():
             if given[split] is None:
                 if not info.get("file"):
                     raise ValueError(f"round {round_.id} did not keep its {split} data: pass {split}= ")
-                given[split] = read_jsonl(round_.path / info["file"])
+                given[split] = Rows(read_jsonl(round_.path / info["file"]))
+                problem = problem or converted(given[split], split)
             elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
                 raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
                                  "train a new round for new data")
         style = round_.record.get("template", {}).get("style", "chat")
         template = None if style == "chat" else Template(tokenizer, style)
-        return model, tokenizer, given["train"], given["eval"], template
+        return model, tokenizer, given["train"], given["eval"], template, problem
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -338,18 +343,24 @@ def _finish(round_, config, result, guard, tokenizer, template, rows, samples, s
         return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
                              stopped_at_step=guard.step)
     if samples and rows is not None:
-        round_.write_samples(sample_answers(result.model, tokenizer, rows[:samples], template))
+        round_.write_samples(sample_answers(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
+                                            template))
     if score is not None:
         metrics["score"] = dict(score(result.model, tokenizer))
     round_.finish("succeeded", metrics=metrics, adapter="adapter")
 
 
 def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
-    """The model's answers to a few rows' prompts, through the template it was trained with."""
+    """The model's answers to a few rows' prompts, through the template it was trained with.
+
+    ``rows``: a Dataset of chat rows (as the lab converted them at its door), or anything ``ftlab.data.load`` reads.
+    """
     from ftlab.data import load
+    from ftlab.data.loader import chat_dataset
     from ftlab.generate import generate
 
-    chats = [row["messages"] for row in load(rows, strict=False, quiet=True).to_list()]
+    rows = chat_dataset(rows) if hasattr(rows, "column_names") else load(rows, strict=False, quiet=True)
+    chats = list(rows["messages"])
     said = generate(model, tokenizer, [c[:-1] for c in chats], "eval", 64, template=template, progress=False)
     return [{"prompt": g.prompt, "expected": c[-1]["content"], "answer": g.text, "stopped": g.stopped,
              "repetitive": g.repetitive} for c, g in zip(chats, said, strict=True)]

@@ -12,16 +12,26 @@ import os
 from pathlib import Path
 
 
-def as_rows(rows) -> list:
-    """A list of rows: a file or Hub id loaded strictly by ``ftlab.data.load``; a list, Dataset or
-    DataFrame through ``ftlab.data``'s one rows conversion (empty cells as None)."""
-    if isinstance(rows, str | os.PathLike):
-        from ftlab.data import load
+class Rows(list):
+    """One split's rows as they came through the door (what is fingerprinted and kept), and ``dataset``:
+    the same rows converted once by ``ftlab.data.load``, which ``train_round`` and the samples use."""
 
-        return load(rows, quiet=True).to_list()
+    dataset = None
+
+
+def as_rows(rows) -> Rows:
+    """A list of rows: a file or Hub id loaded strictly by ``ftlab.data.load`` (its Dataset kept); a list,
+    Dataset or DataFrame through ``ftlab.data``'s one rows conversion (empty cells as None)."""
+    from ftlab.data import load
+
+    if isinstance(rows, str | os.PathLike):
+        dataset = load(rows, quiet=True)
+        kept = Rows(dataset.to_list())
+        kept.dataset = dataset
+        return kept
     from ftlab.data.read import as_rows as rows_of
 
-    return rows_of(rows)
+    return Rows(rows_of(rows))
 
 
 class Unreadable:
@@ -32,15 +42,16 @@ class Unreadable:
 
 
 def at_the_door(train, eval=None, strict: bool = False):
-    """Each split as a list of rows, converted once, here, and carried down to training and the record.
+    """Each split as ``Rows``, converted once, here, and carried down to training, samples and the record.
 
     A file or Hub id is loaded strictly (``ftlab.data.load``): a bad row fails the round with the row
-    named, instead of vanishing from the kept copy and its fingerprint. Returns ``(train, eval, problem)``:
-    a split that cannot be read comes back as ``Unreadable`` and ``problem`` is its error (``strict``
-    raises it instead).
+    named, instead of vanishing from the kept copy and its fingerprint. Rows given in memory are kept as
+    given and converted strictly too (``converted``). Returns ``(train, eval, problem)``: a split that
+    cannot be read comes back as ``Unreadable`` (``strict`` raises instead), and ``problem`` is the first
+    error, which fails the round as a data failure.
     """
     rows, problem = [], None
-    for given in (train, eval):
+    for split, given in (("train", train), ("eval", eval)):
         try:
             rows.append(None if given is None else as_rows(given))
         except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
@@ -48,7 +59,29 @@ def at_the_door(train, eval=None, strict: bool = False):
                 raise
             rows.append(Unreadable(given, error))
             problem = problem or error
+            continue
+        problem = problem or converted(rows[-1], split)
     return rows[0], rows[1], problem
+
+
+def converted(rows: Rows | None, split: str) -> Exception | None:
+    """Give ``rows`` its Dataset (converted and checked strictly by ``ftlab.data.load``) unless it has one,
+    and return the error, if any. The rows stay as given, so a round that fails on its data still
+    records (fingerprint, kept copy) what it was given."""
+    if rows is None or rows.dataset is not None:
+        return None
+    from ftlab.data import load
+
+    try:
+        rows.dataset = load(rows, file=split, quiet=True)
+    except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
+        return error
+    return None
+
+
+def loaded(rows):
+    """What ``train_round`` and the samples take: the split's Dataset, converted at the door (None stays None)."""
+    return rows if rows is None else rows.dataset
 
 
 PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content": "{answer}"}]
