@@ -263,3 +263,14 @@ def test_missing_file_is_a_file_not_found_error(tmp_path):
         load(str(tmp_path / "nope.jsonl"))
     with pytest.raises(FileNotFoundError):
         load("data/train.jsonl")
+
+
+def test_a_dataset_load_returned_is_carried_down_unchanged_but_any_other_dataset_is_still_checked():
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    loaded = load([good], quiet=True)
+    assert load(loaded, quiet=True) is loaded  # already converted and checked: not again
+    bad = Dataset.from_list([good, {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}])
+    with pytest.raises(DataFormatError, match="row 2"):
+        load(bad, quiet=True)  # a Dataset built elsewhere is converted and checked as before
+    with pytest.raises(DataFormatError, match="row 3"):
+        load(loaded.select([0, 0]).add_item(bad[1]), quiet=True)  # a changed copy too
