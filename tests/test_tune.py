@@ -109,3 +109,21 @@ def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path
                        greet_data[0], greet_data[1][:4], budget_rounds=3, samples=0)
     assert len(lab.rounds()) == 3
     assert "budget of 3" in str(result)
+
+
+# ------------------------------------------------------------------------------------------ exercise 05's checks
+def test_exercise_checks_say_what_is_wrong_without_giving_the_answer(found, tmp_path):
+    import ftlab
+    from ftlab.checks import CheckFailed, check_lr_reading, check_lr_rounds
+
+    finding = found[0]
+    bottom = finding.lrs[finding.smoothed.index(min(finding.smoothed))]
+    secrets = [f"{v:.2g}" for v in (finding.suggestion, finding.steepest, bottom, finding.diverged_at or 0)]
+    for good, high, words in ((None, 1e-2, "still None"), (bottom * 2, bottom * 4, "stopped falling"),
+                              (finding.steepest, bottom / 10, "still falling"), (10.0, 20.0, "inside the range")):
+        with pytest.raises(CheckFailed, match=words) as failed:
+            check_lr_reading(finding, good, high)
+        assert not any(s in str(failed.value) for s in secrets), failed.value
+    assert check_lr_reading(finding, finding.steepest, finding.diverged_at or finding.lrs[-1])
+    with pytest.raises(CheckFailed, match="no round named 'good'"):
+        check_lr_rounds(ftlab.Lab(tmp_path / "lab"), 1e-3, 1e-1)
