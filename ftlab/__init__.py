@@ -35,7 +35,7 @@ _PUBLIC = {
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
-               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "widgets"}
+               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

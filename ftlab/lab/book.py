@@ -167,8 +167,8 @@ class Lab:
 
     def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
-        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.tune.sweep`` says how)."""
-        from ftlab.tune import sweep
+        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.sweeps.sweep`` says how)."""
+        from ftlab.sweeps import sweep
 
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
 

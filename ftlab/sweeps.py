@@ -1,0 +1,191 @@
+"""Sweeps that rank the knobs: one factor at a time around a baseline, then a small grid over the best values.
+
+Seed 004 found this method by hand (one knob at a time, then combinations) and ranked its knobs
+lr > epochs > rank > length > batch > dropout. ``lab.sweep`` does it within a budget of rounds or
+minutes, keeps every round (a failed one too) in the lab, and ranks the knobs by effect against the
+spread between repeats of the baseline: an effect smaller than that spread may be luck.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ftlab.config import RoundConfig
+
+
+@dataclass
+class SweepPoint:
+    """One point of a sweep: the knobs that differ from the baseline, its round (if one ran) and outcome."""
+
+    knobs: dict
+    phase: str  # "baseline", "one factor" or "grid"
+    round_id: int | None
+    status: str
+    metric: float | None
+    why: str = ""
+
+
+@dataclass
+class SweepResult:
+    """All points of a sweep and the knobs ranked by effect; ``ranking()`` is a DataFrame, ``plot()`` bars."""
+
+    baseline: RoundConfig
+    metric: str
+    points: list[SweepPoint]
+    budget_note: str = ""
+
+    def baseline_values(self) -> list[float]:
+        return [p.metric for p in self.points if p.phase == "baseline" and p.metric is not None]
+
+    def spread(self) -> float | None:
+        """The repeat spread: max - min of the baseline's repeats (None with a single baseline round)."""
+        values = self.baseline_values()
+        return max(values) - min(values) if len(values) > 1 else None
+
+    def ranking(self):
+        """A row per knob tried one at a time: effect (max - min of the mean metric over its values, the
+        baseline's value included; a failed value counts as the worst seen), best value, and whether the
+        effect exceeds twice the repeat spread."""
+        import pandas as pd
+
+        base = self.baseline_values()
+        worst = max((p.metric for p in self.points if p.metric is not None), default=math.nan)
+        rows = []
+        knobs = dict.fromkeys(k for p in self.points if p.phase == "one factor" for k in p.knobs)
+        for knob in knobs:
+            by_value = {}
+            if base:
+                by_value.setdefault(repr(getattr(self.baseline, knob)), []).append(sum(base) / len(base))
+            failed = 0
+            for p in self.points:
+                if p.phase == "one factor" and list(p.knobs) == [knob]:
+                    failed += p.metric is None
+                    by_value.setdefault(repr(p.knobs[knob]), []).append(worst if p.metric is None else p.metric)
+            means = {v: sum(m) / len(m) for v, m in by_value.items()}
+            best = min(means, key=means.get)
+            effect = max(means.values()) - min(means.values())
+            spread = self.spread()
+            rows.append({"knob": knob, "effect": effect, "best value": best, "values tried": len(means),
+                         "failed": failed, "beyond noise": None if spread is None else effect > 2 * spread})
+        table = pd.DataFrame(rows, columns=["knob", "effect", "best value", "values tried", "failed",
+                                            "beyond noise"])
+        return table.sort_values("effect", ascending=False, ignore_index=True)
+
+    def best(self) -> SweepPoint | None:
+        done = [p for p in self.points if p.metric is not None]
+        return min(done, key=lambda p: p.metric) if done else None
+
+    def conclusion(self) -> str:
+        table = self.ranking()
+        if table.empty:
+            return "No knob was tried one at a time: nothing to rank."
+        spread = self.spread()
+        noise = (f"the repeat spread is {spread:.3f}" if spread is not None else
+                 "with one baseline round the repeat spread is unknown (use repeats=2)")
+        order = " > ".join(table["knob"])
+        top = table.iloc[0]
+        best = self.best()
+        return (f"Knobs by effect on {self.metric}: {order}; {noise}. {top['knob']} matters most "
+                f"({top['effect']:.3f}, best value {top['best value']}). Best round: {best.round_id} "
+                f"{best.knobs or '(the baseline)'} with {self.metric} {best.metric:.3f}.")
+
+    def __str__(self) -> str:
+        lines = [f"Sweep: {len(self.points)} point(s), {sum(p.round_id is not None for p in self.points)} round(s)"
+                 f"{'; ' + self.budget_note if self.budget_note else ''}."]
+        for p in self.points:
+            shown = f"{p.metric:.3f}" if p.metric is not None else "-"
+            lines.append(f"  {p.phase:<10} round {p.round_id or '-':>3} {p.status:<11} {self.metric} {shown:>7} "
+                         f"{p.knobs or 'baseline'} {p.why}")
+        return "\n".join([*lines, self.conclusion()])
+
+    __repr__ = __str__
+
+    def plot(self, ax=None):
+        """Effect per knob as bars, with twice the repeat spread as a line (effects below it may be noise)."""
+        import matplotlib.pyplot as plt
+
+        table = self.ranking()
+        ax = ax or plt.subplots(figsize=(6, 3))[1]
+        ax.bar(table["knob"], table["effect"], color="C0")
+        if (spread := self.spread()) is not None:
+            ax.axhline(2 * spread, color="C3", ls="--", label="2 x repeat spread")
+            ax.legend()
+        ax.set_ylabel(f"effect on {self.metric}")
+        ax.set_title("what each knob changes (one factor at a time)")
+        ax.grid(alpha=0.3, axis="y")
+        return ax
+
+
+def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval=None, budget_rounds: int | None = None,
+          budget_minutes: float | None = None, repeats: int = 1, grid_knobs: int = 2, metric: str = "eval_loss",
+          **train_options) -> SweepResult:
+    """One factor at a time around ``baseline``, then a small grid over the best values; every round in ``lab``.
+
+    ``space`` maps a knob to the values to try (``{"learning_rate": [5e-4, 5e-3], "lora_dropout": [0.0, 0.1]}``).
+    The baseline runs ``repeats`` times (seeds baseline.seed, +1, ...) to measure the noise; each knob's
+    values run one at a time; then the ``grid_knobs`` knobs with the largest effect are combined at their
+    best values. A round that fails (out of memory, divergence) is recorded in the lab and the sweep goes
+    on; a value ``RoundConfig`` refuses is noted without a round. The sweep stops starting rounds once
+    ``budget_rounds`` have run or ``budget_minutes`` have passed (a round under way is finished).
+    """
+    import dataclasses
+    import itertools
+    import time
+
+    from ftlab.config import ConfigError
+
+    if eval is None and metric == "eval_loss":
+        raise ValueError("a sweep ranks knobs by eval loss: pass eval= rows (or metric='train_loss')")
+    unknown = [k for k in space if k not in RoundConfig.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"unknown knob(s) {unknown}; RoundConfig knobs are {sorted(RoundConfig.__dataclass_fields__)}")
+    started, points, note = time.monotonic(), [], ""
+
+    def out_of_budget() -> bool:
+        nonlocal note
+        ran = sum(p.round_id is not None for p in points)
+        if budget_rounds is not None and ran >= budget_rounds:
+            note = f"stopped at the budget of {budget_rounds} round(s)"
+        elif budget_minutes is not None and time.monotonic() - started >= 60 * budget_minutes:
+            note = f"stopped at the budget of {budget_minutes:g} minute(s)"
+        return bool(note)
+
+    def run(knobs: dict, phase: str, seed_offset: int = 0) -> None:
+        try:
+            config = dataclasses.replace(baseline, **knobs, seed=baseline.seed + seed_offset)
+        except ConfigError as error:
+            points.append(SweepPoint(knobs, phase, None, "refused", None, str(error).splitlines()[0]))
+            return
+        name = "sweep " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in knobs.items()) or "baseline")
+        round_ = lab.train(config, model, tokenizer, train, eval, name=name, **train_options)
+        value = round_.metrics.get(metric) if round_.status == "succeeded" else None
+        why = "" if round_.status == "succeeded" else (round_.record.get("failure") or {}).get("kind", "")
+        points.append(SweepPoint(knobs, phase, round_.id, round_.status, value, why))
+
+    for k in range(max(1, repeats)):
+        if not out_of_budget():
+            run({}, "baseline", k)
+    for knob, values in space.items():
+        for value in values:
+            if value != getattr(baseline, knob) and not out_of_budget():
+                run({knob: value}, "one factor")
+    partial = SweepResult(baseline, metric, points)
+    table = partial.ranking()
+    base = partial.baseline_values()
+    base_mean = sum(base) / len(base) if base else math.inf
+    winners = {}  # knob -> its best value, for knobs whose best beats the baseline
+    for row in table.head(grid_knobs).itertuples():
+        done = [p for p in points if p.phase == "one factor" and list(p.knobs) == [row.knob] and p.metric is not None]
+        if done and (best := min(done, key=lambda p: p.metric)).metric < base_mean:
+            winners[row.knob] = best.knobs[row.knob]
+    if len(winners) > 1:
+        choices = [[getattr(baseline, k), v] for k, v in winners.items()]
+        for combo in itertools.product(*choices):
+            knobs = {k: v for k, v in zip(winners, combo, strict=True) if v != getattr(baseline, k)}
+            if len(knobs) > 1 and not out_of_budget():
+                run(knobs, "grid")
+    result = SweepResult(baseline, metric, points, note)
+    print(result)
+    return result
