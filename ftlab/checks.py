@@ -193,7 +193,7 @@ def check_prompt_matches(template, row, prompt, text) -> bool:
     return _passed(f"the prompt is the training text up to the answer; the model learns {text[len(prompt):]!r}")
 
 
-# ------------------------------------------------------------------------- exercise 04: fit on a T4
+# ------------------------------------------------------------------------- exercise 02: fit on a T4
 TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 
 

@@ -132,7 +132,7 @@ def test_t4_prediction_check():
 
 
 def test_the_tinyllama_figures_quoted_in_the_course():
-    """Exercise 01 and notebook 00 quote TinyLlama's LoRA share (~0.4%) and the naive count's overestimate (28%)."""
+    """Exercise 00 and notebook 00 quote TinyLlama's LoRA share (~0.4%) and the naive count's overestimate (28%)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
