@@ -1,8 +1,10 @@
-"""Checks for the exercises: each says what is wrong and what was expected, or confirms success.
+"""Checks for the exercises: each says what is wrong and which idea to revisit, or confirms success.
 
 An exercise cell marked ``# TODO`` is followed by a cell that calls one of these. A check never
-just says "wrong": it names the variable, what it holds, what was expected, and a hint towards the
-fix. On success it prints a short confirmation and returns ``True``.
+just says "wrong", and never gives the expected answer away: it names the variable, says what is
+wrong with it, and points to the idea to revisit. On success it prints a short confirmation and
+returns ``True``. A failing check raises :class:`CheckFailed`, which Jupyter shows as its message
+alone, without a traceback through this file.
 """
 
 from __future__ import annotations
@@ -11,7 +13,17 @@ ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
 
 
 class CheckFailed(AssertionError):
-    """An exercise answer is not right yet; the message says why and what was expected."""
+    """An exercise answer is not right yet; the message says what is wrong and which idea to revisit.
+
+    IPython (Jupyter, Colab, Kaggle) shows an exception that has ``_render_traceback_`` as the lines
+    that method returns, so the learner reads the message, not a traceback through ftlab's source
+    that ends in it. It stays an ``AssertionError``: nbmake and pytest still count the cell as failed,
+    and plain Python still prints the full traceback.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        lines = str(self).splitlines() or ["the check failed"]
+        return [f"\x1b[31m✗ {lines[0]}\x1b[0m", *lines[1:]]
 
 
 def _fail(name: str, got, expected: str, hint: str = "") -> None:

@@ -147,3 +147,17 @@ def test_the_tinyllama_figures_quoted_in_the_course():
     trainable, total = model.get_nb_trainable_parameters()
     assert round(trainable / 1e6, 1) == 4.5 and round(100 * trainable / total, 1) == 0.4
     assert round(100 * (_naive_lora_count(model) / trainable - 1)) == 28
+
+
+def test_a_failing_check_shows_its_message_without_a_traceback_through_ftlab(capsys):
+    """In IPython (Jupyter, Colab, Kaggle) a failed check prints its message only; it is still a failure."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    result = shell.run_cell("from ftlab import checks\nchecks.check_tinyllama_lora_counts(1_126_400 // 22, 1)")
+    shown = capsys.readouterr().out
+    assert isinstance(result.error_in_exec, CheckFailed) and isinstance(result.error_in_exec, AssertionError)
+    assert "num_hidden_layers" in shown and "✗" in shown  # the message, marked as a failure
+    assert "checks.py" not in shown and "Traceback" not in shown and "raise CheckFailed" not in shown
+    shell.run_cell("raise ValueError('not a check')")  # other errors keep their full traceback
+    assert "Traceback" in capsys.readouterr().out
