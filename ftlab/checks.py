@@ -331,3 +331,49 @@ def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
                           "where the smoothed loss climbs back in the range test, and predict higher.")
     return _passed("the prediction holds: 'good' learned, 'too high' " +
                    ("diverged" if bad.status == "diverged" else "learned clearly worse"))
+
+
+# the GPUs of exercise 02's precision question, with their compute capability (None: no GPU)
+PRECISION_DEVICES = {"T4": (7, 5), "V100": (7, 0), "A100": (8, 0), "L4": (8, 9), "CPU": None}
+
+
+def _precision_diagnosis(device: str, got: str, capability) -> str:
+    """Why ``got`` is the wrong precision for ``device`` (never naming the right one)."""
+    if capability is None:
+        return ("revisit what half precision needs from the hardware (tensor cores, a GPU's autocast) and "
+                "whether a CPU has it")
+    if got == "fp32":
+        return (f"a GPU with compute capability {capability[0]}.{capability[1]} has half-precision tensor cores that fp32 "
+                "leaves idle, and fp32 doubles the memory of activations: revisit mixed precision")
+    if got == "bf16":
+        return (f"compute capability {capability[0]}.{capability[1]} has no native bf16 (torch.cuda.is_bf16_supported() "
+                "may still say True: it counts emulation). Revisit which GPU generation brought bf16")
+    return ("fp16 runs here, but needs loss scaling to keep small gradients from underflowing; revisit which "
+            "16-bit format keeps fp32's exponent range, and from which compute capability it runs natively")
+
+
+def check_precision_choice(precision) -> bool:
+    """Exercise 02: ``precision`` maps each device of ``PRECISION_DEVICES`` to "fp16", "bf16" or "fp32"."""
+    from ftlab.env import choose_precision
+
+    if precision is None:
+        raise CheckFailed("precision is still None: fill in the TODO cell above.")
+    if not isinstance(precision, dict):
+        raise CheckFailed(f"precision should be a dict from device name to 'fp16', 'bf16' or 'fp32', not a "
+                          f"{type(precision).__name__}.")
+    missing = [d for d in PRECISION_DEVICES if d not in precision]
+    if missing:
+        raise CheckFailed(f"precision has no entry for {', '.join(missing)}: give one for each of "
+                          f"{', '.join(PRECISION_DEVICES)}.")
+    wrong = []
+    for device, capability in PRECISION_DEVICES.items():
+        got = precision[device]
+        if got not in ("fp16", "bf16", "fp32"):
+            raise CheckFailed(f"precision[{device!r}] is {got!r}: each value should be 'fp16', 'bf16' or 'fp32'.")
+        if got != choose_precision(capability):
+            wrong.append(f"precision[{device!r}] = {got!r} is not what the hardware calls for.\n"
+                         f"Hint: {_precision_diagnosis(device, got, capability)}.")
+    if wrong:
+        raise CheckFailed(f"Wrong precision for {len(wrong)} of {len(PRECISION_DEVICES)} devices. The first:\n"
+                          + wrong[0])
+    return _passed("each device gets the precision ftlab.setup() would choose for it (ftlab.choose_precision)")

@@ -1,0 +1,178 @@
+"""The no-answer rule, for every exercise check: a wrong answer's message never contains the right one.
+
+A learner who could copy the expected value out of a failed check would learn nothing from the exercise.
+Each public ``check_*`` in ``ftlab.checks`` has a case here: a wrong answer, and the right value in
+the forms a message could print it. A new check needs a case (a test fails until it has one), or a
+reason in ``EXEMPT`` why it has no single right value to leak.
+"""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from ftlab import checks
+from ftlab.checks import CheckFailed
+
+
+def shown(value) -> set[str]:
+    """The ways a message could print ``value``: repr, str, thousands separators, rounded, as a percentage."""
+    if isinstance(value, bool | str):
+        return {repr(value), str(value)} if isinstance(value, str) else {repr(value)}
+    if isinstance(value, int):
+        return {str(value), f"{value:,}", f"{value:_}"}
+    if isinstance(value, float):
+        return ({f"{value:.{d}f}" for d in range(2, 7)} | {f"{value:.{d}%}" for d in range(1, 4)}
+                | {f"{value:g}", f"{value:.2g}", f"{value:.0e}", repr(value)})
+    if isinstance(value, list | tuple):
+        return {repr(value), repr(list(value)), str(value)}
+    raise TypeError(value)
+
+
+def failure(check, *args, **kwargs) -> str:
+    """The message of ``check(*args, **kwargs)``, which must fail."""
+    with pytest.raises(CheckFailed) as failed:
+        check(*args, **kwargs)
+    return str(failed.value)
+
+
+def assert_no_answer(message: str, *answers) -> None:
+    # a number counts as printed when it stands alone: "10" is not found inside "100" or "row 210"
+    leaked = sorted(form for answer in answers for form in shown(answer)
+                    if re.search(rf"(?<![\w.]){re.escape(form)}(?!\w|\.\d)", message))
+    assert not leaked, f"the check's message gives the answer away ({leaked}):\n{message}"
+
+
+def _peft_tiny(tiny):
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = tiny
+    peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                                                  task_type="CAUSAL_LM"))
+    return peft_model, *peft_model.get_nb_trainable_parameters()
+
+
+# ------------------------------------------------------------------ one case per check: wrong answer -> message
+def case_lora_config(tiny):
+    from peft import LoraConfig
+
+    wrong = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    assert_no_answer(failure(checks.check_lora_config, wrong), 16)
+
+
+def case_trainable_share(tiny):
+    peft_model, trainable, total = _peft_tiny(tiny)
+    message = failure(checks.check_trainable_share, peft_model, trainable / (total - 1000))
+    assert_no_answer(message, trainable / total, trainable, total)
+    assert_no_answer(failure(checks.check_trainable_share, peft_model, 100 * trainable / total),
+                     trainable / total)
+
+
+def case_lora_param_count(tiny):
+    peft_model, trainable, _ = _peft_tiny(tiny)
+    for wrong in (trainable + 1, trainable - 1, checks._naive_lora_count(peft_model)):
+        assert_no_answer(failure(checks.check_lora_param_count, peft_model, wrong), trainable)
+
+
+def case_em_f1_by_hand(tiny):
+    pairs = [("The answer is 42.", "42"), ("a red apple", "the green apple")]
+    assert_no_answer(failure(checks.check_em_f1_by_hand, pairs, [0, 0], [1.0, 0.5]), 0.5)
+
+
+def case_cjk_rouge_tokenizer(tiny):
+    class Words:
+        def tokenize(self, text):
+            return text.split()
+
+    assert_no_answer(failure(checks.check_cjk_rouge_tokenizer, Words()), list("今天天气很好"))
+
+
+def case_dedup_balance(tiny):
+    from collections import Counter
+
+    import ftlab
+
+    raw = ftlab.data.arithmetic(300, seed=1, duplicates=0.3)
+    unique, _ = ftlab.data.dedup(raw, progress=False)  # deduplicated but not capped at 10 per category
+    counts = {min(n, 10) for n in Counter(row["category"] for row in unique).values()}
+    assert_no_answer(failure(checks.check_dedup_balance, unique, raw, per_category=10), *counts)
+
+
+def case_prompt_matches(tiny):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
+    right_text, right_prompt = template.training_text(row["messages"]), template.prompt(row["messages"])
+    message = failure(checks.check_prompt_matches, template, row, right_prompt, right_text + " ")
+    assert "template.training_text(" not in message and right_text not in message
+    message = failure(checks.check_prompt_matches, template, row, "Double 4.", right_text)
+    assert "template.prompt(" not in message and right_prompt not in message
+
+
+def case_tinyllama_lora_counts(tiny):
+    right = 1_126_400, 12_615_680
+    for wrong in ((8 * (2 * 2048 + 2 * 2048) * 22, right[1]), (right[0] // 22, right[1]), (right[0], right[1] + 1)):
+        assert_no_answer(failure(checks.check_tinyllama_lora_counts, *wrong), *right)
+
+
+def case_t4_predictions(tiny):
+    configs = [dict(batch_size=16, max_length=1024, gradient_checkpointing=False, rows=2000),
+               dict(batch_size=2, max_length=1024, gradient_checkpointing=False, rows=2000)]
+    right = [False, True]
+    assert_no_answer(failure(checks.check_t4_predictions, configs, [True, True], 1), right)
+    message = failure(checks.check_t4_predictions, configs, right, 0)
+    assert "configuration 1" not in message and "index 1" not in message, message
+
+
+def case_precision_choice(tiny):
+    from ftlab.env import choose_precision
+
+    right = {device: choose_precision(capability) for device, capability in checks.PRECISION_DEVICES.items()}
+    for device in right:
+        for wrong_value in {"fp16", "bf16", "fp32"} - {right[device]}:
+            message = failure(checks.check_precision_choice, {**right, device: wrong_value})
+            assert right[device] not in message, message
+
+
+def case_lr_reading(tiny):
+    lrs = [10 ** (-6 + i / 4) for i in range(21)]  # 1e-6 .. 1e-1
+    smoothed = [3.0] * 6 + [3.0 - 0.2 * i for i in range(1, 9)] + [1.4 + 0.6 * i for i in range(1, 8)]
+    finding = SimpleNamespace(lrs=lrs, smoothed=smoothed)
+    bottom = lrs[smoothed.index(min(smoothed))]
+    assert_no_answer(failure(checks.check_lr_reading, finding, bottom * 2, lrs[-1]), bottom)
+    assert_no_answer(failure(checks.check_lr_reading, finding, bottom / 10, bottom / 10), bottom)
+
+
+def case_lr_rounds(tiny):
+    def round_(name, lr, status="succeeded", before=3.0, after=1.0):
+        return SimpleNamespace(name=name, config=SimpleNamespace(learning_rate=lr), status=status,
+                               metrics={"eval_loss_before": before, "eval_loss": after}, verdict=lambda: status)
+
+    lab = SimpleNamespace(rounds=lambda: [round_("good", 1e-3), round_("too high", 5e-2)])
+    message = failure(checks.check_lr_rounds, lab, 1e-3, 5e-2)  # "too high" learned as well as "good"
+    assert "diverge" in message
+    lab = SimpleNamespace(rounds=lambda: [round_("good", 2e-3), round_("too high", 5e-2, "diverged")])
+    assert_no_answer(failure(checks.check_lr_rounds, lab, 1e-3, 5e-2), 2e-3)
+
+
+CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).items() if name.startswith("case_")}
+# checks with no single right value that a message could give away, and why
+EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "
+                        "exercise prints before its TODO cell"}
+# checks whose owners are rewriting them (issue 11): strict, so the test fails once the rewrite complies
+BEING_REWRITTEN = {"lora_config": "a", "trainable_share": "a", "dedup_balance": "a", "prompt_matches": "a",
+                   "em_f1_by_hand": "b", "cjk_rouge_tokenizer": "b"}
+
+
+def test_every_check_has_a_case():
+    public = {name.removeprefix("check_") for name in dir(checks) if name.startswith("check_")}
+    assert public - CASES.keys() - EXEMPT.keys() == set(), "add a case above for each new check"
+    assert CASES.keys() | EXEMPT.keys() <= public, "a case names a check that no longer exists"
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason=f"helper {BEING_REWRITTEN[n]} rewrites this check (issue 11)"))
+    if n in BEING_REWRITTEN else n for n in sorted(CASES)])
+def test_a_wrong_answer_is_not_answered(name, tiny):
+    CASES[name](tiny)
