@@ -19,6 +19,7 @@ _PUBLIC = {
     "choose_precision": "ftlab.env",
     "load_model": "ftlab.models",
     "tiny_model": "ftlab.models",
+    "load_tokenizer": "ftlab.models",
     "DEFAULT_MODEL": "ftlab.config",
     "RoundConfig": "ftlab.config",
     "ConfigError": "ftlab.config",
@@ -35,7 +36,8 @@ _PUBLIC = {
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
-               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets"}
+               "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
+               "lora_by_hand", "sanity"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

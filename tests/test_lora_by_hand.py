@@ -1,0 +1,30 @@
+"""The hand-written LoRA layer of chapter 00 (ftlab.lora_by_hand) computes what PEFT's LoRA computes."""
+
+import pytest
+import torch
+
+from ftlab.lora_by_hand import LoRALinear, copy_into_peft, peft_linear, trainable
+
+
+def test_the_hand_written_lora_layer_equals_pefts_output():
+    torch.manual_seed(0)
+    base = torch.nn.Linear(64, 48)
+    mine, theirs = LoRALinear(base, r=4, alpha=8), peft_linear(base, r=4, alpha=8)
+    x = torch.randn(5, 64)
+    # B = 0 at the start: both layers answer exactly as the base layer did
+    assert torch.equal(mine(x), base(x)) and torch.equal(theirs(x), base(x))
+    with torch.no_grad():
+        mine.B.normal_()  # as after some training: the update is no longer zero
+    assert not torch.allclose(mine(x), base(x))
+    assert not torch.allclose(theirs(x), mine(x))  # PEFT's own A and B differ until copied
+    copy_into_peft(mine, theirs)
+    torch.testing.assert_close(theirs(x), mine(x), rtol=1e-5, atol=1e-5)
+    assert theirs.scaling["default"] == mine.scale == 2.0  # alpha / r
+
+
+@pytest.mark.parametrize("r, alpha", [(1, 1), (8, 32)])
+def test_only_r_times_in_plus_out_numbers_train(r, alpha):
+    base = torch.nn.Linear(256, 64)
+    mine = LoRALinear(base, r=r, alpha=alpha)
+    assert trainable(mine) == r * (256 + 64) == trainable(peft_linear(torch.nn.Linear(256, 64), r, alpha))
+    assert not base.weight.requires_grad
