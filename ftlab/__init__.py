@@ -26,7 +26,7 @@ _PUBLIC = {
     "PRESETS": "ftlab.config",
     "train_round": "ftlab.train",
     "RoundResult": "ftlab.train",
-    "chat": "ftlab.generate",
+    "Chat": "ftlab.chat",
     "Template": "ftlab.templates",
     "Lab": "ftlab.lab",
     "plan": "ftlab.planner",  # the modules are not named like their functions: importing one would shadow it
@@ -37,7 +37,7 @@ _PUBLIC = {
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
-               "lora_by_hand", "sanity"}
+               "lora_by_hand", "sanity", "chat", "masks"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -4,8 +4,10 @@ The prompt is built by the model's own chat template with ``add_generation_promp
 training text up to where the answer begins (a mismatch here cost one seed learner half its
 accuracy), and generation stops at the template's end-of-turn token (``<|im_end|>`` for ChatML) or eos. Batches are padded on the left, so every answer starts right after its own prompt.
 Presets: ``"eval"`` is greedy (the same answer every time, for scoring); ``"chat"`` samples, with a
-repetition penalty that keeps a small model from looping. Each ``Generation`` says whether the model
-stopped by itself and whether the text repeats itself (seed 002's poem came out repeated).
+repetition penalty that keeps a small model from looping; ``"no-repeat"`` also forbids any repeated
+3-gram, which in a chat counts the history too (chapter 06 measures what that costs). Each
+``Generation`` says whether the model stopped by itself and whether the text repeats itself (seed
+002's poem came out repeated). A conversation that keeps its history and streams: ``ftlab.chat``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ def is_repetitive(text: str, threshold: float = 0.4) -> bool:
     return repeated_share(text) >= threshold
 
 
+def decoding_settings(preset: str, template, max_new_tokens: int, **options) -> dict:
+    """``model.generate`` keywords: the preset's, then ``options``, stopping at the template's end of turn."""
+    if preset not in DECODING:
+        raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(DECODING)}")
+    # the template's end-of-turn token (<|im_end|>, <|eot_id|>, ...) and eos both end an answer
+    return {**DECODING[preset], **options, "max_new_tokens": max_new_tokens,
+            "eos_token_id": template.stop_token_ids, "pad_token_id": template.tokenizer.pad_token_id}
+
+
+def decode_answer(tokenizer, tokens, stops: list[int]) -> tuple[str, int, bool]:
+    """The answer in newly generated ``tokens``: its text, its length up to the first stop, and whether it stopped."""
+    import torch
+
+    ended = torch.isin(tokens, torch.tensor(stops, device=tokens.device)).nonzero()
+    length = int(ended[0]) + 1 if len(ended) else len(tokens)
+    return tokenizer.decode(tokens[:length], skip_special_tokens=True).strip(), length, bool(len(ended))
+
+
 def _as_messages(prompt) -> list[dict]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
@@ -63,11 +83,8 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     from ftlab.templates import Template
 
     template = template or Template.chat(tokenizer)
-    if preset not in DECODING:
-        raise ValueError(f"unknown generation preset {preset!r}; choose one of {sorted(DECODING)}")
-    stops = template.stop_token_ids  # the template's end-of-turn token (<|im_end|>, <|eot_id|>, ...) and eos
-    settings = {**DECODING[preset], **options, "max_new_tokens": max_new_tokens,
-                "eos_token_id": stops, "pad_token_id": tokenizer.pad_token_id}
+    stops = template.stop_token_ids
+    settings = decoding_settings(preset, template, max_new_tokens, **options)
     device = next(model.parameters()).device
     results: list[Generation] = []
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -84,10 +101,8 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
             with torch.no_grad():
                 output = model.generate(**batch, **settings)
             for chat, tokens in zip(chats, output[:, batch["input_ids"].shape[1]:], strict=True):
-                ended = torch.isin(tokens, torch.tensor(stops, device=tokens.device)).nonzero()
-                length = int(ended[0]) + 1 if len(ended) else len(tokens)
-                text = tokenizer.decode(tokens[:length], skip_special_tokens=True).strip()
-                results.append(Generation(chat[-1]["content"], text, length, bool(len(ended)), is_repetitive(text)))
+                text, length, stopped = decode_answer(tokenizer, tokens, stops)
+                results.append(Generation(chat[-1]["content"], text, length, stopped, is_repetitive(text)))
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

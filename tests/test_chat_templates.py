@@ -103,3 +103,27 @@ def test_a_template_without_end_of_turn_token_is_refused(tiny_path):
                                "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
     with pytest.raises(TemplateError, match="no end-of-turn token"):
         Template.chat(tokenizer)
+
+
+@pytest.mark.parametrize("name", ["tinyllama", "smollm2"])
+def test_token_by_token_the_loss_is_on_each_assistant_turn_and_its_end_of_turn_only(tiny_path, name):
+    from ftlab.masks import loss_mask
+
+    tokenizer, spec = fixture_tokenizer(tiny_path, name)
+    template = Template.chat(tokenizer)
+    conversation = [{"role": "system", "content": "Answer briefly."}, *CHAT]
+    shown = loss_mask(template, conversation)
+    assert [t.id for t in shown.tokens] == template.encode(conversation)[0]  # the trainer's ids and mask
+    assert [t.loss for t in shown.tokens] == [bool(m) for m in template.encode(conversation)[1]]
+    turns = shown.turns()
+    assert [(turn, role) for turn, role, _ in turns] == [(i + 1, m["role"]) for i, m in enumerate(conversation)]
+    for (_, role, tokens), message in zip(turns, conversation, strict=True):
+        loss = [t.id for t in tokens if t.loss]
+        if role == "assistant":  # the answer and its end-of-turn token, after a header that carries none
+            assert tokenizer.decode(loss) == message["content"] + spec["end_of_turn"]
+            assert not tokens[0].loss and message["content"] not in tokenizer.decode([t.id for t in tokens
+                                                                                      if not t.loss])
+        else:  # system and user turns are context only, and each holds its own text
+            assert loss == [] and message["content"] in tokenizer.decode([t.id for t in tokens])
+    assert shown.loss_by_role()["user"][0] == shown.loss_by_role()["system"][0] == 0
+    assert str(shown).rsplit("\n", 1)[0].count("⟦") == shown.loss_tokens and "<span" in shown._repr_html_()

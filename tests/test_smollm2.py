@@ -45,6 +45,13 @@ def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
     assert template.end_of_turn == "<|im_end|>" and "SmolLM" in template.default_system_prompt
     ids, mask = template.encode(CHAT)
     assert tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m]) == "Paris.<|im_end|>Rome.<|im_end|>"
+    # three turns after a system turn, token by token with SmolLM2's own tokenizer: loss on the answers only
+    three = [{"role": "system", "content": "Answer in one word."}, *CHAT,
+             {"role": "user", "content": "And of Spain?"}, {"role": "assistant", "content": "Madrid."}]
+    turns = ftlab.masks.loss_mask(template, three).turns()
+    assert [tokenizer.decode([t.id for t in tokens if t.loss]) for _, role, tokens in turns if role == "assistant"] \
+        == ["Paris.<|im_end|>", "Rome.<|im_end|>", "Madrid.<|im_end|>"]
+    assert not any(t.loss for _, role, tokens in turns if role != "assistant" for t in tokens)
     assert tokenizer.pad_token_id != tokenizer.eos_token_id and model.config.pad_token_id == tokenizer.pad_token_id
     assert model.name_or_path == SMOL_ID  # what a lab record names, and reloads
 

@@ -7,9 +7,11 @@ train without surprises, and ships small offline data sets so every chapter runs
   checked chat rows, every problem named by file, row and field.
 - ``dedup``, ``balance``, ``split``, ``leakage``, ``fingerprint``: clean, sample and hold out data.
 - ``length_report``: token lengths after the chat template, truncation and padding waste.
-- ``arithmetic``, ``general``, ``instructions``: offline data sets; ``load_alpaca`` online.
+- ``arithmetic``, ``general``, ``instructions``, ``dialogues`` (multi-turn): offline data sets;
+  ``load_alpaca`` online.
 """
 
+from ftlab.data.dialogues import dialogues
 from ftlab.data.duplicates import DedupReport, dedup
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import detect_format
@@ -32,6 +34,7 @@ __all__ = [
     "balance",
     "dedup",
     "detect_format",
+    "dialogues",
     "fingerprint",
     "general",
     "instructions",

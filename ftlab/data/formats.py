@@ -109,7 +109,8 @@ def _turns(turns: Any, field: str, role_key: str, content_key: str,
         role, content = turn[role_key], turn[content_key]
         if role not in roles:
             valid = ", ".join(repr(r) for r in roles)
-            problems.append(("unknown role", f"{where}.{role_key}", f"unknown role {role!r}; use one of {valid}"))
+            problems.append(("unknown role", f"{where}.{role_key}", f"turn {i + 1} has the unknown role {role!r}; "
+                                                                    f"use one of {valid}"))
             continue
         if not _is_str(content):
             kind, _, message = _type_problem(f"{where}.{content_key}", content)
@@ -117,10 +118,19 @@ def _turns(turns: Any, field: str, role_key: str, content_key: str,
             continue
         if not content.strip() and roles[role] != "system":
             kind = "empty answer" if roles[role] == "assistant" else "empty prompt"
-            problems.append((kind, f"{where}.{content_key}", f"the {roles[role]}'s turn is empty; "
-                                                              "write it or drop the row"))
+            problems.append((kind, f"{where}.{content_key}", f"turn {i + 1}, the {roles[role]}'s, is empty; "
+                                                              "write it or drop the turn"))
         out.append({"role": roles[role], "content": content})
-    return out, problems
+    return out, problems or _order(out, field)
+
+
+def _order(messages: list[dict], field: str) -> list[Problem]:
+    """Two answers in a row have no question between them: every template writes them as one context the
+    model never sees at inference (and some templates refuse them)."""
+    return [("two assistant turns in a row", f"{field}[{i}]",
+             f"turns {i} and {i + 1} are both the assistant's, with no user turn between them; merge the two "
+             "answers into one turn, or put back the user's turn that came between them")
+            for i in range(1, len(messages)) if messages[i]["role"] == messages[i - 1]["role"] == "assistant"]
 
 
 def _ending(messages: list[dict], field: str) -> list[Problem]:

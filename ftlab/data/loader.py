@@ -186,8 +186,9 @@ def validate(source, file: str | None = None, *, tokenizer=None, max_length: int
     ``.jsonl`` file the **line number**; in a ``.csv`` file the **data row number, header excluded**
     (blank lines not counted); in a ``.json`` file, list, DataFrame or Dataset the position in the list.
     It checks: unreadable lines (invalid UTF-8, invalid JSON), rows with missing or unknown fields,
-    non-string values, empty prompts and answers, unknown roles, conversations that do not end with
-    the assistant, several formats mixed in one file, columns mixing kinds of values, and, given a
+    non-string values, empty prompts, answers and turns, unknown roles, two assistant turns in a row
+    (a conversation's problems name its turn), conversations that do not end with the assistant,
+    several formats mixed in one file, columns mixing kinds of values, and, given a
     ``tokenizer`` and ``max_length``, rows longer than ``max_length`` tokens after the chat template.
     The list stops at ``limit`` findings, with a last one saying how many more there are.
     """

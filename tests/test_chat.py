@@ -1,0 +1,89 @@
+"""Multi-turn chat: the course's conversations, bad conversations named by turn, a chat that keeps its history
+and streams, and decoding settings compared on repetition and on the answers that must stay right."""
+
+import json
+
+import pytest
+
+import ftlab
+from ftlab.chat import Chat, compare_decoding
+from ftlab.data import DataFormatError, leakage, load, validate
+from ftlab.data.dialogues import dialogues, last_answers
+from ftlab.generate import repeated_share
+
+
+def test_the_course_conversations_are_unique_and_the_eval_side_shares_no_name_with_training():
+    train, evaluation = dialogues(300, eval_size=24, seed=3)
+    assert (len(train), len(evaluation)) == (300, 24)
+    texts = [json.dumps(row["messages"]) for row in train + evaluation]
+    assert len(set(texts)) == len(texts)
+    names = lambda rows: {row["messages"][-1]["content"].split()[-1] for row in rows}  # noqa: E731
+    assert not names(train) & names(evaluation)
+    assert leakage(train, evaluation) == [] and leakage(train, evaluation, by="conversation") == []
+    assert validate(train + evaluation) == []  # every conversation is one ftlab trains on as it is
+    prompts, references = last_answers(evaluation)
+    for prompt, reference in zip(prompts, references, strict=True):  # the name asked for is in the first turn
+        assert reference.split()[-1].rstrip(".") in prompt[-4]["content"]
+    assert dialogues(300, eval_size=24, seed=3) == (train, evaluation)  # deterministic
+
+
+def test_a_bad_conversation_is_named_by_file_row_and_turn_and_the_good_ones_are_kept_whole(tmp_path):
+    train, _ = dialogues(3, eval_size=1, seed=0)
+    two_answers = json.loads(json.dumps(train[1]))
+    two_answers["messages"].insert(-1, {"role": "assistant", "content": "Let me think."})
+    path = tmp_path / "chats.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in [train[0], two_answers, train[2]]) + "\n")
+    (finding,) = validate(path)
+    turn = len(two_answers["messages"])  # the last turn (1-based) is the second of the two answers
+    assert (finding.file, finding.row, finding.field) == (str(path), 2, f"messages[{turn - 1}]")
+    assert f"turns {turn - 1} and {turn} are both the assistant's" in finding.message and "merge" in finding.message
+    with pytest.raises(DataFormatError, match=r"chats.jsonl, row 2, field 'messages\["):
+        load(path, quiet=True)
+    kept = load(path, strict=False, quiet=True)
+    assert kept["messages"] == [train[0]["messages"], train[2]["messages"]]  # every turn of the good rows
+
+
+def test_a_chat_keeps_its_history_in_the_template_and_streams_what_it_returns(tiny):
+    model, tokenizer = tiny
+    chat = Chat(model, tokenizer, system="Be brief.", preset="eval", max_new_tokens=24)
+    pieces = []
+    first = chat.ask("Say hello to Anna.", on_text=pieces.append)
+    assert "".join(pieces).strip() == first.text and pieces  # streamed piece by piece, nothing else
+    asked = []
+    original = chat.template.prompt
+    chat.template.prompt = lambda turns: asked.append(list(turns)) or original(turns)
+    second = chat.ask("Double 4.", stream=False)
+    assert asked[0] == chat.history[:-1]  # the prompt is the whole history, through the template
+    assert [m["role"] for m in chat.history] == ["system", "user", "assistant", "user", "assistant"]
+    assert chat.history[2]["content"] == first.text and chat.history[4]["content"] == second.text
+    assert first.stopped and first.new_tokens < 24  # stopped at the end-of-turn token, not at the limit
+    assert "</s>" not in first.text and first.repeated == repeated_share(first.text)
+    chat.reset()
+    assert chat.history == [{"role": "system", "content": "Be brief."}]
+
+
+def test_a_chat_whose_answer_fails_keeps_the_history_it_had(tiny):
+    model, tokenizer = tiny
+    chat = Chat(model, tokenizer, preset="eval", max_new_tokens=8)
+    chat.ask("Double 4.", stream=False)
+    before = list(chat.history)
+    with pytest.raises(ValueError, match="unknown decoding preset|not_a_setting|model_kwargs"):
+        chat.ask("Double 5.", stream=False, not_a_setting=1)
+    assert chat.history == before
+    with pytest.raises(ValueError, match="non-empty text"):
+        chat.ask("  ")
+
+
+def test_compare_decoding_measures_each_setting_and_keeps_the_right_answers(tiny, capsys):
+    model, tokenizer = tiny
+    _, evaluation = dialogues(10, eval_size=3, seed=0)
+    prompts, references = last_answers(evaluation)
+    settings = {"greedy": {}, "repetition_penalty=1.3": {"repetition_penalty": 1.3}}
+    result = compare_decoding(model, tokenizer, settings, ["Say good day to Ben and Mia."], prompts, references,
+                              long_tokens=12)
+    greedy = ftlab.generate.generate(model, tokenizer, ["Say good day to Ben and Mia."], max_new_tokens=20,
+                                     min_new_tokens=12)
+    assert result.row("greedy")["repeated"] == pytest.approx(repeated_share(greedy[0].text))
+    assert [row["name"] for row in result.rows] == list(settings) and all(r["asked"] == 3 for r in result.rows)
+    assert result.row(result.best)["right"] == max(row["right"] for row in result.rows)
+    assert "least repetition without losing a right answer" in capsys.readouterr().out
