@@ -70,7 +70,7 @@ class Panel(w.VBox):
         self.max_steps = w.BoundedIntText(min=-1, max=100_000, description="max steps (-1: epochs)", style=WIDE)
         self.epochs = w.BoundedFloatText(min=0.1, max=50, step=0.5, description="epochs")
         self.batch_size = w.BoundedIntText(min=1, max=512, description="micro-batch")
-        self.accumulation = w.BoundedIntText(min=1, max=512, description="accumulation")
+        self.accumulation = w.BoundedIntText(min=1, max=512, description="accumulation", style=WIDE)
         self.lora_r = w.Dropdown(options=[1, 2, 4, 8, 16, 32, 64, 128], description="LoRA rank")
         self.lora_alpha = w.BoundedIntText(min=1, max=1024, description="LoRA alpha")
         self.lora_dropout = w.FloatSlider(min=0.0, max=0.5, step=0.01, description="LoRA dropout", style=WIDE)
@@ -170,9 +170,8 @@ class Panel(w.VBox):
             return
         self._redraw(force=True)
         round_ = self.last_round
-        how = {"interrupted": f"Stopped. Continue it with lab.resume({round_.id}, model, tokenizer)."}
-        self.say(f"Round {round_.id}: {round_.status}. {how.get(round_.status, '')}\n{round_.verdict()}",
-                 error=round_.status in ("failed", "diverged"))
+        how = {"interrupted": f"\nStopped. Continue it with lab.resume({round_.id}, model, tokenizer)."}
+        self.say(round_.verdict() + how.get(round_.status, ""), error=round_.status in ("failed", "diverged"))
 
     def stop(self) -> None:
         """What Stop does: save a checkpoint at the end of this step, then end the round as interrupted."""
