@@ -5,14 +5,14 @@ train without surprises, and ships small offline data sets so every chapter runs
 
 - ``load`` / ``validate``: any source and format (Alpaca, prompt/completion, chat, ShareGPT) to
   checked chat rows, every problem named by file, row and field.
-- ``dedup``, ``balance``, ``split``, ``leakage``, ``fingerprint``: clean, sample and hold out data.
+- ``dedup`` (``near_copies`` makes near duplicates to test it on), ``balance``, ``split``, ``leakage``, ``fingerprint``: clean, sample and hold out data.
 - ``length_report``: token lengths after the chat template, truncation and padding waste.
 - ``arithmetic``, ``general``, ``instructions``, ``dialogues`` (multi-turn): offline data sets;
   ``load_alpaca`` online.
 """
 
 from ftlab.data.dialogues import dialogues
-from ftlab.data.duplicates import DedupReport, dedup
+from ftlab.data.duplicates import DedupReport, dedup, near_copies
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import detect_format
 from ftlab.data.lengths import LengthReport, length_report, token_lengths
@@ -40,6 +40,7 @@ __all__ = [
     "instructions",
     "leakage",
     "length_report",
+    "near_copies",
     "load",
     "load_alpaca",
     "split",

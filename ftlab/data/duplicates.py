@@ -18,6 +18,9 @@ hash functions), so pairs right at the threshold can go either way; LSH misses u
 the threshold (more below it); it sees characters, not meaning, so paraphrases are not found, and in
 short texts one changed character changes many shingles ("What is 2+3?" vs "What is 2+4?" are, rightly,
 not near-duplicates); the result depends on row order (the first of a group is kept).
+
+``near_copies`` adds near copies (a sign-off, a typo, a changed final mark) to rows and says which row
+each copies, so what the near search finds at a threshold can be counted (chapter 01 does).
 """
 
 from __future__ import annotations
@@ -185,3 +188,48 @@ def dedup(rows, near: bool = False, threshold: float = 0.9, key="conversation", 
                          most_repeated=most, near_examples=near_examples,
                          duplicate_of=dict(sorted(duplicate_of.items())))
     return dataset.select(kept), report
+
+
+SIGN_OFFS = {"en": " Hope this helps!", "zh": "希望对你有帮助！"}
+
+
+def near_copies(rows, share: float = 0.1, seed: int = 0, lang: str = "en") -> tuple[list[dict], dict[int, int]]:
+    """``rows`` with near-duplicate copies added, as scraped data has them; returns ``(rows, copy_of)``.
+
+    A ``share`` of the rows gets a copy placed later in the list, its answer changed in one small way: a
+    sign-off appended, two neighbouring letters swapped (a typo), or the final full stop made an
+    exclamation mark. ``copy_of`` maps each copy's row number to its original's (1-based, like
+    ``DedupReport.duplicate_of``), so what ``dedup(near=True)`` finds can be checked against it.
+    """
+    import copy
+    import random
+
+    if lang not in SIGN_OFFS:
+        raise ValueError(f"lang must be one of {sorted(SIGN_OFFS)}, not {lang!r}")
+    rng = random.Random(f"ftlab-near-copies-{seed}")
+    out = [copy.deepcopy(dict(row)) for row in rows]
+    chosen = sorted(rng.sample(range(len(out)), round(share * len(out))))
+    copies = []
+    for index in chosen:
+        row = copy.deepcopy(out[index])
+        answer = row["messages"][-1]
+        answer["content"] = _small_edit(answer["content"], rng.choice(("sign-off", "typo", "exclamation")), lang, rng)
+        copies.append((index, row))
+    originals = [(out[index], row) for index, row in copies]
+    for index, row in reversed(copies):  # insert from the end, so earlier positions stay valid
+        out.insert(rng.randint(index + 1, len(out)), row)
+    number = {id(row): n for n, row in enumerate(out, start=1)}
+    return out, dict(sorted((number[id(row)], number[id(original)]) for original, row in originals))
+
+
+def _small_edit(text: str, kind: str, lang: str, rng) -> str:
+    if kind == "sign-off":
+        return text + SIGN_OFFS[lang]
+    if kind == "exclamation" and text.endswith("." if lang == "en" else "。"):
+        return text[:-1] + ("!" if lang == "en" else "！")
+    letters = [i for i in range(len(text) // 4, len(text) - 1) if text[i].isalpha() and text[i + 1].isalpha()
+               and text[i] != text[i + 1]]
+    if not letters:
+        return text + SIGN_OFFS[lang]
+    i = rng.choice(letters)
+    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
