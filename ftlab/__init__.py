@@ -33,11 +33,17 @@ _PUBLIC = {
     "Plan": "ftlab.planner",
     "suggest": "ftlab.suggestions",
     "lr_find": "ftlab.tune",
+    "save_adapter": "ftlab.export",
+    "load_adapter": "ftlab.export",
+    "merge_adapter": "ftlab.export",
+    "push_to_hub": "ftlab.export",
+    "compare_logits": "ftlab.export",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
-               "lora_by_hand", "sanity", "chat", "masks"}
+               "lora_by_hand", "sanity", "chat", "masks",
+               "export", "merge", "streamed"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
