@@ -43,7 +43,7 @@ _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks",
                "templates", "demo", "exercises", "evaluation",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
                "lora_by_hand", "sanity", "chat", "masks",
-               "export", "merge", "streamed"}
+               "export", "merge", "streamed", "configfile", "distributed"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -1,5 +1,7 @@
 """The ``ftlab`` command: ``doctor`` (what is this machine?), ``demo`` (one whole round, recorded in the
-lab), ``runs`` (the lab book's table). ``exercises`` is for maintainers and left out of ``--help``.
+lab), ``train CONFIG.yaml`` (a round described in a file, ``ftlab.configfile``; also under torchrun and
+``accelerate launch``, ``ftlab.distributed``), ``plan`` (will it fit on a GPU? ``ftlab.plan`` /
+``ftlab.suggest``), ``runs`` (the lab book's table). ``exercises`` is for maintainers and left out of ``--help``.
 
 A mistake in a command line is answered with one line on stderr and a non-zero exit, never a
 traceback; ``ftlab runs | head`` ends quietly when ``head`` stops reading.
@@ -80,6 +82,82 @@ def show_runs(args) -> int:
     return 0
 
 
+def train_from_file(args) -> int:
+    """``ftlab train CONFIG.yaml``: check the file (before anything loads), then train the round in the lab.
+
+    Under torchrun or ``accelerate launch`` every process runs this; only the main one prints and writes the lab.
+    """
+    import contextlib
+    import io
+
+    from ftlab.configfile import read
+    from ftlab.distributed import is_main, launcher, world_size
+
+    spec = read(args.config)
+    processes = world_size()
+    if is_main():
+        how = f", {processes} processes ({launcher()})" if processes > 1 else ""
+        steps = f"{spec.config.max_steps} steps" if spec.config.max_steps > 0 else f"{spec.config.num_train_epochs:g} epoch(s)"
+        print(f"{args.config}: preset {spec.preset}, model {spec.model}, {steps}, effective batch "
+              f"{spec.config.batch_size} x {spec.config.gradient_accumulation_steps}"
+              f"{f' x {processes}' if processes > 1 else ''} = {spec.config.effective_batch_size * processes}{how}")
+    if args.check:
+        if is_main():
+            print(spec.config)
+        return 0
+    from ftlab.demo import Progress, quiet_libraries
+    from ftlab.env import quiet_known_noise, setup
+
+    quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
+    with contextlib.ExitStack() as quiet:
+        if not is_main():  # the other processes' lines would repeat the main one's
+            quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        setup(verbose=True)
+        callbacks = []
+        if not args.verbose:  # one line per evaluation; the lab keeps the trainer's own lines in its folder
+            callbacks = [Progress(sys.stdout)]
+            quiet.enter_context(quiet_libraries())
+            quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        round_ = spec.train_round(callbacks)
+    if is_main():
+        print(round_.verdict())
+    if round_.status != "succeeded":
+        return 1
+    if is_main():
+        metrics = round_.metrics
+        print(f"Eval loss {metrics['eval_loss_before']:.3f} -> {metrics['eval_loss']:.3f} in "
+              f"{metrics['wall_time_s']:.1f} s." if metrics.get("eval_loss") is not None else
+              f"Train loss {metrics['train_loss']:.3f} in {metrics['wall_time_s']:.1f} s.",
+              f"Recorded in {round_.path}: `ftlab runs {round_.path.parent}` shows it beside the others.")
+    return 0
+
+
+def show_plan(args) -> int:
+    """``ftlab plan``: the peak GPU memory of a round, term by term (or, with --suggest, the fastest that fits)."""
+    import ftlab
+
+    gpu = float(args.gpu) if args.gpu.replace(".", "", 1).isdigit() else args.gpu
+    if args.config:
+        from ftlab.configfile import read
+
+        spec = read(args.config)
+        print(ftlab.plan(args.model or spec.model, gpu=gpu, config=spec.config, rows=args.rows))
+        return 0
+    model = args.model or ftlab.DEFAULT_MODEL
+    if args.suggest:
+        if args.rows is None or args.max_length is None:
+            raise CommandError("--suggest needs --rows and --max-length (the longest row in tokens), or "
+                               "ftlab.suggest(lengths=...) in Python with every row's length")
+        print(ftlab.suggest(args.effective_batch, gpu=gpu, model=model, max_length=args.max_length, rows=args.rows,
+                            lora_r=args.lora_r or 16, quantizations=(args.quantization,) if args.quantization
+                            else (None, "4bit")))
+        return 0
+    knobs = {k: v for k, v in (("batch_size", args.batch_size), ("max_length", args.max_length),
+                               ("lora_r", args.lora_r)) if v is not None}
+    print(ftlab.plan(model, quantization=args.quantization, gpu=gpu, rows=args.rows, **knobs))
+    return 0
+
+
 class CommandError(Exception):
     """A mistake in how a command was called: printed as one line, exit status 1."""
 
@@ -95,9 +173,9 @@ def positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number of steps, at least 1 (got {text!r})") from None
+        raise argparse.ArgumentTypeError(f"a whole number, at least 1 (got {text!r})") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of steps, at least 1 (got {value})")
+        raise argparse.ArgumentTypeError(f"a whole number, at least 1 (got {value})")
     return value
 
 
@@ -111,6 +189,29 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--lab", metavar="PATH", default=None,
                       help="the lab folder to record the round in (default: $FTLAB_LAB, else this platform's, "
                            "./lab locally)")
+    train = commands.add_parser("train", help="train the round a YAML file describes, recorded in the lab "
+                                "(also under torchrun / accelerate launch)",
+                                description="Train the round CONFIG.yaml describes: RoundConfig's knobs under their "
+                                "own names, plus preset, model, train, eval, template, lab, name and notes (see "
+                                "ftlab.configfile). Several processes: torchrun --nproc_per_node 2 -m ftlab.cli "
+                                "train CONFIG.yaml")
+    train.add_argument("config", metavar="CONFIG.yaml", help="the round's file")
+    train.add_argument("--check", action="store_true", help="check the file and print the round's knobs; train nothing")
+    train.add_argument("--verbose", action="store_true", help="the trainer's own logs and progress bars, not one "
+                       "line per evaluation")
+    plan = commands.add_parser("plan", help="will a round fit on a GPU, and how long will an epoch take (no GPU "
+                               "needed)")
+    plan.add_argument("config", metavar="CONFIG.yaml", nargs="?", default=None,
+                      help="a round's file (its model and knobs); without it, the options below")
+    plan.add_argument("--model", default=None, help="a Hub id, a folder or 'tiny' (default: TinyLlama-1.1B-Chat)")
+    plan.add_argument("--gpu", default="T4", help="a GPU's name (T4, L4, A100) or its memory in GiB (default T4)")
+    plan.add_argument("--quantization", choices=["4bit", "8bit"], default=None, help="load the base in 4 or 8 bits")
+    plan.add_argument("--batch-size", type=positive, default=None, help="rows per forward pass")
+    plan.add_argument("--max-length", type=positive, default=None, help="the longest row, in tokens")
+    plan.add_argument("--lora-r", type=positive, default=None, help="LoRA rank")
+    plan.add_argument("--rows", type=positive, default=None, help="training rows: adds the time per epoch")
+    plan.add_argument("--suggest", action="store_true", help="the fastest settings that fit (ftlab.suggest)")
+    plan.add_argument("--effective-batch", type=positive, default=16, help="with --suggest: rows per optimiser step")
     runs = commands.add_parser("runs", help="the lab book's table of rounds (status, knobs, metrics)")
     runs.add_argument("path", nargs="?", default=None,
                       help="the lab folder (default: $FTLAB_LAB, else this platform's, ./lab locally)")
@@ -137,6 +238,10 @@ def run(args) -> int:
         return 0 if run_demo(lab=args.lab, max_steps=args.steps).status == "succeeded" else 1
     if args.command == "runs":
         return show_runs(args)
+    if args.command == "train":
+        return train_from_file(args)
+    if args.command == "plan":
+        return show_plan(args)
     if args.command == "exercises":
         from ftlab import exercises as ex
 

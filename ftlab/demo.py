@@ -40,6 +40,9 @@ class Progress(TrainerCallback):
         logs = logs or {}
         if "loss" in logs:
             self.train_loss = logs["loss"]
+            if args.eval_strategy == "no":  # no evaluation to report: the train loss at each log
+                print(f"  step {state.global_step:>4}/{state.max_steps}: train loss {logs['loss']:.3f} "
+                      f"({time.perf_counter() - self.started:.0f} s)", file=self.out, flush=True)
         if "eval_loss" in logs and not state.max_steps:  # the evaluation before training starts
             print(f"  before training: eval loss {logs['eval_loss']:.3f}", file=self.out, flush=True)
         elif "eval_loss" in logs:

@@ -286,7 +286,7 @@ def choose_gpus(found: int, wanted: int, environ, cuda_started: bool) -> str | N
     the effective batch doubles against Colab's one T4 and the weights are copied every step. A GPU
     hidden with ``CUDA_VISIBLE_DEVICES`` before CUDA starts is not seen by anything in the process.
     """
-    if found <= wanted:
+    if found <= wanted or int(environ.get("WORLD_SIZE", "1")) > 1:  # a launcher's process: it has its own GPU
         return None
     if "CUDA_VISIBLE_DEVICES" in environ:
         return (f"{found} GPUs visible through CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r} (yours, "
@@ -298,7 +298,8 @@ def choose_gpus(found: int, wanted: int, environ, cuda_started: bool) -> str | N
     environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(wanted))
     return (f"{found} GPUs found (Kaggle's T4 x2?): ftlab made {'only GPU 0' if wanted == 1 else f'{wanted}'} "
             f"visible (CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']}), so a round trains as on Colab. "
-            "ftlab.setup(gpus=2) keeps both.")
+            "ftlab.setup(gpus=2) keeps both; to train on both, launch one process per GPU "
+            "(ftlab.distributed.launch in a notebook, or torchrun).")
 
 
 def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: str | None = None) -> Environment:

@@ -113,7 +113,8 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     """Load ``name`` (a Hub id, a local folder, or ``"tiny"``) and its tokenizer, ready to fine-tune.
 
     ``precision`` defaults to what the hardware supports (``ftlab.choose_precision``). On a GPU the
-    whole model goes to ``cuda:0``: Kaggle's T4 x2 would otherwise split it and confuse the trainer.
+    whole model goes to ``cuda:0`` (under a DDP launcher, the process's own GPU): Kaggle's T4 x2 would
+    otherwise split it and confuse the trainer.
     """
     from ftlab.env import choose_precision, gpu_info
 
@@ -126,8 +127,10 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     precision = precision or choose_precision(gpu_info()[2])
-    if device_map is None and torch.cuda.is_available():
-        device_map = {"": 0}
+    from ftlab.distributed import local_rank, sharded
+
+    if device_map is None and torch.cuda.is_available() and not sharded():  # FSDP / ZeRO place the weights
+        device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
     model = AutoModelForCausalLM.from_pretrained(
         source, dtype=_torch_dtype(precision), device_map=device_map,
         quantization_config=quantization_config(quantization, precision))

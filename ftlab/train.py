@@ -279,10 +279,11 @@ def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_be
     measured = meter.read()
     wall_time_s = measured.pop("wall_time_s")
     adapter_dir = Path(output_dir) / "adapter"
-    trainer.save_model(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
+    trainer.save_model(str(adapter_dir))  # from the main process only, when several train (DDP)
     history = trainer.state.log_history
-    (Path(output_dir) / "log_history.json").write_text(json.dumps(history, indent=1))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(adapter_dir))
+        (Path(output_dir) / "log_history.json").write_text(json.dumps(history, indent=1))
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     trainable, total = trainer.model.get_nb_trainable_parameters()

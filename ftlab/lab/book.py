@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 from ftlab.data.splits import fingerprint
+from ftlab.distributed import barrier, is_main, launcher, share, world_size
 from ftlab.lab.failures import classify, divergence
 from ftlab.lab.materials import (
     Rows,
@@ -161,9 +162,15 @@ class Lab:
         """
         train, eval, problem = at_the_door(train, eval)  # rows once, here; carried down from now on
         config = with_checkpoints(config, train)
+        if not is_main():  # another process of a distributed round (torchrun, accelerate launch)
+            return self._follow(config, model, tokenizer, train, eval, template, callbacks, problem)
         round_ = self._open(config, model, tokenizer, train, eval, name, base_model, notes, template)
-        return self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
-                         problem=problem)
+        share(str(round_.path))  # the other processes train into the same folder
+        round_ = self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
+                           problem=problem)
+        if round_.status == "succeeded":
+            barrier()  # the others return once the record is complete
+        return round_
 
     def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
@@ -220,6 +227,8 @@ class Lab:
             "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
                          "ftlab": is_ftlab_template(style, text), "file": "template.txt"},
             "versions": versions(), "hardware": hardware(), "process": this_process(), "heartbeat": now(),
+            "world_size": world_size(), "launcher": launcher(),  # processes training this round (DDP)
+            "effective_batch_size": config.effective_batch_size * world_size(),
             "attempts": [], "repeat_of": repeat_of, "notes": notes, "last_checkpoint": None,
             "metrics": None, "failure": None})
         round_.update()
@@ -250,7 +259,7 @@ class Lab:
                       attempts=attempts, hardware=hardware())
         guard = DivergenceGuard()
         live = [JsonlLog(round_.path / LOG, len(attempts)), Heartbeat(round_),
-                CheckpointClock(round_, CHECKPOINT_MINUTES), guard]
+                CheckpointClock(round_, CHECKPOINT_MINUTES if world_size() == 1 else None), guard]
         with capture_output(round_.path, Scrubber()):
             print(f"Lab round {round_.id}{f' ({round_.name})' if round_.name else ''} -> {round_.path}")
             try:
@@ -274,6 +283,23 @@ class Lab:
             free_memory()
         self._holding = round_
         return round_
+
+    def _follow(self, config, model, tokenizer, train, eval, template, callbacks, problem) -> Round:
+        """A process of a distributed round other than the main one: it trains beside the main process, into
+        the folder that process opened, and writes none of the lab's files (the trainer saves from the main
+        process only). Its divergence guard stops it at the same step as the main one's: both read the same
+        averaged losses and the same weights."""
+        from ftlab.lab.watchers import DivergenceGuard
+        from ftlab.train import train_round
+
+        folder = Path(share(None))
+        if problem is not None:
+            raise problem
+        chosen = {"template": template} if template is not None else {}
+        result = train_round(config, model, tokenizer, loaded(train), loaded(eval), output_dir=str(folder),
+                             callbacks=[DivergenceGuard(), *(callbacks or [])], **chosen)
+        barrier()  # the main process has written the record
+        return Round(folder, result=result)
 
     def _let_go_of_last_model(self) -> None:
         """Before a new round, drop the previous round's model: five TinyLlamas would not fit on a T4.

@@ -54,13 +54,18 @@ class Heartbeat(TrainerCallback):
 
 
 class CheckpointClock(TrainerCallback):
-    """Save every ``minutes`` as well as every ``save_steps``: a Colab session can end at any minute."""
+    """Save every ``minutes`` as well as every ``save_steps``: a Colab session can end at any minute.
 
-    def __init__(self, round_, minutes: float = 10):
-        self.round, self.every_s, self.last = round_, minutes * 60, time.monotonic()
+    ``minutes=None`` only records the checkpoints ``save_steps`` makes: in a distributed round every
+    process must decide to save at the same step, and clocks differ between processes.
+    """
+
+    def __init__(self, round_, minutes: float | None = 10):
+        self.round, self.last = round_, time.monotonic()
+        self.every_s = None if minutes is None else minutes * 60
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.last > self.every_s:
+        if self.every_s is not None and time.monotonic() - self.last > self.every_s:
             control.should_save = True
 
     def on_save(self, args, state, control, **kwargs):

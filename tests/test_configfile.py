@@ -1,0 +1,101 @@
+"""``ftlab train CONFIG.yaml``'s file: read strictly, every mistake named by file, line, key, value and choices."""
+
+import os
+import subprocess
+import sys
+from textwrap import dedent
+
+import pytest
+
+from ftlab.config import RoundConfig
+from ftlab.configfile import ConfigFileError, read
+
+GOOD = """\
+preset: cpu-tiny
+model: tiny
+train: train.jsonl
+eval: demo
+name: from a file
+learning_rate: 1e-3
+max_steps: 30
+target_modules: [q_proj, v_proj]
+"""
+
+
+def write(tmp_path, text, name="round.yaml"):
+    path = tmp_path / name
+    path.write_text(dedent(text), encoding="utf-8")
+    (tmp_path / "train.jsonl").write_text('{"prompt": "Hi", "completion": "Hello"}\n', encoding="utf-8")
+    return path
+
+
+def refused(tmp_path, text, *words):
+    with pytest.raises(ConfigFileError) as caught:
+        read(write(tmp_path, text))
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / "round.yaml")), message
+    assert all(w in message for w in words), message
+    return message
+
+
+def test_a_good_file_gives_the_preset_with_its_knobs_and_paths_beside_it(tmp_path):
+    spec = read(write(tmp_path, GOOD))
+    expected = RoundConfig.preset("cpu-tiny", learning_rate=1e-3, max_steps=30, target_modules=["q_proj", "v_proj"])
+    assert spec.config == expected and spec.config.learning_rate == 1e-3  # 1e-3 read as a number, not text
+    assert spec.model == "tiny" and spec.eval == "demo" and spec.name == "from a file"
+    assert spec.train == str(tmp_path / "train.jsonl")  # beside the config file, wherever it is run from
+    assert spec.lines["max_steps"] == 7
+
+
+def test_a_typo_in_a_key_names_the_key_its_line_and_the_nearest_valid_one(tmp_path):
+    refused(tmp_path, GOOD + "learning_rte: 2e-4\n", "line 9", "'learning_rte'", "did you mean 'learning_rate'")
+    refused(tmp_path, GOOD + "lora_rank: 8\n", "'lora_rank'", "did you mean 'lora_r'")
+    message = refused(tmp_path, GOOD + "colour: blue\n", "unknown key 'colour'", "valid keys")
+    assert "batch_size" in message and "model" in message
+
+
+@pytest.mark.parametrize(("line", "words"), [
+    ("batch_size: four", ("line 9", "batch_size = 'four'", "whole number")),
+    ("batch_size: 2.5", ("batch_size = 2.5", "whole number")),
+    ("lr_scheduler_type: cosin", ("lr_scheduler_type = 'cosin'", "'cosine'", "'linear'")),
+    ("packing: maybe", ("packing = 'maybe'", "True or False")),
+    ("weight_decay: -1", ("weight_decay = -1", ">= 0")),
+    ("quantization: 4", ("quantization = 4", "'4bit'")),
+    ("save_steps: 0", ("save_steps = 0", "None or a number of steps")),
+])
+def test_a_wrong_value_names_its_line_the_key_the_value_and_what_is_allowed(tmp_path, line, words):
+    refused(tmp_path, GOOD + line + "\n", *words)
+
+
+def test_materials_are_checked_before_anything_loads(tmp_path):
+    refused(tmp_path, GOOD.replace("cpu-tiny", "cpu-tinny"), "line 1", "'cpu-tinny'", "cpu-tiny", "t4-qlora")
+    refused(tmp_path, GOOD.replace("train.jsonl", "trian.jsonl"), "line 3", "'trian.jsonl'", "no such file")
+    refused(tmp_path, GOOD.replace("model: tiny", "model: 5"), "line 2", "model: 5 is not text")
+    refused(tmp_path, GOOD.replace("model: tiny\n", ""), "no 'model' key", "model: ...")
+    refused(tmp_path, GOOD.replace("eval: demo", "template: nowhere.jinja"), "line 4", "'nowhere.jinja'")
+
+
+def test_what_is_not_a_list_of_keys_is_refused_with_its_line(tmp_path):
+    refused(tmp_path, GOOD + "max_steps: 40\n", "line 9", "'max_steps' is given twice", "line 7")
+    refused(tmp_path, "model: tiny\n  train: [x\n", "not valid YAML")
+    refused(tmp_path, "- model: tiny\n", "line 1", "key: value")
+    refused(tmp_path, "", "empty")
+
+
+def cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "ftlab.cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_the_command_refuses_a_bad_file_in_one_line_and_checks_a_good_one_without_torch(tmp_path):
+    write(tmp_path, GOOD + "learning_rte: 2e-4\n", "bad.yaml")
+    out = cli("train", "bad.yaml", cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 1 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "bad.yaml, line 9" in lines[0] and "did you mean 'learning_rate'" in lines[0]
+    write(tmp_path, GOOD)
+    code = ("import sys, ftlab.cli as c; status = c.main(['train', 'round.yaml', '--check']); "
+            "print('torch' in sys.modules, status)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.stdout.split()[-2:] == ["False", "0"], out.stdout + out.stderr
+    assert "learning_rate                0.001" in out.stdout and "effective batch 8 x 2 = 16" in out.stdout
