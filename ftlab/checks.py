@@ -38,22 +38,38 @@ def _passed(message: str) -> bool:
     return True
 
 
+def _wrong(message: str, revisit: str) -> None:
+    """Fail with what is wrong and the idea to revisit (never the expected value)."""
+    raise CheckFailed(f"{message}\nRevisit: {revisit}.")
+
+
+def _still_none(name: str, value) -> None:
+    if value is None:
+        raise CheckFailed(f"{name} is still None: fill in the TODO cell above.")
+
+
 def check_lora_config(lora_config, r: int = 16, alpha: int = 32, targets=ATTENTION) -> bool:
-    """A ``peft.LoraConfig`` with rank ``r``, alpha ``alpha`` on ``targets``, for a causal LM."""
+    """Exercise 00: a ``peft.LoraConfig`` with rank ``r``, alpha ``alpha`` on ``targets``, for a causal LM."""
     from peft import LoraConfig
 
+    _still_none("lora_config", lora_config)
     if not isinstance(lora_config, LoraConfig):
-        _fail("lora_config", lora_config, "it should be a peft.LoraConfig", "from peft import LoraConfig")
+        _wrong(f"lora_config is a {type(lora_config).__name__}, not a peft.LoraConfig.", "from peft import LoraConfig")
     if lora_config.r != r:
-        _fail("lora_config.r", lora_config.r, f"the rank should be {r}")
+        _wrong(f"lora_config.r is {lora_config.r}: not the rank the task asks for.",
+               "r is the rank of the update B A, the number of directions it may use (chapter 00, section 1)")
     if lora_config.lora_alpha != alpha:
-        _fail("lora_config.lora_alpha", lora_config.lora_alpha, f"alpha should be {alpha} (scale alpha/r = {alpha / r:g})")
+        _wrong(f"lora_config.lora_alpha is {lora_config.lora_alpha}: not the alpha the task asks for.",
+               "alpha scales the update by alpha / r; it is a separate knob from r (chapter 00, section 1)")
     got = set(lora_config.target_modules or [])
     if got != set(targets):
-        _fail("lora_config.target_modules", sorted(got), f"it should be exactly {sorted(targets)}",
-              f"missing {sorted(set(targets) - got)}" if set(targets) - got else f"extra {sorted(got - set(targets))}")
+        missing, extra = len(set(targets) - got), sorted(got - set(targets))
+        _wrong(f"lora_config.target_modules {f'leaves out {missing} of the layers the task names' if missing else ''}"
+               f"{' and ' if missing and extra else ''}{f'adds {extra}, which the task does not name' if extra else ''}.",
+               "print(model) shows the attention projections' names inside each LlamaAttention block")
     if str(lora_config.task_type) not in ("CAUSAL_LM", "TaskType.CAUSAL_LM"):
-        _fail("lora_config.task_type", lora_config.task_type, "it should be 'CAUSAL_LM' for a chat model")
+        _wrong(f"lora_config.task_type is {lora_config.task_type!r}.",
+               "a chat model predicts the next token: PEFT calls that a causal language model")
     return _passed(f"LoraConfig: r={r}, alpha={alpha}, on {sorted(targets)}")
 
 
@@ -66,28 +82,41 @@ def _counts(model) -> tuple[int, int]:
 def _require_peft_model(peft_model) -> None:
     from peft import PeftModel
 
+    _still_none("peft_model", peft_model)
     if not isinstance(peft_model, PeftModel):
-        _fail("peft_model", peft_model, "it should be the model wrapped by peft.get_peft_model(model, lora_config)")
+        _wrong(f"peft_model is a {type(peft_model).__name__}, not a model wrapped with LoRA adapters.",
+               "peft.get_peft_model(model, lora_config) wraps a model")
+
+
+def _close(a: float, b: float, tolerance: float = 1e-6) -> bool:
+    return abs(a - b) <= tolerance * max(1.0, abs(b))
 
 
 def check_trainable_share(peft_model, share, tolerance: float = 1e-6) -> bool:
-    """``share`` = trainable parameters / all parameters of ``peft_model``, and only LoRA trains."""
+    """Exercise 00: ``share`` = trainable parameters / all parameters of ``peft_model``, and only LoRA trains."""
     _require_peft_model(peft_model)
     not_lora = [n for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
     if not_lora:
-        _fail("the trainable parameters", not_lora[:3], "only LoRA weights (lora_A, lora_B) should train",
-              "get_peft_model freezes the base model; did you set requires_grad=True somewhere?")
+        _wrong(f"{len(not_lora)} parameters that are not LoRA's train, e.g. {not_lora[0]}.",
+               "get_peft_model freezes the base model; only lora_A and lora_B should have requires_grad")
     trainable, total = _counts(peft_model)
-    expected = trainable / total
-    if share is None or not isinstance(share, int | float):
-        _fail("share", share, f"a number: {trainable:,} trainable / {total:,} total")
+    _still_none("share", share)
+    if not isinstance(share, int | float) or isinstance(share, bool):
+        _wrong(f"share is a {type(share).__name__}: it should be a number.", "share = trainable / total")
+    right = trainable / total
+    if _close(share, 100 * right, tolerance):
+        _wrong("share looks like a percentage: the check wants a fraction between 0 and 1.", "share = trainable / total")
     if share > 1:
-        _fail("share", share, f"a fraction between 0 and 1 ({expected:.4f}), not a percentage")
-    if abs(share - expected) > tolerance:
-        _fail("share", round(share, 6), f"the model has {trainable:,} trainable of {total:,} parameters, "
-              f"a share of {expected:.6f}", "sum p.numel() over peft_model.parameters(), once for all and once "
-              "for those with p.requires_grad")
-    return _passed(f"{trainable:,} of {total:,} parameters train: {expected:.2%}")
+        _wrong("share is more than 1: a part cannot be larger than the whole.",
+               "which count goes on top: the trainable parameters are a part of all parameters")
+    if _close(share, trainable / (total - trainable), tolerance):
+        _wrong("share divides by the base model's parameters only: the adapters are parameters of peft_model too.",
+               "count every parameter of peft_model for the total, LoRA's included")
+    if not _close(share, right, tolerance):
+        _wrong(f"share = {share:.6g} is not trainable / total for peft_model.",
+               "sum p.numel() over peft_model.parameters(): all of them for the total, and only those with "
+               "p.requires_grad for the trainable count")
+    return _passed(f"{trainable:,} of {total:,} parameters train: {right:.2%}")
 
 
 def _naive_lora_count(peft_model) -> int:
@@ -103,20 +132,22 @@ def _naive_lora_count(peft_model) -> int:
 
 
 def check_lora_param_count(peft_model, predicted) -> bool:
-    """``predicted`` = r x (in_features + out_features), summed over every layer that got LoRA."""
+    """Exercise 00: ``predicted`` = r x (in_features + out_features), summed over every layer that got LoRA."""
     _require_peft_model(peft_model)
     trainable, _ = _counts(peft_model)
-    if predicted is None or not isinstance(predicted, int):
-        _fail("predicted", predicted, "a whole number of parameters")
+    _still_none("predicted", predicted)
+    if not isinstance(predicted, int) or isinstance(predicted, bool):
+        _wrong(f"predicted is a {type(predicted).__name__}: it should be a whole number (an int).", "int(...)")
+    layers = peft_model.config.num_hidden_layers
     if predicted == _naive_lora_count(peft_model) != trainable:
-        _fail("predicted", predicted, "that counts k_proj and v_proj as hidden_size x hidden_size, and this model "
-              "does not have them that size", "grouped-query attention: num_key_value_heads < num_attention_heads, so "
-              "k_proj and v_proj map hidden_size to num_key_value_heads * head_dim (print model to see their shapes)")
+        _wrong("predicted counts k_proj and v_proj as hidden_size x hidden_size, and this model does not have them "
+               "that size.", "grouped-query attention: num_key_value_heads < num_attention_heads, so k_proj and v_proj "
+               "map hidden_size to num_key_value_heads * head_dim (print(model) shows their shapes)")
+    if predicted * layers == trainable:
+        _wrong("predicted is one decoder layer's worth.", "every one of the num_hidden_layers layers gets adapters")
     if predicted != trainable:
-        direction = "too high" if predicted > trainable else "too low"
-        _fail("predicted", predicted, f"that is {direction} for the LoRA parameters of this model",
-              "each adapted Linear(in, out) gets A (r x in) and B (out x r): r * (in + out) parameters; "
-              "count the adapted layers in every block")
+        _wrong(f"predicted is {'too high' if predicted > trainable else 'too low'} for the LoRA parameters of this model.",
+               "each adapted Linear(in, out) gets A (r x in) and B (out x r): r * (in + out) parameters")
     return _passed(f"your formula predicts the {trainable:,} LoRA parameters exactly")
 
 
@@ -172,37 +203,86 @@ def check_rows_fixed(fixed_rows, original_rows) -> bool:
 
 
 def check_dedup_balance(balanced, rows, per_category: int, by: str = "category") -> bool:
-    """``balanced``: ``rows`` without exact duplicates, at most ``per_category`` rows of each category."""
+    """Exercise 01: ``balanced``: ``rows`` without exact duplicates, at most ``per_category`` rows of each category."""
     from collections import Counter
 
     from ftlab.data import dedup
 
-    if balanced is None or not hasattr(balanced, "__len__"):
-        _fail("balanced", balanced, "a Dataset (or list) of rows from ftlab.data.balance")
+    _still_none("balanced", balanced)
+    if not hasattr(balanced, "__len__"):
+        _wrong(f"balanced is a {type(balanced).__name__}: it should be the rows ftlab.data.balance returns.",
+               "balance returns (rows, table)")
     unique, _ = dedup(rows, progress=False)
     texts = [str(row["messages"]) for row in balanced]
     if len(set(texts)) != len(texts):
-        _fail("balanced", f"{len(texts) - len(set(texts))} duplicate rows", "no duplicates", "dedup before you balance")
-    available = Counter(row[by] for row in unique)
-    got = Counter(row[by] for row in balanced)
+        _wrong(f"balanced holds {len(texts) - len(set(texts))} duplicate rows.",
+               "deduplicate before you balance, or the copies take the places of distinct rows")
+    available, got = Counter(row[by] for row in unique), Counter(row[by] for row in balanced)
     for category, count in available.items():
-        want = min(count, per_category)
-        if got.get(category, 0) != want:
-            _fail(f"the number of {category!r} rows", got.get(category, 0), f"it should be {want} ({count} unique "
-                  f"rows exist, cap {per_category})", "ftlab.data.balance(unique_rows, by='category', per_category=...)")
+        if got.get(category, 0) > min(count, per_category):
+            _wrong(f"balanced has more {category!r} rows than it may.", "per_category caps each category")
+        if got.get(category, 0) < min(count, per_category):
+            _wrong(f"balanced has fewer {category!r} rows than it could keep.",
+                   "a category keeps all its unique rows when it has fewer than per_category; did you sample "
+                   "from the deduplicated rows, with the cap the task gives?")
     return _passed(f"{len(texts)} unique rows, at most {per_category} per category")
 
 
 def check_prompt_matches(template, row, prompt, text) -> bool:
-    """``prompt`` and ``text``: the inference prompt and training text of ``row``; one a prefix of the other."""
+    """Exercise 01: ``prompt`` and ``text``: the inference prompt and training text of ``row``."""
     messages = row["messages"]
+    _still_none("text", text)
+    _still_none("prompt", prompt)
+    answer = messages[-1]["content"]
     if text != template.training_text(messages):
-        _fail("text", text, "template.training_text(row['messages']): the exact text the model trains on")
+        if answer not in str(text):
+            _wrong("text does not contain the answer.", "the training text is the whole conversation, answer included")
+        _wrong("text is not the text the model trains on for this row.",
+               "the template turns a row into one text: special tokens, role tags and the end-of-turn token "
+               "after the answer (template.show prints it)")
     if prompt != template.prompt(messages):
-        _fail("prompt", prompt, "template.prompt(row['messages']): what the model is given at inference")
-    if not text.startswith(prompt):
-        _fail("prompt", prompt, "a prefix of the training text")
+        if answer in str(prompt):
+            _wrong("prompt contains the answer: at inference the model has to write it.",
+                   "the prompt is the conversation before the answer")
+        _wrong("prompt is not what the model is given at inference.",
+               "the prompt must end exactly where the model starts writing: with the assistant's role tag, as the "
+               "training text has it before the answer")
     return _passed(f"the prompt is the training text up to the answer; the model learns {text[len(prompt):]!r}")
+
+
+def check_label_mask(template, messages, input_ids, labels) -> bool:
+    """Exercise 01: ``labels`` for ``input_ids``: the token id where the loss counts (the answer and its
+    end-of-turn token), -100 everywhere else, as ftlab's mask (``Template.encode``) has it."""
+    ids, mask = template.encode(messages)
+    _still_none("labels", labels)
+    if list(input_ids) != ids:
+        _wrong("input_ids are not the tokens of this row's training text.", "leave input_ids as the cell made them")
+    if not isinstance(labels, list | tuple) or len(labels) != len(ids):
+        _wrong(f"labels should be a list with one entry per token of input_ids ({len(ids)} of them).",
+               "the trainer pairs input_ids[i] with labels[i]")
+    if any(label == 0 for label, m in zip(labels, mask, strict=True) if not m) and -100 not in labels:
+        _wrong("labels marks the masked tokens with 0: to the loss that is a real token id.",
+               "cross-entropy ignores the positions whose label is -100 (ignore_index)")
+    eot = template.tokenizer.convert_tokens_to_ids(template.end_of_turn)
+    wrong = [i for i, (label, token, m) in enumerate(zip(labels, ids, mask, strict=True)) if label != (token if m else -100)]
+    if not wrong:
+        return _passed(f"your mask matches ftlab's: {sum(mask)} of {len(ids)} tokens carry the loss")
+    first = wrong[0]
+    start, end = mask.index(1), len(mask) - mask[::-1].index(1)  # the answer's span, its end-of-turn token included
+    if first < start:
+        _wrong("some prompt tokens carry loss: the model would learn to write the user's question.",
+               "the loss starts where the prompt (template.prompt) ends")
+    if first >= end:
+        _wrong("tokens after the answer's end-of-turn token carry loss.",
+               "the loss covers the answer up to and including its end-of-turn token, not what the template "
+               "writes after it")
+    if ids[first] == eot and labels[first] == -100:
+        _wrong("the end-of-turn token after the answer is masked: the model would never learn to stop.",
+               "the end-of-turn token belongs to the answer's loss")
+    if labels[first] == -100:
+        _wrong("some answer tokens are masked (-100).", "every token of the answer carries loss")
+    _wrong("inside the answer, a label is not its own token id.",
+           "a label that counts is the token at that position; the model shifts by one position itself")
 
 
 # ------------------------------------------------------------------------- exercise 02: fit on a T4

@@ -9,10 +9,10 @@ from ftlab.checks import CheckFailed
 def test_lora_config_check_names_the_wrong_field():
     from peft import LoraConfig
 
-    with pytest.raises(CheckFailed, match=r"lora_config.r is 8, but the rank should be 16"):
+    with pytest.raises(CheckFailed, match=r"(?s)lora_config.r is 8: not the rank the task asks for.*rank of the update"):
         checks.check_lora_config(LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj",
                                                                                   "o_proj"], task_type="CAUSAL_LM"))
-    with pytest.raises(CheckFailed, match=r"missing \['k_proj', 'o_proj'\]"):
+    with pytest.raises(CheckFailed, match=r"leaves out 2 of the layers the task names"):
         checks.check_lora_config(LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"],
                                             task_type="CAUSAL_LM"))
 
@@ -25,10 +25,14 @@ def test_trainable_share_check_rejects_a_percentage_and_a_wrong_count(tiny):
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in peft_model.parameters())
     assert checks.check_trainable_share(peft_model, trainable / total)
-    with pytest.raises(CheckFailed, match="not a percentage"):
+    with pytest.raises(CheckFailed, match="looks like a percentage"):
         checks.check_trainable_share(peft_model, 100 * trainable / total)
-    with pytest.raises(CheckFailed, match=f"{trainable:,} trainable of {total:,}"):
+    with pytest.raises(CheckFailed, match="is not trainable / total"):
         checks.check_trainable_share(peft_model, trainable / (total - 1000))
+    with pytest.raises(CheckFailed, match="the adapters are parameters of peft_model too"):
+        checks.check_trainable_share(peft_model, trainable / (total - trainable))
+    with pytest.raises(CheckFailed, match="more than 1"):
+        checks.check_trainable_share(peft_model, total / trainable)
     with pytest.raises(CheckFailed, match="too high") as error:
         checks.check_lora_param_count(peft_model, trainable + 1)
     assert f"{trainable:,}" not in str(error.value)  # a check never gives the answer away
@@ -84,8 +88,11 @@ def test_dedup_balance_check_counts_each_category():
     with pytest.raises(CheckFailed, match="duplicate rows"):
         checks.check_dedup_balance(raw, raw, per_category=1000)
     unique, _ = ftlab.data.dedup(raw, progress=False)
-    with pytest.raises(CheckFailed, match=r"the number of '\w+' rows is \d+, but it should be 10"):
+    with pytest.raises(CheckFailed, match=r"more '\w+' rows than it may"):
         checks.check_dedup_balance(unique, raw, per_category=10)
+    capped, _ = ftlab.data.balance(unique, per_category=5, seed=0)
+    with pytest.raises(CheckFailed, match=r"fewer '\w+' rows than it could keep"):
+        checks.check_dedup_balance(capped, raw, per_category=10)
     balanced, _ = ftlab.data.balance(unique, per_category=10, seed=0)
     assert checks.check_dedup_balance(balanced, raw, per_category=10)
 
@@ -161,3 +168,50 @@ def test_a_failing_check_shows_its_message_without_a_traceback_through_ftlab(cap
     assert "checks.py" not in shown and "Traceback" not in shown and "raise CheckFailed" not in shown
     shell.run_cell("raise ValueError('not a check')")  # other errors keep their full traceback
     assert "Traceback" in capsys.readouterr().out
+
+
+def test_prompt_check_names_the_mistake_without_the_text(tiny):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
+    prompt, text = template.prompt(row["messages"]), template.training_text(row["messages"])
+    with pytest.raises(CheckFailed, match="does not contain the answer"):
+        checks.check_prompt_matches(template, row, prompt, prompt)
+    with pytest.raises(CheckFailed, match="prompt contains the answer"):
+        checks.check_prompt_matches(template, row, text, text)
+    with pytest.raises(CheckFailed, match="not the text the model trains on"):
+        checks.check_prompt_matches(template, row, prompt, "Double 4. 8")
+
+
+ROW = [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]
+
+
+def _labels(tiny):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    ids, mask = template.encode(ROW)
+    return template, ids, mask, [t if m else -100 for t, m in zip(ids, mask, strict=True)]
+
+
+def test_label_mask_check_accepts_ftlabs_mask_and_names_each_mistake(tiny):
+    template, ids, mask, right = _labels(tiny)
+    assert checks.check_label_mask(template, ROW, ids, right)
+    start, end = mask.index(1), len(mask) - mask[::-1].index(1)
+    assert end < len(ids)  # the tiny model's template writes a newline after the end-of-turn token
+    cases = {
+        "prompt tokens carry loss": list(ids),  # no mask at all
+        "after the answer's end-of-turn": right[:end] + ids[end:],
+        "never learn to stop": right[:end - 1] + [-100] + right[end:],
+        "some answer tokens are masked": right[:start] + [-100] + right[start + 1:],
+        "with 0": [t if m else 0 for t, m in zip(ids, mask, strict=True)],
+        "one entry per token": right[:-1],
+        "not its own token id": right[:start] + [right[start] + 1] + right[start + 1:],
+    }
+    for words, labels in cases.items():
+        with pytest.raises(CheckFailed, match=words) as failed:
+            checks.check_label_mask(template, ROW, ids, labels)
+        assert str(right) not in str(failed.value) and "Revisit" in str(failed.value)
+    with pytest.raises(CheckFailed, match="still None"):
+        checks.check_label_mask(template, ROW, ids, None)
