@@ -92,22 +92,18 @@ def run_demo(lab=None, max_steps: int | None = None):
 @contextlib.contextmanager
 def quiet_libraries():
     """No progress bars from datasets' maps or weight loading, no info-level notes, for this block only."""
-    import datasets
     import transformers
 
+    from ftlab import quiet
+
     log = transformers.logging
-    bars, verbosity = (datasets.is_progress_bar_enabled(), log.is_progress_bar_enabled()), log.get_verbosity()
-    datasets.disable_progress_bars()
-    log.disable_progress_bar()
+    verbosity = log.get_verbosity()
     log.set_verbosity_error()
     try:
-        yield
+        with quiet.quiet_libraries(transformers_bars=True):
+            yield
     finally:
         log.set_verbosity(verbosity)
-        if bars[0]:
-            datasets.enable_progress_bars()
-        if bars[1]:
-            log.enable_progress_bar()
 
 
 def _is_default(lab) -> bool:

@@ -182,6 +182,7 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ftlab import tiny
+    from ftlab.quiet import quiet_libraries
 
     path = Path(path or tiny.cache_dir())
     if not (path / "config.json").exists():
@@ -190,7 +191,8 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
         # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
         use_cpu_threads()
         tiny.build(path, progress=progress)
-    model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
+    with quiet_libraries(transformers_bars=True):  # the tiny weights load in a blink: no bar for them
+        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
     _keep_4bit_trainable(model, quantization)
     return model, tokenizer

@@ -8,11 +8,11 @@ shortest estimated epoch. It never proposes a configuration that ``plan()`` says
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from itertools import product
 
 from ftlab.planner import ATTENTION, Plan, padding_of, plan
+from ftlab.quiet import warn
 from ftlab.sizes import PlanInputError, gpu_for, model_shape
 
 SPEED_ORDER = ("padding_free", "group", "pad")
@@ -93,11 +93,11 @@ def warn_if_it_does_not_fit(config, model, gpu_name: str | None, memory_gib: flo
     try:
         predicted = plan(model_shape(model), config=config, gpu=gpu_for(gpu_name, memory_gib))
     except PlanInputError as error:  # a model the planner cannot size: say so, train anyway
-        warnings.warn(f"ftlab.plan could not size this round ({error}); training without a memory check",
+        warn(f"ftlab.plan could not size this round ({error}); training without a memory check",
                       stacklevel=3)
         return None
     if not predicted.fits_with(margin):
-        warnings.warn(f"This round is predicted NOT to fit on the {predicted.gpu.name}: {predicted.peak_gib:.2f} "
+        warn(f"This round is predicted NOT to fit on the {predicted.gpu.name}: {predicted.peak_gib:.2f} "
                       f"GiB needed, {predicted.gpu.memory_gib:.2f} GiB there; {predicted.advice()}. "
                       f"ftlab.plan(config=...) shows every term.", stacklevel=3)
     return predicted

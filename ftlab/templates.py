@@ -21,7 +21,7 @@ carries loss.
 
 from __future__ import annotations
 
-import warnings
+from ftlab.quiet import warn
 
 # ftlab's default: TinyLlama-1.1B-Chat's format (<|user|>\n...</s>\n<|assistant|>\n...), with a BOS token
 # up front and {% generation %} markers (not needed by ftlab, but they let transformers' own
@@ -272,5 +272,5 @@ class Template:
             raise DataFormatError([Finding(None, None, f"no token carries loss in any row ({cause}): training "
                                            "would learn nothing (all labels -100, loss 0). Raise max_length or "
                                            "shorten the prompts", name)])
-        warnings.warn(f"{len(empty)} of {len(rows)} rows of {name} carry no loss ({cause}); the trainer skips "
+        warn(f"{len(empty)} of {len(rows)} rows of {name} carry no loss ({cause}); the trainer skips "
                       f"them (first rows: {empty[:5]}). Raise max_length or shorten their prompts", stacklevel=2)

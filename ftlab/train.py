@@ -139,17 +139,19 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
     from ftlab.data import load
     from ftlab.env import quiet_known_noise, use_cpu_threads
+    from ftlab.quiet import quiet_libraries
 
     quiet_known_noise()
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
     config.validate()
     config.check_model(model)
     precision = check_machine(config, model)
-    train_set = load(train, file="train", quiet=True)
-    eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
-    template.check_loss(train_set, config.max_length, "train")
-    return (training_rows(template, train_set, config),
-            training_rows(template, eval_set, config) if eval_set else None, precision)
+    with quiet_libraries():  # the template's pass over the rows: no bar for a blink
+        train_set = load(train, file="train", quiet=True)
+        eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
+        template.check_loss(train_set, config.max_length, "train")
+        return (training_rows(template, train_set, config),
+                training_rows(template, eval_set, config) if eval_set else None, precision)
 
 
 def check_machine(config: RoundConfig, model) -> str:
@@ -195,19 +197,19 @@ def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
 
 def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, precision: str, output_dir: str,
                   callbacks: list | None):
-    """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and no progress bars where ftlab prints)."""
+    """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and ftlab's quiet progress in a notebook)."""
     from trl import SFTTrainer
 
-    # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
-    trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                             conversational=False, on_gpu=on_gpu()),
-                         train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
-                         callbacks=callbacks)
-    if any(getattr(c, "replaces_progress", False) for c in callbacks or []):  # e.g. ftlab demo's quiet lines
-        from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
+    from ftlab.progress import take_over
+    from ftlab.quiet import quiet_libraries
 
-        for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
-            trainer.remove_callback(noisy)
+    # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
+    with quiet_libraries():  # TRL's passes over the rows: a bar each, over in a blink
+        trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
+                                                                 conversational=False, on_gpu=on_gpu()),
+                             train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
+                             callbacks=callbacks)
+    take_over(trainer, callbacks)
     keep_trainables_fp32(trainer.model)
     return trainer
 

@@ -34,6 +34,8 @@ def _live_callback(panel):
     from transformers import TrainerCallback
 
     class Live(TrainerCallback):
+        replaces_progress = True  # the panel draws its own bar and curve: no trainer bars beside them
+
         def on_train_begin(self, args, state, control, **kwargs):
             panel.progress.max = max(state.max_steps, 1)
 

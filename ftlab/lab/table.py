@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 
 from ftlab.lab.round import MARKS, Round
+from ftlab.quiet import warn
 
 BOOKKEEPING = ("logging_steps", "eval_steps", "save_steps", "report_to")  # they do not change what is learned
 CORE_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
@@ -166,9 +166,8 @@ class Comparison:
 
 def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Comparison:
     problems = comparability(rounds)
-    for problem in problems:
-        print(f"⚠ {problem}")
-        warnings.warn(problem, NotComparableWarning, stacklevel=3)
+    for problem in problems:  # shown once, as one line: ⚠ problem
+        warn(problem, NotComparableWarning, stacklevel=3)
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(7, 4))[1]

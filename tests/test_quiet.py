@@ -1,0 +1,88 @@
+"""Quiet notebooks: other libraries' bars off inside ftlab's calls (the user's setting kept), warnings in one
+line and once, and a round's progress shown as one output holding the losses the chapters explain."""
+
+import warnings
+
+import pytest
+
+from ftlab.progress import RoundProgress
+from ftlab.quiet import quiet_libraries, warn
+
+
+@pytest.mark.parametrize("users_choice", [True, False])
+def test_datasets_bars_are_off_inside_and_the_users_setting_comes_back(users_choice):
+    import datasets
+
+    (datasets.enable_progress_bars if users_choice else datasets.disable_progress_bars)()
+    try:
+        with quiet_libraries():
+            assert not datasets.is_progress_bar_enabled()
+        assert datasets.is_progress_bar_enabled() is users_choice
+        with pytest.raises(RuntimeError), quiet_libraries():
+            raise RuntimeError("a failing block restores it too")
+        assert datasets.is_progress_bar_enabled() is users_choice
+    finally:
+        datasets.enable_progress_bars()
+
+
+def test_a_round_draws_no_datasets_bar_and_leaves_the_setting_as_it_was(tiny, greet_data, tmp_path, capfd):
+    import datasets
+
+    import ftlab
+
+    datasets.enable_progress_bars()
+    model, tokenizer = tiny
+    config = ftlab.RoundConfig.preset("cpu-tiny", max_steps=2, eval_steps=2, logging_steps=1)
+    ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path))
+    err = capfd.readouterr().err
+    assert "examples/s" not in err and "chat template" not in err and "Truncating" not in err, err[-2000:]
+    assert datasets.is_progress_bar_enabled()
+
+
+def test_warn_is_a_warning_shown_as_one_line():
+    import subprocess
+    import sys
+
+    class Custom(UserWarning):
+        pass
+
+    with pytest.warns(Custom, match="rounds differ"):  # filters and pytest.warns see it as any warning
+        warn("rounds differ", Custom)
+    assert warnings.formatwarning.__name__ == "formatwarning"  # the usual formatter is back
+    # shown as Python shows warnings outside pytest (a notebook's stderr): no file, line number or source line
+    script = ("import warnings\nfrom ftlab.quiet import warn\ndef compare():\n    warn('rounds differ')\n"
+              "for _ in range(2):\n    compare()\nwarnings.warn('plain')\n")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stderr
+    assert shown.startswith("⚠ rounds differ\n") and shown.count("rounds differ") == 1  # once per calling line
+    assert "UserWarning: plain" in shown  # other warnings keep Python's format
+
+
+class _State:
+    def __init__(self, step, max_steps=60):
+        self.global_step, self.max_steps = step, max_steps
+
+
+def test_round_progress_keeps_the_losses_and_drops_trls_extra_columns(monkeypatch):
+    shown = []
+    progress = RoundProgress()
+    monkeypatch.setattr(progress, "_show", lambda text, force=False: shown.append(text))
+    progress.on_log(None, _State(0), None, logs={"eval_loss": 4.8838, "eval_entropy": 1.86})  # before training
+    progress.on_train_begin(None, _State(0), None)
+    for step in range(1, 61):
+        progress.on_log(None, _State(step), None, logs={"loss": 5 / step, "entropy": 0.9, "mean_token_accuracy": 0.5})
+        if step % 20 == 0:
+            progress.on_log(None, _State(step), None, logs={"eval_loss": 4 / step, "eval_mean_token_accuracy": 1.0})
+    progress.on_train_end(None, _State(60), None)
+    final = shown[-1].splitlines()
+    assert final[0].startswith("60 steps in")
+    assert final[1].split() == ["step", "train", "loss", "eval", "loss"]
+    assert [line.split() for line in final[2:]] == [["0", "-", "4.8838"], ["20", "0.2500", "0.2000"],
+                                                  ["40", "0.1250", "0.1000"], ["60", "0.0833", "0.0667"]]
+    assert not any(word in "\n".join(shown) for word in ("entropy", "accuracy"))
+
+
+def test_a_long_table_keeps_its_ends():
+    progress = RoundProgress()
+    progress.rows = [(step, 1.0, 1.0) for step in range(0, 100, 5)]  # 20 evaluations
+    lines = progress.final(95).splitlines()[2:]
+    assert len(lines) <= 9 and lines[0].split()[0] == "0" and lines[-1].split()[0] == "95"
