@@ -4,8 +4,9 @@ Habits, each one call:
 
 * ``starting_loss(model, tokenizer, rows)``: the loss before training, beside ``ln(vocabulary size)``,
   the loss of a model that spreads its bet evenly over every token (``untrained_like(model)`` shows it). A freshly initialised model starts
-  near it; a pretrained model usually starts below; a loss far *above* it means the labels do not
-  belong to the inputs (shifted, wrong tokenizer, wrong template).
+  near it; a pretrained model starts below on text like its training data, and can start above on
+  text it never saw (confidently wrong); above it on text the model should know points at labels that
+  do not belong to the inputs (shifted, another model's tokenizer or template).
 * ``token_losses(model, tokenizer, row)``: the loss of every token of one row, and whether it counts
   (only the answer and its end-of-turn token do; the prompt is masked with -100).
 
@@ -34,12 +35,12 @@ class StartingLoss:
 
     @property
     def verdict(self) -> str:
-        if self.loss > 1.5 * self.uniform:
-            return ("far above an even bet: check that the labels are the input ids (not shifted by you), and that the "
-                    "tokenizer and template are the model's own")
+        if self.loss > 1.2 * self.uniform:
+            return ("above an even bet: the model is confidently wrong about these tokens. A pretrained model does that "
+                    "on text unlike anything it was trained on; on text it should know, suspect labels that do not "
+                    "match the inputs (shifted by hand, another model's tokenizer or template)")
         if self.loss > 0.8 * self.uniform:
-            return ("about an even bet: what an untrained (randomly initialised) model pays; a pretrained model this "
-                    "high has never seen text like this")
+            return ("about an even bet: what a model that knows nothing pays (a freshly initialised model starts here)")
         return "below an even bet: the model already predicts these answers better than chance (it is pretrained)"
 
     def __repr__(self) -> str:

@@ -28,3 +28,17 @@ def test_only_r_times_in_plus_out_numbers_train(r, alpha):
     mine = LoRALinear(base, r=r, alpha=alpha)
     assert trainable(mine) == r * (256 + 64) == trainable(peft_linear(torch.nn.Linear(256, 64), r, alpha))
     assert not base.weight.requires_grad
+
+
+def test_a_model_wrapped_with_fresh_lora_answers_exactly_as_its_base(tiny):
+    """Chapter 00: B = 0 at the start, so the whole wrapped model computes what the base model computed."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = tiny
+    ids = tokenizer("Greet Ann politely.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = model(ids).logits.clone()
+        wrapped = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                         "o_proj"], task_type="CAUSAL_LM"))
+        wrapped.eval()
+        assert torch.equal(wrapped(ids).logits, before)

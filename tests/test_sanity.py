@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+import ftlab
 from ftlab import sanity
 
 ROW = {"messages": [{"role": "user", "content": "Greet Ann politely."},
@@ -23,9 +24,12 @@ def test_a_fresh_model_starts_near_ln_vocabulary_and_the_pretrained_one_below(ti
     assert small.vocabulary == fresh.vocabulary and abs(small.loss - small.uniform) < 0.1 * small.uniform
     assert fresh.vocabulary == pretrained.vocabulary == model.config.vocab_size
     assert abs(fresh.loss - math.log(fresh.vocabulary)) < 0.1 * math.log(fresh.vocabulary)
-    assert "untrained" in fresh.verdict
+    assert "knows nothing" in fresh.verdict
     assert pretrained.loss < 0.8 * pretrained.uniform and "better than chance" in pretrained.verdict
     assert "labels" in sanity.StartingLoss(3 * pretrained.uniform, pretrained.vocabulary, 10).verdict
+    # the tiny model never saw arithmetic in pre-training: it is confidently wrong there, above ln V
+    alien = sanity.starting_loss(model, tokenizer, ftlab.data.arithmetic(20, seed=0))
+    assert alien.loss > 1.2 * alien.uniform and "confidently wrong" in alien.verdict
 
 
 def test_per_token_losses_count_the_answer_and_its_end_of_turn_only(tiny):
