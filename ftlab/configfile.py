@@ -70,8 +70,10 @@ class RunFile:
         """Load the model and data, and train the round in the lab; returns the lab's ``Round``."""
         import ftlab
         from ftlab.demo import demo_data
+        from ftlab.distributed import main_first
 
-        model, tokenizer = ftlab.load_model(self.model, quantization=self.config.quantization)
+        with main_first():  # under torchrun: built or downloaded once, then read by the other processes
+            model, tokenizer = ftlab.load_model(self.model, quantization=self.config.quantization)
         template = None
         if self.template == "alpaca":
             template = ftlab.Template(tokenizer, "alpaca")

@@ -18,6 +18,7 @@ in the kernel, since the launcher forks and a forked process cannot use a CUDA s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -82,6 +83,17 @@ def barrier() -> None:
     """Wait until every process gets here (nothing to wait for in a single process)."""
     if world_size() > 1:
         _state().wait_for_everyone()
+
+
+@contextlib.contextmanager
+def main_first():
+    """The main process runs the block first, the others after it: a model built, downloaded or cached once,
+    not by every process at the same time into the same folder."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def launch(function, *args, processes: int = 2):
