@@ -264,3 +264,27 @@ def test_push_needs_a_token_and_the_token_is_written_nowhere(tiny_path, greet_da
     assert len(written) > 10 and not [p for p in written if token.encode() in p.read_bytes()]
     with pytest.raises(export.ExportError, match="user-name/model-name"):
         export.push_to_hub(folder, "greeter", token=token)
+
+
+def test_the_merge_check_names_each_mistake_without_the_answer(tiny_path, tmp_path):
+    from safetensors.torch import load_file
+
+    from ftlab.checks import CheckFailed, check_merged_weight
+
+    for quantization, layer in ((None, "model.layers.0.self_attn.q_proj"), ("4bit", "model.layers.1.self_attn.v_proj")):
+        model, tokenizer = adapted(tiny_path, quantization)
+        folder = export.save_adapter(model, tokenizer, tmp_path / f"adapter-{quantization}")
+        lora = load_file(str(folder / "adapter_model.safetensors"))
+        a, b = (lora[f"base_model.model.{layer}.lora_{x}.weight"] for x in "AB")
+        w = load_file(str(tiny_path / "model.safetensors"))[f"{layer}.weight"]
+        q = nf4_round_trip(w, export.quantization_of(model)) if quantization else w
+        mistakes = {"still None": None, "transposed": (q + 2 * b @ a).T, "base weight": q,
+                    "scaled wrongly": q + b @ a, "off by up to": q + 2 * b @ a + 1e-3}
+        if quantization:
+            mistakes["trained on a 4-bit base"] = w + 2 * b @ a
+        for words, answer in mistakes.items():
+            with pytest.raises(CheckFailed, match=words) as failure:
+                check_merged_weight(answer, folder, layer)
+            assert "revisit" in str(failure.value).lower() or words == "still None"
+            assert "tensor(" not in str(failure.value)  # the expected matrix is never printed
+        assert check_merged_weight(q + 2 * b @ a, folder, layer)
