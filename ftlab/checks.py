@@ -191,6 +191,7 @@ def check_rows_fixed(fixed_rows, original_rows) -> bool:
     """Every row of ``fixed_rows`` passes validation, and no row was lost on the way."""
     from ftlab.data import validate
 
+    _still_none("fixed_rows", fixed_rows)
     if not isinstance(fixed_rows, list):
         _fail("fixed_rows", fixed_rows, "a list of row dicts: the original rows with the broken ones repaired")
     if len(fixed_rows) != len(original_rows):
