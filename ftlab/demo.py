@@ -17,12 +17,12 @@ import time
 from transformers import TrainerCallback
 
 import ftlab
-from ftlab.data import instructions, split_train_eval
+from ftlab.data import course_set
 
 
 def demo_data(seed: int = 0):
-    """Train and eval rows for the demo task; eval names never occur in train."""
-    return split_train_eval(instructions(600, "greet_politely", seed=seed), eval_size=12, seed=seed)
+    """Train and eval rows for the demo task (``ftlab.data.course_set("demo")``): eval names never occur in train."""
+    return course_set("demo", seed=seed)
 
 
 class Progress(TrainerCallback):

@@ -2,12 +2,15 @@
 
 ``perplexity`` is exp of the mean negative log-likelihood over exactly the tokens that carry loss in
 training (the assistant's answers, end-of-turn token included), weighted by token; on plain texts every
-token counts. It equals exp of the trainer's eval loss when the eval rows fit in one eval batch (a
-test checks it); over several batches the trainer averages batch means, so the two can differ a
-little. ``evaluate`` generates an answer for every eval row with the training
-template, scores them, saves predictions and scores next to the adapter, and returns a tidy table.
+token counts. The trainer's eval loss weighs differently: it takes each eval batch's mean over its
+tokens and averages those means, weighted by the rows in each batch, so a short answer in a small
+batch counts as much as many long ones. ``mean_nll(..., per="batch")`` computes the trainer's way;
+the two agree when all eval rows fit in one batch (a test checks both facts). ``evaluate`` generates
+an answer for every eval row with the training template, scores them (with the number of rows
+scored, ``rows``), saves predictions and scores next to the adapter, and returns a tidy table.
 ``base_vs_tuned`` runs the same evaluation with the LoRA adapter switched off and on: one model in
-memory, never a second copy on the GPU.
+memory, never a second copy on the GPU. ``discriminates`` says whether a tuned score lies strictly
+between the base model's and a perfect one, so that the next round has room to move it.
 """
 
 from __future__ import annotations
@@ -76,8 +79,27 @@ def _masked_batch(tokenizer, template, examples: list, max_length: int | None):
 
 
 def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024,
-             template=None) -> tuple[float, int]:
-    """(mean negative log-likelihood per loss token, number of loss tokens): answers of chat rows, all of plain texts."""
+             template=None, per: str = "token") -> tuple[float, int]:
+    """(mean negative log-likelihood, number of loss tokens): answers of chat rows, all tokens of plain texts.
+
+    ``per="token"``: every loss token weighs the same. ``per="batch"``: the trainer's eval loss, the mean
+    of each batch of ``batch_size`` rows (in order) weighted by its number of rows.
+    """
+    if per not in ("token", "batch"):
+        raise ValueError(f"per must be 'token' or 'batch', not {per!r}")
+    batches = _batch_nlls(model, tokenizer, data, batch_size, max_length, template)
+    count = sum(tokens for _, tokens, _ in batches)
+    if count == 0 or (per == "batch" and any(tokens == 0 for _, tokens, _ in batches)):
+        raise ValueError(f"no token carries loss in this data{' (or in one batch of it)' if count else ''}: "
+                         "every answer is empty or truncated away")
+    if per == "token":
+        return sum(total for total, _, _ in batches) / count, count
+    rows = sum(n for _, _, n in batches)
+    return sum(total / tokens * n for total, tokens, n in batches) / rows, count
+
+
+def _batch_nlls(model, tokenizer, data, batch_size: int, max_length: int | None, template) -> list[tuple]:
+    """(summed NLL, loss tokens, rows) of each batch of ``batch_size`` rows, in order."""
     import torch
     from tqdm.auto import tqdm
 
@@ -87,14 +109,14 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
     needs_template = any(not isinstance(example, str) for example in examples)
     template = template or (Template.chat(tokenizer) if needs_template else None)
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    batches = []
     was_training = model.training
     model.eval()
     starts = range(0, len(examples), batch_size)
     try:
-        for start in tqdm(starts, desc="perplexity", disable=len(starts) <= 2):
-            input_ids, attention, labels = (t.to(device) for t in _masked_batch(
-                tokenizer, template, examples[start:start + batch_size], max_length))
+        for start in tqdm(starts, desc="perplexity", disable=len(starts) < 10):  # under 10 batches: seconds
+            chunk = examples[start:start + batch_size]
+            input_ids, attention, labels = (t.to(device) for t in _masked_batch(tokenizer, template, chunk, max_length))
             with torch.no_grad():
                 logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
             # position t predicts token t+1
@@ -102,17 +124,17 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
             log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
             keep = targets != -100
             picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            total -= picked[keep].sum().item()
-            count += int(keep.sum())
+            batches.append((-picked[keep].sum().item(), int(keep.sum()), len(chunk)))
     finally:
         model.train(was_training)
-    if count == 0:
-        raise ValueError("no token carries loss in this data: every answer is empty or truncated away")
-    return total / count, count
+    return batches
 
 
 def perplexity(model, tokenizer, data, batch_size: int = 8, max_length: int | None = 1024, template=None) -> float:
-    """exp(mean NLL per token): 1 is perfect, the vocabulary size is guessing.
+    """exp(mean NLL per token): 1 is perfect; a uniform guess over the vocabulary scores its size.
+
+    It can exceed the vocabulary size: a model that is confidently wrong (most probability on other
+    tokens) does worse than the uniform guess.
 
     ``data`` is chat rows (the answer tokens count, as in training) or plain texts, such as a held-out
     document (strings or ``{"text": ...}`` rows: every token counts but the first, which nothing predicts).
@@ -160,6 +182,7 @@ def evaluate(model, tokenizer, data, metrics=DEFAULT_METRICS, output_dir: str | 
     scores = score(predictions, references, metrics, lang)
     if with_perplexity:
         scores["perplexity"] = perplexity(model, tokenizer, data, template=template)
+    scores["rows"] = len(generations)  # the sample size: with 40 rows one answer moves a share by 0.025
     scores["did_not_stop"] = sum(not g.stopped for g in generations) / len(generations)
     scores["repetitive"] = sum(g.repetitive for g in generations) / len(generations)
     rows = [{"prompt": g.prompt, "reference": r, "prediction": g.text, "stopped": g.stopped,
@@ -193,3 +216,13 @@ def base_vs_tuned(peft_model, tokenizer, data, metrics=DEFAULT_METRICS, **option
     table = pd.DataFrame({"base": base.scores, "tuned": tuned.scores})
     table["change"] = table["tuned"] - table["base"]
     return table, base, tuned
+
+
+def discriminates(base: float, tuned: float, perfect: float = 1.0, tolerance: float = 0.02) -> bool:
+    """True when ``tuned`` lies strictly between ``base`` and ``perfect``, more than ``tolerance`` from each.
+
+    A metric that the base already maxes out, or that the tuned model maxes out, cannot tell the next
+    round from this one. Works for scores that rise (F1, perfect 1) and losses that fall (perfect 0).
+    """
+    low, high = sorted((base, perfect))
+    return low + tolerance < tuned < high - tolerance

@@ -40,6 +40,23 @@ def test_perplexity_matches_the_trainers_eval_loss(tiny, greet_data, tmp_path):
     assert ppl == pytest.approx(result.perplexity, rel=1e-3)
 
 
+def test_token_and_batch_weighted_means_differ_on_rows_of_different_lengths(tiny, tmp_path):
+    """The trainer's eval loss is a mean of batch means; ftlab's perplexity weighs every answer token alike."""
+    model, tokenizer = tiny
+    long_answers = ftlab.data.instructions(8, "opposite", seed=2)  # "The opposite of hot is cold.": ~10 tokens
+    short_answers = ftlab.data.instructions(4, "double", seed=2)  # "14": one or two tokens and the end of turn
+    rows = long_answers + short_answers  # eval batches of 8: one of long answers, one of short ones
+    config = RoundConfig.preset("cpu-tiny", max_steps=4, eval_steps=None, batch_size=8)
+    result = ftlab.train_round(config, model, tokenizer, ftlab.demo.demo_data()[0], rows, output_dir=str(tmp_path))
+    by_token, tokens = evaluation.mean_nll(result.model, tokenizer, rows, batch_size=8, per="token")
+    by_batch, same_tokens = evaluation.mean_nll(result.model, tokenizer, rows, batch_size=8, per="batch")
+    assert tokens == same_tokens and abs(by_token - by_batch) > 0.01 * by_token  # the short batch weighs more
+    assert by_batch == pytest.approx(result.eval_loss, rel=1e-4)  # the trainer's way, reproduced
+    assert math.exp(by_token) == pytest.approx(evaluation.perplexity(result.model, tokenizer, rows), rel=1e-6)
+    one_batch = evaluation.mean_nll(result.model, tokenizer, rows, batch_size=16, per="batch")[0]
+    assert one_batch == pytest.approx(by_token, rel=1e-6)  # one batch: the two weightings agree
+
+
 def test_generation_stops_at_eos_and_flags_repetition(tiny, greet_data):
     model, tokenizer = tiny
     skills = ftlab.data.instructions(8, "skills", seed=3)

@@ -9,6 +9,7 @@ train without surprises, and ships small offline data sets so every chapter runs
 - ``length_report``: token lengths after the chat template, truncation and padding waste.
 - ``arithmetic``, ``general``, ``instructions``, ``dialogues`` (multi-turn): offline data sets;
   ``load_alpaca`` online.
+- ``course_set``: the course's own train/eval splits (distinct prompts, none in both).
 """
 
 from ftlab.data.dialogues import dialogues
@@ -19,7 +20,7 @@ from ftlab.data.lengths import LengthReport, length_report, token_lengths
 from ftlab.data.loader import HubUnavailableError, load, load_alpaca, validate
 from ftlab.data.splits import Leak, balance, fingerprint, leakage, split
 from ftlab.data.starter_set import general
-from ftlab.data.synthetic import TASKS, instructions, split_train_eval
+from ftlab.data.synthetic import COURSE_SETS, TASKS, course_set, instructions, split_train_eval
 from ftlab.data.word_problems import arithmetic
 
 __all__ = [
@@ -29,9 +30,11 @@ __all__ = [
     "HubUnavailableError",
     "Leak",
     "LengthReport",
+    "COURSE_SETS",
     "TASKS",
     "arithmetic",
     "balance",
+    "course_set",
     "dedup",
     "detect_format",
     "dialogues",

@@ -116,21 +116,42 @@ def instructions(n: int, tasks: str | list[str] = "greet_politely", seed: int = 
 
 
 def split_train_eval(rows: list[dict], eval_size: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """Lists for the synthetic tasks' quick demos: one eval row per distinct prompt, none of them in train.
+    """Lists for the synthetic tasks' quick demos: one row per distinct prompt on each side, none in both.
 
-    For a learner's own data use ``ftlab.data.split``: it keeps whole prompt groups together, returns
-    Datasets and records a fingerprint of each side.
+    The tasks draw at random, so a prompt can come up many times; a repeated row is trained on again
+    and again and says nothing new, and a repeat across the split would make eval a test of memory.
+    Eval takes ``eval_size`` distinct prompts (fewer if the rows hold fewer); train keeps the first row
+    of every other prompt. For a learner's own data use ``ftlab.data.dedup`` and ``ftlab.data.split``:
+    they report what they removed, return Datasets and record a fingerprint of each side.
     """
     rng = random.Random(seed)
     rows = list(rows)
     rng.shuffle(rows)
-    evaluation, seen = [], set()
+    evaluation, train, seen = [], [], set()
     for row in rows:
-        if len(evaluation) >= eval_size:
-            break
         prompt = row["messages"][0]["content"]
-        if prompt not in seen:
-            seen.add(prompt)
-            evaluation.append(row)
-    train = [r for r in rows if r["messages"][0]["content"] not in seen]
+        if prompt in seen:
+            continue
+        seen.add(prompt)
+        (evaluation if len(evaluation) < eval_size else train).append(row)
     return train, evaluation
+
+
+# The course's own train/eval sets: (task, rows drawn, eval prompts). Every chapter that trains uses one.
+COURSE_SETS = {
+    "demo": ("greet_politely", 600, 12),  # chapters 00, 04, 05, exercises 04 and 05, `ftlab demo`
+    "evaluation": ("double_and_name", 1200, 40),  # chapter 03 and exercise 03
+}
+
+
+def course_set(name: str = "demo", seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """``(train, eval)`` of one of the course's sets: distinct prompts on each side, no prompt in both.
+
+    >>> train, evaluation = course_set("evaluation")
+    >>> len(evaluation), len({r["messages"][0]["content"] for r in train + evaluation}) == len(train + evaluation)
+    (40, True)
+    """
+    if name not in COURSE_SETS:
+        raise ValueError(f"no course set {name!r}; choose from {sorted(COURSE_SETS)}")
+    task, drawn, eval_size = COURSE_SETS[name]
+    return split_train_eval(instructions(drawn, task, seed=seed), eval_size=eval_size, seed=seed)
