@@ -55,20 +55,27 @@ def test_the_naive_lora_count_is_told_about_grouped_query_attention(tiny):
     assert checks.check_lora_param_count(peft_model, aware)
 
 
-def test_em_f1_check_explains_the_normalisation():
-    pairs = [("The answer is 42.", "42")]
-    assert checks.check_em_f1_by_hand(pairs, [0], [0.5])
-    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is 1, but it should be 0.500.*'answer is 42' and '42'"):
-        checks.check_em_f1_by_hand(pairs, [0], [1])
+def test_em_f1_check_explains_the_normalisation_without_giving_the_answer():
+    pairs = [("The answer is 42.", "42"), ("14 and apple", "14 and apple.")]
+    assert checks.check_em_f1_by_hand(pairs, [0, 1], [0.5, 1.0])
+    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is too high.*shared / prediction tokens") as high:
+        checks.check_em_f1_by_hand(pairs, [0, 1], [1, 1.0])
+    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is too low") as low:
+        checks.check_em_f1_by_hand(pairs, [0, 1], [0.25, 1.0])
+    with pytest.raises(CheckFailed, match=r"(?s)em\[1\] is not right.*can make two different-looking") as em:
+        checks.check_em_f1_by_hand(pairs, [0, 0], [0.5, 1.0])
+    for raised in (high, low, em):  # the right values (0.5, 0.500, 1) are never printed
+        assert "0.5" not in str(raised.value) and "should be" not in str(raised.value)
 
 
-def test_cjk_tokenizer_check_rejects_the_default_behaviour():
+def test_cjk_tokenizer_check_rejects_the_default_behaviour_without_printing_the_tokens():
     class Words:
         def tokenize(self, text):
             return text.split()
 
-    with pytest.raises(CheckFailed, match="one token per character"):
+    with pytest.raises(CheckFailed, match="1 tokens for 6 characters") as raised:
         checks.check_cjk_rouge_tokenizer(Words())
+    assert "'今', '天'" not in str(raised.value)
 
 
 def test_rows_fixed_check_refuses_dropped_rows_and_remaining_problems():
