@@ -3,6 +3,7 @@
 ``ftlab.Lab`` is the one name most people need. The package, module by module, as a reader looks for it:
 
 - ``book``: ``Lab``, the entry point: train / rerun / resume a round, read the table, compare rounds.
+- ``effects``: is a change beyond noise? One knob's effect against the spread of repeats (``Effect``).
 - ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
 - ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
 - ``materials``: what a round is made of: rows, fingerprint, template text, base model.

@@ -148,6 +148,13 @@ class Lab:
             raise ValueError(f"no rounds in {self.path} to compare yet")
         return compare_rounds(rounds, rounds_table(rounds, rounds[0].id), key, ax)
 
+    def effect(self, baseline, changed, metric: str = "eval_loss", min_repeats: int = 3):
+        """Is ``changed`` different from ``baseline`` beyond noise? Over the repeats of each (``rerun``):
+        the knob, the size of the change and its ratio to the spread (``ftlab.lab.effects``)."""
+        from ftlab.lab.effects import effect
+
+        return effect(self.rounds(), self.round(baseline), self.round(changed), metric, min_repeats)
+
     # ------------------------------------------------------------------------------------ training
     def train(self, config, model, tokenizer, train, eval=None, name: str | None = None, base_model: str | None = None,
               template=None, callbacks: list | None = None, samples: int = 4, score=None,

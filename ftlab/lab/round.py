@@ -126,15 +126,17 @@ class Round:
         failure = self.failure or {}
         return f"{head} ({failure.get('kind')}): {failure.get('message')}\n{failure.get('advice')}"
 
-    def plot(self, ax=None, key: str = "loss"):
+    def plot(self, ax=None, key: str = "loss", label: str | None = None):
+        """The round's ``key`` curve (and its eval loss), labelled by ``label`` or by the round's name."""
         import matplotlib.pyplot as plt
 
         ax = ax or plt.subplots(figsize=(6, 3.5))[1]
-        line, = ax.plot(*self.curve(key), label=f"round {self.id} {key}")
+        label = label or self.name or f"round {self.id}"
+        line, = ax.plot(*self.curve(key), label=f"{label}: {key.replace('_', ' ')}")
         if key == "loss" and self.curve("eval_loss")[0]:
-            ax.plot(*self.curve("eval_loss"), "o--", color=line.get_color(), label=f"round {self.id} eval loss")
+            ax.plot(*self.curve("eval_loss"), "o--", color=line.get_color(), label=f"{label}: eval loss")
         ax.set_xlabel("optimiser step")
-        ax.set_ylabel(key)
+        ax.set_ylabel(key.replace("_", " "))
         ax.legend()
         ax.grid(alpha=0.3)
         return ax

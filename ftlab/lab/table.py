@@ -46,6 +46,20 @@ def _cell(value):
     return value
 
 
+def failure_cell(failure: dict) -> str:
+    """The failure in one cell: its class and message, and for bad data the first row and field to fix."""
+    if not failure:
+        return ""
+    findings = failure.get("findings") or []
+    if not findings:
+        return f"{failure['kind']}: {failure['message']}"
+    first = findings[0]
+    where = ", ".join(str(x) for x in (first.get("file"), f"row {first.get('row')}" if first.get("row") else None,
+                                        f"field {first.get('field')!r}" if first.get("field") else None) if x)
+    more = f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""
+    return f"{failure['kind']}: {where}: {first.get('message')}{more}"
+
+
 def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
     import pandas as pd
 
@@ -70,7 +84,7 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
             "perplexity": _cell(r.metrics.get("perplexity")),
             **{s: _cell((r.metrics.get("score") or {}).get(s)) for s in scores},
             "wall time (s)": r.wall_time(), "started": (r.record.get("started_at") or "")[:16].replace("T", " "),
-            "failure": f"{failure['kind']}: {failure['message']}" if failure else "",
+            "failure": failure_cell(failure),
             "changed": "(baseline)" if r is base else ", ".join(changed)})
     table = pd.DataFrame(rows).set_index("id")
     _add_spread(table, rounds)
@@ -164,6 +178,17 @@ class Comparison:
         return self.table.to_string() + notes
 
 
+def plot_label(round_: Round, table) -> str:
+    """A curve's label: the round's name, and what it changed from the baseline (never just "round 2")."""
+    changed = table.at[round_.id, "changed"] if round_.id in table.index else ""
+    name = round_.name or f"round {round_.id}"
+    if changed == "(baseline)" or not changed:
+        return f"{name} (baseline)" if changed else name
+    config = round_.record["config"]
+    knobs = [f"{k}={config[k]}" if k in config else k for k in changed.split(", ")]
+    return f"{name} ({', '.join(knobs)})"
+
+
 def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Comparison:
     problems = comparability(rounds)
     for problem in problems:  # shown once, as one line: ⚠ problem
@@ -172,8 +197,8 @@ def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Co
 
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     for r in rounds:
-        r.plot(ax, key)
-    ax.set_title(f"rounds {', '.join(str(r.id) for r in rounds)}")
+        r.plot(ax, key, label=plot_label(r, table))
+    ax.set_title(" vs ".join(r.name or f"round {r.id}" for r in rounds))
     columns = [c for c in table.columns if c in ("name", "status", "changed", "train loss", "eval loss", "perplexity",
                                                  "wall time (s)") or c.endswith("over repeats")
                or c in {s for r in rounds for s in r.metrics.get("score") or {}}]

@@ -1,0 +1,110 @@
+"""Is a change beyond noise? The effect of one knob, measured against the spread of repeated rounds.
+
+Seed 000 cloned a round to rule out luck. One clone is not enough: the spread of two values is itself
+a guess. ``effect`` takes the repeats of a baseline round and of a changed round (``lab.rerun`` makes
+them; at least three of each), names the knob that differs, and compares the difference of the means
+with its standard error (Student's two-sample t-test, pooled variance): the change is *beyond noise*
+when the ratio exceeds the 95% critical value for that many repeats (4.30 for 2 + 2 rounds, 2.78 for
+3 + 3, 2.31 for 5 + 5). Lower is better for losses and perplexity, higher for scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ftlab.lab.round import Round
+from ftlab.lab.table import differences
+
+# Two-sided 95% critical values of Student's t, by degrees of freedom (repeats of both rounds minus 2).
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
+LOWER_IS_BETTER = ("eval_loss", "train_loss", "perplexity")
+
+
+def _critical(df: int) -> float:
+    return T95[max(k for k in T95 if k <= df)]
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The change of ``metric`` from the baseline's repeats to the changed round's repeats."""
+
+    knob: str  # what differs, e.g. "learning_rate 0.001 -> 0.0002"
+    metric: str
+    baseline: tuple[float, ...]
+    changed: tuple[float, ...]
+
+    @property
+    def difference(self) -> float:
+        return _mean_sd(list(self.changed))[0] - _mean_sd(list(self.baseline))[0]
+
+    @property
+    def standard_error(self) -> float:
+        """Standard error of the difference of the means, from the pooled spread of both sets of repeats."""
+        (_, sa), (_, sb), na, nb = _mean_sd(list(self.baseline)), _mean_sd(list(self.changed)), \
+            len(self.baseline), len(self.changed)
+        pooled = math.sqrt(((na - 1) * sa ** 2 + (nb - 1) * sb ** 2) / (na + nb - 2))
+        return pooled * math.sqrt(1 / na + 1 / nb)
+
+    @property
+    def ratio(self) -> float:
+        """|difference| / standard error (Student's t); infinite when the repeats did not vary at all."""
+        se = self.standard_error
+        return abs(self.difference) / se if se > 0 else (math.inf if self.difference else 0.0)
+
+    @property
+    def needed(self) -> float:
+        return _critical(len(self.baseline) + len(self.changed) - 2)
+
+    @property
+    def beyond_noise(self) -> bool:
+        return self.ratio > self.needed
+
+    @property
+    def better(self) -> bool:
+        return (self.difference < 0) == (self.metric in LOWER_IS_BETTER)
+
+    def __str__(self) -> str:
+        (ma, sa), (mb, sb) = _mean_sd(list(self.baseline)), _mean_sd(list(self.changed))
+        name = self.metric.replace("_", " ")
+        verdict = (f"beyond noise: {'better' if self.better else 'worse'}" if self.beyond_noise else
+                   "within noise: no conclusion, repeat more or change the knob further")
+        return (f"{self.knob}: {name} {ma:.4g} ± {sa:.2g} (n={len(self.baseline)}) -> {mb:.4g} ± {sb:.2g} "
+                f"(n={len(self.changed)}), a change of {self.difference:+.3g}, {self.ratio:.3g} times its standard "
+                f"error {self.standard_error:.2g} (95% needs {self.needed:.3g}): {verdict}.")
+
+
+def _repeats(rounds: list[Round], of: Round, metric: str) -> list[float]:
+    group = of.record.get("repeat_of") or of.id
+    values = []
+    for r in rounds:
+        if group in (r.id, r.record.get("repeat_of")) and r.status == "succeeded":
+            value = r.metrics.get(metric, (r.metrics.get("score") or {}).get(metric))
+            if isinstance(value, int | float) and math.isfinite(value):
+                values.append(float(value))
+    return values
+
+
+def effect(rounds: list[Round], baseline: Round, changed: Round, metric: str = "eval_loss",
+           min_repeats: int = 3) -> Effect:
+    """The effect of what ``changed`` changed from ``baseline``, over the repeats of each (see the module)."""
+    knobs = [k for k in differences(baseline, changed) if k != "seed"]
+    if not knobs:
+        raise ValueError(f"rounds {baseline.id} and {changed.id} differ only in their seed: they are repeats of one "
+                         "round, not a change")
+    found = {}
+    for role, round_ in (("baseline", baseline), ("changed", changed)):
+        found[role] = _repeats(rounds, round_, metric)
+        if len(found[role]) < min_repeats:
+            raise ValueError(f"round {round_.id} ({round_.name or role}) has {len(found[role])} successful repeat(s) "
+                             f"with {metric!r}; a spread needs at least {min_repeats}: lab.rerun({round_.id}) "
+                             f"{min_repeats - len(found[role])} more time(s)")
+    a, b = baseline.record["config"], changed.record["config"]
+    knob = ", ".join(f"{k} {a.get(k)} -> {b.get(k)}" if k in a else k for k in knobs)
+    return Effect(knob, metric, tuple(found["baseline"]), tuple(found["changed"]))

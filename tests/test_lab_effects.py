@@ -1,0 +1,70 @@
+"""The lab's conclusions: the effect of one knob against the spread of repeats, curve labels, failure cells."""
+
+import math
+
+import matplotlib
+import pytest
+
+from ftlab.lab.effects import effect
+from ftlab.lab.round import Round
+from ftlab.lab.table import failure_cell, plot_label, rounds_table
+
+matplotlib.use("Agg")
+
+
+def _round(id, eval_loss, lr=1e-3, seed=42, repeat_of=None, name=None, status="succeeded", failure=None):
+    record = {"id": id, "name": name, "status": status, "config": {"learning_rate": lr, "seed": seed, "lora_r": 16},
+              "repeat_of": repeat_of, "metrics": {"eval_loss": eval_loss} if eval_loss is not None else {},
+              "failure": failure, "data": {}, "template": {}, "base_model": "tiny"}
+    return Round(f"/nonexistent/round-{id:03d}", record)
+
+
+def _lab(baseline_losses, changed_losses):
+    rounds = [_round(1, baseline_losses[0], name="baseline"), _round(2, changed_losses[0], lr=2e-4, name="lr / 5")]
+    for k, loss in enumerate(baseline_losses[1:], start=1):
+        rounds.append(_round(len(rounds) + 1, loss, seed=42 + k, repeat_of=1, name="baseline"))
+    for k, loss in enumerate(changed_losses[1:], start=1):
+        rounds.append(_round(len(rounds) + 1, loss, lr=2e-4, seed=42 + k, repeat_of=2, name="lr / 5"))
+    return rounds
+
+
+def test_a_change_wider_than_the_spread_of_three_repeats_is_beyond_noise():
+    rounds = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
+    found = effect(rounds, rounds[0], rounds[1])
+    assert found.knob == "learning_rate 0.001 -> 0.0002"
+    assert found.difference == pytest.approx(0.11)
+    # pooled sd 0.01, standard error 0.01 * sqrt(2/3): t = 0.11 / 0.008165 = 13.5 > 2.776 (df 4)
+    assert found.standard_error == pytest.approx(0.01 * math.sqrt(2 / 3))
+    assert found.needed == pytest.approx(2.776) and found.beyond_noise and not found.better
+    assert "beyond noise: worse" in str(found) and "(n=3)" in str(found)
+
+
+def test_a_change_inside_the_spread_is_within_noise():
+    rounds = _lab([0.69, 0.75, 0.71], [0.72, 0.70, 0.76])
+    found = effect(rounds, rounds[0], rounds[1])
+    assert not found.beyond_noise and "within noise" in str(found)
+
+
+def test_two_repeats_are_refused_and_a_seed_alone_is_not_a_knob():
+    rounds = _lab([0.69, 0.70], [0.80, 0.82, 0.81])
+    with pytest.raises(ValueError, match=r"has 2 successful repeat\(s\).*at least 3: lab.rerun\(1\)"):
+        effect(rounds, rounds[0], rounds[1])
+    with pytest.raises(ValueError, match="differ only in their seed"):
+        effect(rounds, rounds[0], rounds[2])
+
+
+def test_curves_are_labelled_by_name_and_changed_knob_never_round_n():
+    rounds = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
+    table = rounds_table(rounds[:2], baseline=1)
+    assert plot_label(rounds[0], table) == "baseline (baseline)"
+    assert plot_label(rounds[1], table) == "lr / 5 (learning_rate=0.0002)"
+
+
+def test_the_failure_cell_names_the_row_and_field_of_bad_data():
+    failure = {"kind": "data format", "message": "DataFormatError: 2 problem(s) in the data:", "advice": "",
+               "findings": [{"row": 5, "field": "messages[1].role", "message": "unknown role 'robot'", "file": "train"},
+                            {"row": 9, "field": "messages", "message": "empty", "file": "train"}]}
+    cell = failure_cell(failure)
+    assert cell == "data format: train, row 5, field 'messages[1].role': unknown role 'robot' (and 1 more)"
+    table = rounds_table([_round(1, None, status="failed", failure=failure)])
+    assert table.at[1, "failure"] == cell
