@@ -68,3 +68,37 @@ def test_the_failure_cell_names_the_row_and_field_of_bad_data():
     assert cell == "data format: train, row 5, field 'messages[1].role': unknown role 'robot' (and 1 more)"
     table = rounds_table([_round(1, None, status="failed", failure=failure)])
     assert table.at[1, "failure"] == cell
+
+
+class _FakeLab:
+    def __init__(self, rounds):
+        self._rounds = rounds
+
+    def rounds(self):
+        return self._rounds
+
+    def round(self, id):
+        return next(r for r in self._rounds if id in (r.id, r.name))
+
+    def effect(self, baseline, changed):
+        return effect(self._rounds, self.round(baseline), self.round(changed))
+
+
+def test_exercise_04_checks_say_what_is_wrong_without_the_right_numbers():
+    from ftlab import checks
+
+    lab = _FakeLab(_lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81]))
+    found = lab.effect(1, 2)
+    assert checks.check_effect_by_hand(lab, 1, 2, found.difference, found.standard_error, True)
+    wrong = {"sign": (-found.difference, found.standard_error, True), "size": (0.05, found.standard_error, True),
+             "too large": (found.difference, 0.1, True), "decision": (found.difference, found.standard_error, False)}
+    for why, answer in wrong.items():
+        with pytest.raises(checks.CheckFailed) as raised:
+            checks.check_effect_by_hand(lab, 1, 2, *answer)
+        message = str(raised.value)
+        assert "Hint:" in message and f"{found.difference:.2f}"[:4] not in message and "0.0082" not in message, why
+    short = _FakeLab(_lab([0.69, 0.70], [0.80, 0.82, 0.81]))
+    with pytest.raises(checks.CheckFailed, match="lab.rerun"):
+        checks.check_repeats(short, 1, 2)
+    with pytest.raises(checks.CheckFailed, match="section 1 first"):
+        checks.check_effect_by_hand(short, 1, 2, 0.1, 0.01, True)
