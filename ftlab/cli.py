@@ -31,7 +31,8 @@ def doctor() -> int:
     if not found:
         print("GPU: none found -> fp32 on the CPU, with ftlab's tiny model")
     if len(found) > 1:
-        print(f"  {len(found)} GPUs: ftlab trains on one (cuda:0)")
+        print(f"  {len(found)} GPUs: a notebook trains on one (cuda:0); on all of them: torchrun --nproc_per_node "
+              f"{len(found)} -m ftlab.cli train CONFIG.yaml (docs/scale-out.md)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
     from ftlab.gguf_models import smol_status
 

@@ -102,3 +102,37 @@ def test_each_launched_process_keeps_its_gpu(monkeypatch):
 
     environ = {"WORLD_SIZE": "2"}  # Kaggle's T4 x2 under torchrun: setup() must not hide GPU 1 from rank 1
     assert choose_gpus(2, 1, environ, cuda_started=False) is None and "CUDA_VISIBLE_DEVICES" not in environ
+
+
+LAUNCHED = """\
+import sys
+import ftlab.distributed as d
+
+def work(folder):
+    value = d.share(f"from rank {d.rank()}")  # every process gets the main process's value
+    open(f"{folder}/rank{d.rank()}.txt", "w").write(f"{d.world_size()} {value}")
+
+d.launch(work, sys.argv[1], processes=2)
+"""
+
+
+def test_launch_from_a_notebook_starts_two_processes_that_share_the_main_ones_values(tmp_path):
+    (tmp_path / "launched.py").write_text(LAUNCHED, encoding="utf-8")
+    out = subprocess.run([sys.executable, str(tmp_path / "launched.py"), str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["2 from rank 0"] * 2
+
+
+def test_launch_refuses_after_cuda_or_bitsandbytes_started_and_says_how_to_recover(monkeypatch):
+    import torch
+
+    from ftlab.distributed import launch
+
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    with pytest.raises(RuntimeError, match="Restart the kernel"):
+        launch(print, processes=2)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setitem(sys.modules, "bitsandbytes", object())
+    with pytest.raises(RuntimeError, match="bitsandbytes.*Restart the kernel"):
+        launch(print, processes=2)
