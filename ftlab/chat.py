@@ -9,14 +9,21 @@ much of the answer repeats itself.
 
 ``compare_decoding`` measures repetition (the share of repeated word 3-grams in long answers, seed
 002's repeated poem) and the answers that must stay right, for several decoding settings side by side,
-and names the setting that cuts repetition the most without costing a right answer.
+and names the setting that cuts repetition the most while keeping (nearly) every right answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ftlab.generate import DECODING, decode_answer, decoding_settings, generate, repeated_share
+from ftlab.generate import (
+    DECODING,
+    decode_answer,
+    decoding_settings,
+    generate,
+    repeated_share,
+    with_answer_penalty,
+)
 
 
 @dataclass
@@ -53,7 +60,7 @@ class Chat:
 
     ``system``: a system turn to start with. ``preset``: ``ftlab.generate.DECODING``'s ``"chat"``
     (sampling with a repetition penalty) by default, ``"eval"`` for the same answer every time;
-    ``options`` override its settings (``repetition_penalty=``, ``no_repeat_ngram_size=``, ...).
+    ``options`` override its settings (``answer_repetition_penalty=``, ``repetition_penalty=``, ...).
     ``seed`` makes sampled answers repeatable.
     """
 
@@ -97,6 +104,7 @@ class Chat:
         self.model.eval()
         try:
             with torch.no_grad():
+                settings = with_answer_penalty(settings, batch["input_ids"].shape[1])
                 output = self.model.generate(**batch, **settings, streamer=streamer)
         finally:
             self.model.train(was_training)
@@ -113,7 +121,8 @@ class DecodingComparison:
     """Per decoding setting: repetition in long answers, answers that stopped, and right answers kept."""
 
     rows: list[dict] = field(default_factory=list)  # name, settings, repeated, stopped, right, asked, examples
-    best: str | None = None  # the setting with the least repetition among those that lose no right answer
+    best: str | None = None  # the least repetition among the settings that keep (nearly) the most right answers
+    keep: float = 0.9  # the share of the most right answers a setting must keep to be chosen
 
     def __str__(self) -> str:
         lines = [f"{'setting':<28} {'repeated 3-grams':>16} {'stopped':>8} {'right answers':>14}"]
@@ -123,7 +132,8 @@ class DecodingComparison:
             lines.append(f"{row['name']:<28} {row['repeated']:>16.0%} {stopped:>8} {right:>14}")
         if self.best:
             settings = ", ".join(f"{k}={v}" for k, v in self.row(self.best)["settings"].items()) or "greedy"
-            lines.append(f"least repetition without losing a right answer: {self.best} ({settings})")
+            lines.append(f"least repetition while keeping {self.keep:.0%} of the most right answers: {self.best} "
+                         f"({settings})")
         return "\n".join(lines)
 
     def row(self, name: str) -> dict:
@@ -131,18 +141,19 @@ class DecodingComparison:
 
 
 def compare_decoding(model, tokenizer, settings: dict[str, dict], long_prompts: list, conversations=(),
-                     references=(), long_tokens: int = 40, template=None) -> DecodingComparison:
+                     references=(), long_tokens: int = 40, keep: float = 0.9, template=None) -> DecodingComparison:
     """Measure each of ``settings`` (name -> ``generate`` options over greedy decoding) on two things.
 
     Repetition: the mean share of repeated word 3-grams in answers to ``long_prompts`` that must run to
     ``long_tokens`` tokens (``min_new_tokens``: a long answer, like seed 002's poem). Right answers: the
     answers to ``conversations`` (lists of turns) equal to ``references``, since a setting that stops
     loops can also forbid a right answer. ``best`` is the setting with the least repetition among those
-    with as many right answers as the best of them. Greedy throughout, so every figure is repeatable.
+    that keep at least ``keep`` of the most right answers any setting got. Greedy throughout, so every
+    figure is repeatable.
     """
     if len(conversations) != len(references):
         raise ValueError(f"{len(conversations)} conversations but {len(references)} references: give one each")
-    result = DecodingComparison()
+    result = DecodingComparison(keep=keep)
     for name, options in settings.items():
         long = generate(model, tokenizer, list(long_prompts), "eval", long_tokens + 8, progress=False,
                         template=template, min_new_tokens=long_tokens, **options)
@@ -155,7 +166,7 @@ def compare_decoding(model, tokenizer, settings: dict[str, dict], long_prompts: 
             "right": sum(g.text == ref for g, ref in zip(answers, references, strict=True)), "asked": len(answers),
             "examples": [g.text for g in long[:2]]})
     most_right = max(row["right"] for row in result.rows)
-    keeping = [row for row in result.rows if row["right"] == most_right]
+    keeping = [row for row in result.rows if row["right"] >= keep * most_right]
     result.best = min(keeping, key=lambda row: row["repeated"])["name"]
     print(result)
     return result

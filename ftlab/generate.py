@@ -4,8 +4,10 @@ The prompt is built by the model's own chat template with ``add_generation_promp
 training text up to where the answer begins (a mismatch here cost one seed learner half its
 accuracy), and generation stops at the template's end-of-turn token (``<|im_end|>`` for ChatML) or eos. Batches are padded on the left, so every answer starts right after its own prompt.
 Presets: ``"eval"`` is greedy (the same answer every time, for scoring); ``"chat"`` samples, with a
-repetition penalty that keeps a small model from looping; ``"no-repeat"`` also forbids any repeated
-3-gram, which in a chat counts the history too (chapter 06 measures what that costs). Each
+repetition penalty that keeps a small model from looping; ``"no-repeat"`` is greedy with a stronger one.
+Both penalise the answer's own repeats only (ftlab's ``answer_repetition_penalty``): transformers'
+``repetition_penalty`` and ``no_repeat_ngram_size`` count the prompt too, and in a chat the prompt is the
+history, so a name the answer must repeat gets penalised (chapter 06 measures the three side by side). Each
 ``Generation`` says whether the model stopped by itself and whether the text repeats itself (seed
 002's poem came out repeated). A conversation that keeps its history and streams: ``ftlab.chat``.
 """
@@ -17,9 +19,10 @@ from dataclasses import dataclass
 
 DECODING = {  # decoding settings by name (the round presets are ftlab.config.PRESETS)
     "eval": dict(do_sample=False, repetition_penalty=1.0),
-    "chat": dict(do_sample=True, temperature=0.7, top_p=0.9, repetition_penalty=1.15),
-    "no-repeat": dict(do_sample=False, repetition_penalty=1.2, no_repeat_ngram_size=3),
+    "chat": dict(do_sample=True, temperature=0.7, top_p=0.9, answer_repetition_penalty=1.3),
+    "no-repeat": dict(do_sample=False, answer_repetition_penalty=1.6),
 }
+FTLAB_OPTIONS = {"answer_repetition_penalty"}  # decoding options ftlab adds to transformers' own
 
 
 @dataclass
@@ -56,6 +59,20 @@ def decoding_settings(preset: str, template, max_new_tokens: int, **options) -> 
             "eos_token_id": template.stop_token_ids, "pad_token_id": template.tokenizer.pad_token_id}
 
 
+def with_answer_penalty(settings: dict, prompt_length: int) -> dict:
+    """``settings`` for ``model.generate``, with ``answer_repetition_penalty`` turned into a logits processor
+    that ignores the first ``prompt_length`` positions (the prompt, padding included)."""
+    settings = dict(settings)
+    penalty = settings.pop("answer_repetition_penalty", None)
+    if penalty is not None and penalty != 1.0:
+        from transformers import LogitsProcessorList
+        from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+        processor = RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_length)
+        settings["logits_processor"] = LogitsProcessorList([*settings.get("logits_processor", []), processor])
+    return settings
+
+
 def decode_answer(tokenizer, tokens, stops: list[int]) -> tuple[str, int, bool]:
     """The answer in newly generated ``tokens``: its text, its length up to the first stop, and whether it stopped."""
     import torch
@@ -75,7 +92,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
 
     ``template`` must be the one the model was trained with (default: the chat template).
     ``options`` override the preset's generation settings (``temperature``, ``repetition_penalty``,
-    ``no_repeat_ngram_size``, ...).
+    ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...).
     """
     import torch
     from tqdm.auto import tqdm
@@ -99,7 +116,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
             # the template already wrote the BOS token: adding special tokens again would double it
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(device)
             with torch.no_grad():
-                output = model.generate(**batch, **settings)
+                output = model.generate(**batch, **with_answer_penalty(settings, batch["input_ids"].shape[1]))
             for chat, tokens in zip(chats, output[:, batch["input_ids"].shape[1]:], strict=True):
                 text, length, stopped = decode_answer(tokenizer, tokens, stops)
                 results.append(Generation(chat[-1]["content"], text, length, stopped, is_repetitive(text)))

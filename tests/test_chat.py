@@ -85,5 +85,22 @@ def test_compare_decoding_measures_each_setting_and_keeps_the_right_answers(tiny
                                      min_new_tokens=12)
     assert result.row("greedy")["repeated"] == pytest.approx(repeated_share(greedy[0].text))
     assert [row["name"] for row in result.rows] == list(settings) and all(r["asked"] == 3 for r in result.rows)
-    assert result.row(result.best)["right"] == max(row["right"] for row in result.rows)
-    assert "least repetition without losing a right answer" in capsys.readouterr().out
+    assert result.row(result.best)["right"] >= 0.9 * max(row["right"] for row in result.rows)
+    assert result.row(result.best)["repeated"] == min(r["repeated"] for r in result.rows
+                                                      if r["right"] >= 0.9 * max(row["right"] for row in result.rows))
+    assert "least repetition while keeping 90% of the most right answers" in capsys.readouterr().out
+
+
+def test_the_answer_repetition_penalty_spares_the_history_and_penalises_the_answers_own_repeats():
+    import torch
+
+    from ftlab.generate import with_answer_penalty
+
+    settings = with_answer_penalty({"answer_repetition_penalty": 2.0, "max_new_tokens": 8}, prompt_length=4)
+    assert "answer_repetition_penalty" not in settings and settings["max_new_tokens"] == 8
+    (processor,) = settings["logits_processor"]
+    ids = torch.tensor([[7, 7, 3, 1, 9, 9]])  # 4 prompt tokens (the history: 7 is the name), then the answer so far
+    scores = processor(ids, torch.full((1, 12), 4.0))
+    assert scores[0, 7] == 4.0 and scores[0, 3] == 4.0  # in the history only: not penalised
+    assert scores[0, 9] == 2.0 and scores[0, 5] == 4.0  # repeated in the answer: divided by 2; unseen: as it was
+    assert with_answer_penalty({"answer_repetition_penalty": 1.0}, 4) == {}

@@ -1,7 +1,8 @@
 """A multi-turn course data set in which the last answer depends on the first turn.
 
 Every conversation has three exchanges: the user says their name, asks one of the skills ftlab's tiny
-model already has (doubling, adding, colours, opposites), then asks for their name back. The first two
+model already has (doubling or adding numbers, which no name can be mistaken for), then asks for their
+name back. The first two
 answers are things the tiny model half knows; the third can only be right if the model reads the
 conversation two turns back. A round that trains on every assistant turn (ftlab's chat mask) teaches
 it that; a model that only saw single turns cannot. Some conversations open with a system turn, which
@@ -20,21 +21,21 @@ from ftlab.data.formats import conversation_text
 from ftlab.data.synthetic import NAMES, SKILLS
 
 TASK = "remember_name"
-OPENINGS = ("Hi, I am {name}.", "Hello, my name is {name}.")
-QUESTIONS = ("What is my name?", "Do you remember my name?")
-SYSTEM = "You are a friendly assistant. Remember what the user tells you."
-MIDDLE_SKILLS = ("double", "add", "colour_of", "opposite")
+OPENINGS = ("Hello, I am {name}.", "My name is {name}.")
+QUESTION = "What is my name?"
+SYSTEM = "Be brief."
+MIDDLE_SKILLS = ("double", "add")
 
 
 def dialogue(rng: random.Random, name: str) -> dict:
     """One three-exchange conversation with ``name``: greeting, a known skill, the name asked back."""
     question, answer = SKILLS[rng.choice(MIDDLE_SKILLS)](rng)
-    messages = [{"role": "system", "content": SYSTEM}] if rng.random() < 0.3 else []
+    messages = [{"role": "system", "content": SYSTEM}] if rng.random() < 0.2 else []
     messages += [{"role": "user", "content": rng.choice(OPENINGS).format(name=name)},
                  {"role": "assistant", "content": f"Hello, {name}!"},
                  {"role": "user", "content": question},
                  {"role": "assistant", "content": answer},
-                 {"role": "user", "content": rng.choice(QUESTIONS)},
+                 {"role": "user", "content": QUESTION},
                  {"role": "assistant", "content": f"Your name is {name}."}]
     return {"messages": messages, "task": TASK}
 
