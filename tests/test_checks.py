@@ -1,5 +1,7 @@
 """Exercise checks say what is wrong and what was expected, and accept right answers."""
 
+import re
+
 import pytest
 
 from ftlab import checks
@@ -222,3 +224,29 @@ def test_label_mask_check_accepts_ftlabs_mask_and_names_each_mistake(tiny):
         assert str(right) not in str(failed.value) and "Revisit" in str(failed.value)
     with pytest.raises(CheckFailed, match="still None"):
         checks.check_label_mask(template, ROW, ids, None)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    ("everything", "turn 1 (system) has labels"), ("last answer only", "turn 3 (assistant) has no labels at all"),
+    ("no end of turn", "end-of-turn token that closes turn 3"), ("from the header", "labels before its answer starts"),
+    ("shifted", "neither -100 nor the token"), ("short", "labels has"),
+])
+def test_the_chat_labels_check_names_the_turn_and_the_idea_missed(tiny, mistake, words):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    conversation = [{"role": "system", "content": "Be brief."}, *ftlab.data.dialogues(5, eval_size=1)[0][0]["messages"][-6:]]
+    ids, mask = template.encode(conversation)
+    right = [token if carries else -100 for token, carries in zip(ids, mask, strict=True)]
+    tokens = ftlab.masks.loss_mask(template, conversation).tokens
+    answers = [t for t in tokens if t.role == "assistant"]
+    first_answer = [t for t in answers if t.turn == answers[0].turn]
+    wrong = {"everything": list(ids),
+             "last answer only": [r if t.turn == tokens[-1].turn else -100 for r, t in zip(right, tokens, strict=True)],
+             "no end of turn": [-100 if t.loss and t.id == template.stop_token_ids[0] else r
+                                for r, t in zip(right, tokens, strict=True)],
+             "from the header": [t.id if t.turn == first_answer[0].turn else r for r, t in zip(right, tokens, strict=True)],
+             "shifted": right[1:] + [-100], "short": right[:-1]}[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        checks.check_chat_labels(template, conversation, wrong)
+    assert checks.check_chat_labels(template, conversation, right)

@@ -167,6 +167,17 @@ def case_lr_rounds(tiny):
     assert_no_answer(failure(checks.check_lr_rounds, lab, 1e-3, 5e-2), 2e-3)
 
 
+def case_chat_labels(tiny):
+    import ftlab
+
+    template = ftlab.Template.chat(tiny[1])
+    conversation = ftlab.data.dialogues(5, eval_size=1)[0][0]["messages"]
+    ids, mask = template.encode(conversation)
+    right = [token if carries else -100 for token, carries in zip(ids, mask, strict=True)]
+    for wrong in (ids, [-100] * len(ids), right[:-2] + [-100, -100], [-100 if r == ids[-2] else r for r in right]):
+        assert_no_answer(failure(checks.check_chat_labels, template, conversation, wrong), right, sum(mask))
+
+
 CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).items() if name.startswith("case_")}
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "

@@ -36,7 +36,13 @@ def from_pretrained_keywords() -> set[str]:
 def targets() -> dict[str, set[str]]:
     import torch  # noqa: F401  (peft and trl expect torch imported first)
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import BitsAndBytesConfig, GenerationConfig, LlamaConfig, PreTrainedTokenizerBase
+    from transformers import (
+        BitsAndBytesConfig,
+        GenerationConfig,
+        GenerationMixin,
+        LlamaConfig,
+        PreTrainedTokenizerBase,
+    )
     from trl import SFTConfig, SFTTrainer
 
     return {
@@ -49,7 +55,8 @@ def targets() -> dict[str, set[str]]:
         "LlamaConfig": accepted(LlamaConfig) | set(vars(LlamaConfig()).keys()),
         "from_pretrained": from_pretrained_keywords(),
         "apply_chat_template": accepted(PreTrainedTokenizerBase.apply_chat_template),
-        "generate": set(vars(GenerationConfig()).keys()) | {"input_ids", "attention_mask"},
+        # GenerationConfig's fields, and generate's own arguments (streamer=, logits_processor=, ...)
+        "generate": set(vars(GenerationConfig()).keys()) | {"input_ids", "attention_mask"} | accepted(GenerationMixin.generate),
     }
 
 
