@@ -18,6 +18,8 @@ import os
 import sys
 from importlib import metadata
 
+from ftlab.gguf_models import ModelNotAvailableError  # light: said in one line, like a bad argument
+
 
 def doctor() -> int:
     from ftlab import __version__
@@ -113,7 +115,7 @@ def train_from_file(args) -> int:
     with contextlib.ExitStack() as quiet:
         if not is_main():  # the other processes' lines would repeat the main one's
             quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        setup(verbose=True)
+        setup(verbose=True, model=spec.model)  # the banner speaks of the file's model
         callbacks = []
         if not args.verbose:  # one line per evaluation; the lab keeps the trainer's own lines in its folder
             callbacks = [Progress(sys.stdout)]
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{where}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, OSError, ValueError, KeyError) as error:
+    except (CommandError, OSError, ValueError, KeyError, ModelNotAvailableError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"{where}: error: {message}", file=sys.stderr)
         return 1

@@ -44,7 +44,10 @@ def test_a_good_file_gives_the_preset_with_its_knobs_and_paths_beside_it(tmp_pat
     assert spec.config == expected and spec.config.learning_rate == 1e-3  # 1e-3 read as a number, not text
     assert spec.model == "tiny" and spec.eval == "demo" and spec.name == "from a file"
     assert spec.train == str(tmp_path / "train.jsonl")  # beside the config file, wherever it is run from
-    assert spec.lines["max_steps"] == 7
+    assert spec.lines["max_steps"] == 7 and spec.template == "chat" and spec.lab is None
+    (tmp_path / "mine.jinja").write_text("{{ messages }}", encoding="utf-8")
+    spec = read(write(tmp_path, GOOD + "template: mine.jinja\nlab: runs\n"))
+    assert spec.template == str(tmp_path / "mine.jinja") and spec.lab == str(tmp_path / "runs")
 
 
 def test_a_typo_in_a_key_names_the_key_its_line_and_the_nearest_valid_one(tmp_path):
@@ -99,3 +102,10 @@ def test_the_command_refuses_a_bad_file_in_one_line_and_checks_a_good_one_withou
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.stdout.split()[-2:] == ["False", "0"], out.stdout + out.stderr
     assert "learning_rate                0.001" in out.stdout and "effective batch 8 x 2 = 16" in out.stdout
+
+
+def test_a_model_that_cannot_load_here_is_said_in_one_line(tmp_path):
+    write(tmp_path, "model: someone/not-in-the-cache\ntrain: demo\nlab: lab\n")
+    out = cli("train", "round.yaml", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1].startswith("ftlab train: error: Cannot load 'someone/not-in-the-cache'")
