@@ -197,6 +197,10 @@ def test_a_tokenizer_loads_without_its_model(tiny):
     text = "<|user|>\nGreet Ann.</s>\n"
     assert alone(text)["input_ids"] == with_model(text)["input_ids"]
     assert (alone.pad_token, alone.chat_template) == (with_model.pad_token, with_model.chat_template)
+    from ftlab import tiny as tiny_module
+
+    from_folder = ftlab.load_tokenizer(str(tiny_module.cache_dir()))  # a saved model's folder works the same way
+    assert from_folder(text)["input_ids"] == with_model(text)["input_ids"]
 
 
 def test_a_tokenizer_of_a_model_not_reachable_offline_fails_with_the_way_out(monkeypatch):
