@@ -38,12 +38,13 @@ _PUBLIC = {
     "merge_adapter": "ftlab.export",
     "push_to_hub": "ftlab.export",
     "compare_logits": "ftlab.export",
+    "write_gguf": "ftlab.gguf_export",
 }
 _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks", "metrics", "cli", "tiny",
                "templates", "demo", "exercises", "evaluation",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
                "lora_by_hand", "sanity", "chat", "masks",
-               "export", "merge", "streamed", "configfile", "distributed"}
+               "export", "merge", "streamed", "configfile", "distributed", "gguf_export"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -6,7 +6,8 @@
 * ``load_adapter(folder)``: in a fresh runtime, the base loaded as it was in training and the adapter
   put back on it with ``PeftModel.from_pretrained``: the same logits as before saving.
 * ``merge_adapter(folder, output)``: the adapter folded into an fp16 base, streamed (``ftlab.merge``), with
-  the tokenizer beside it: a plain model that transformers, vLLM or llama.cpp's converter read.
+  the tokenizer beside it: a plain model that transformers or vLLM load; ``ftlab.write_gguf`` turns it into a
+  GGUF file for llama.cpp / Ollama (``ftlab.gguf_export``).
 * ``push_to_hub(folder, repo_id, token=...)``: only when a token is given; the token goes to the Hub
   client and nowhere else (no file, no record).
 * ``compare_logits(a, b, tokenizer)``: how far two models' next-token scores are apart.

@@ -288,3 +288,31 @@ def test_the_merge_check_names_each_mistake_without_the_answer(tiny_path, tmp_pa
             assert "revisit" in str(failure.value).lower() or words == "still None"
             assert "tensor(" not in str(failure.value)  # the expected matrix is never printed
         assert check_merged_weight(q + 2 * b @ a, folder, layer)
+
+
+def test_gguf_written_by_ftlab_reads_back_with_the_same_logits_tokens_and_template(tiny_path, tmp_path):
+    pytest.importorskip("gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlab.gguf_export import GGUFExportError, write_gguf
+
+    model, tokenizer = adapted(tiny_path)
+    folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    for dtype, gguf_dtype in (("fp32", "f32"), ("fp16", "f16")):
+        export.merge_adapter(folder, tmp_path / f"merged-{dtype}", dtype=dtype, progress=False)
+        write_gguf(tmp_path / f"merged-{dtype}", tmp_path / f"tiny-{gguf_dtype}.gguf", dtype=gguf_dtype)
+        merged = AutoModelForCausalLM.from_pretrained(tmp_path / f"merged-{dtype}", dtype=torch.float32)
+        read_back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=f"tiny-{gguf_dtype}.gguf",
+                                                         dtype=torch.float32)
+        gap = export.compare_logits(merged, read_back, tokenizer)
+        assert gap.max_abs <= 1e-6, str(gap)  # measured: 0.0 (the merged weights are already in the file's dtype)
+    gguf_tokenizer = AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny-f16.gguf")
+    text = "Greet Ada politely. 你好, café!"
+    assert gguf_tokenizer(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert gguf_tokenizer.chat_template == tokenizer.chat_template
+    assert (gguf_tokenizer.eos_token, gguf_tokenizer.pad_token) == (tokenizer.eos_token, tokenizer.pad_token)
+    sentencepiece = json.loads((tiny_path / "tokenizer.json").read_text())
+    sentencepiece["model"]["type"], sentencepiece["pre_tokenizer"] = "BPE", {"type": "Metaspace"}
+    (tmp_path / "merged-fp16" / "tokenizer.json").write_text(json.dumps(sentencepiece))
+    with pytest.raises(GGUFExportError, match="not byte-level BPE.*convert_hf_to_gguf.py"):
+        write_gguf(tmp_path / "merged-fp16", tmp_path / "x.gguf")
