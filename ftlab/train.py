@@ -47,6 +47,8 @@ class RoundResult:
 
     @property
     def perplexity(self) -> float | None:
+        """exp of the trainer's eval loss, a mean of batch means: ``ftlab.evaluation.perplexity`` weighs each
+        answer token alike, and the two differ when eval batches hold different numbers of answer tokens."""
         return math.exp(self.eval_loss) if self.eval_loss is not None else None
 
     @property
