@@ -56,7 +56,8 @@ def test_two_repeats_are_refused_and_a_seed_alone_is_not_a_knob():
 def test_curves_are_labelled_by_name_and_changed_knob_never_round_n():
     rounds = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
     table = rounds_table(rounds[:2], baseline=1)
-    assert plot_label(rounds[0], table) == "baseline (baseline)"
+    assert plot_label(rounds[0], table) == "baseline"
+    assert plot_label(_round(9, 0.7, name="first"), rounds_table([_round(9, 0.7, name="first")])) == "first (baseline)"
     assert plot_label(rounds[1], table) == "lr / 5 (learning_rate=0.0002)"
 
 

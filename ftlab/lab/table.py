@@ -183,7 +183,7 @@ def plot_label(round_: Round, table) -> str:
     changed = table.at[round_.id, "changed"] if round_.id in table.index else ""
     name = round_.name or f"round {round_.id}"
     if changed == "(baseline)" or not changed:
-        return f"{name} (baseline)" if changed else name
+        return f"{name} (baseline)" if changed and "baseline" not in name else name
     config = round_.record["config"]
     knobs = [f"{k}={config[k]}" if k in config else k for k in changed.split(", ")]
     return f"{name} ({', '.join(knobs)})"
