@@ -136,3 +136,20 @@ def test_launch_refuses_after_cuda_or_bitsandbytes_started_and_says_how_to_recov
     monkeypatch.setitem(sys.modules, "bitsandbytes", object())
     with pytest.raises(RuntimeError, match="bitsandbytes.*Restart the kernel"):
         launch(print, processes=2)
+
+
+def test_the_lab_table_shows_processes_and_a_ddp_round_is_not_a_one_knob_change(tmp_path):
+    import shutil
+
+    import ftlab
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "lab-0.1.0", tmp_path / "lab")
+    lab = ftlab.Lab(tmp_path / "lab")
+    assert "processes" not in lab.table().columns  # rounds of one process: the table as it was
+    record = tmp_path / "lab" / "round-002" / "round.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "world_size": 2}))
+    table = lab.table()
+    assert table.loc[1, "processes"] == 1 and table.loc[2, "processes"] == 2
+    assert "processes" in table.loc[2, "changed"] and [2, "processes"] in table.attrs["differs"]
+    with pytest.warns(ftlab.lab.NotComparableWarning, match="processes"):
+        lab.compare([1, 2])

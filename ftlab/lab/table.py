@@ -35,6 +35,8 @@ def differences(base: Round, other: Round) -> list[str]:
         found.append("template")
     if a.get("base_model") != b.get("base_model"):
         found.append("base model")
+    if a.get("world_size", 1) != b.get("world_size", 1):  # DDP: the effective batch is multiplied by it
+        found.append("processes")
     return found
 
 
@@ -73,13 +75,16 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
     knobs = [k for k in base.record["config"] if all_knobs or k in CORE_KNOBS or (k in varying and k not in BOOKKEEPING)]
     scores = sorted({k for r in rounds for k in r.metrics.get("score") or {}})
     rows, differs = [], []
+    several = any(r.record.get("world_size", 1) > 1 for r in rounds)  # a column only when some round used DDP
     for r in rounds:
         changed = differences(base, r)
-        differs += [[r.id, k] for k in changed if k in knobs] + ([[r.id, "base model"]] if "base model" in changed else [])
+        differs += [[r.id, k] for k in changed if k in knobs or (k == "processes" and several)]
+        differs += [[r.id, "base model"]] if "base model" in changed else []
         failure = r.failure or {}
         rows.append({
             "id": r.id, "name": r.name or "", "status": f"{MARKS[r.status]} {r.status}",
             "base model": r.record.get("base_model"), **{k: _cell(r.record["config"].get(k)) for k in knobs},
+            **({"processes": r.record.get("world_size", 1)} if several else {}),
             "train loss": _cell(r.metrics.get("train_loss")), "eval loss": _cell(r.metrics.get("eval_loss")),
             "perplexity": _cell(r.metrics.get("perplexity")),
             **{s: _cell((r.metrics.get("score") or {}).get(s)) for s in scores},
