@@ -24,11 +24,14 @@ class MaskedToken:
     loss: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LossMask:
-    """A conversation's tokens with their turn, role and loss flag; ``str()`` prints one line per turn."""
+    """A conversation's tokens with their turn, role and loss flag: one line per turn as text, coloured in Jupyter."""
 
     tokens: tuple[MaskedToken, ...]
+
+    def __repr__(self) -> str:
+        return str(self)
 
     def turns(self) -> list[tuple[int, str, list[MaskedToken]]]:
         """``(turn, role, tokens)`` for each turn, in order."""

@@ -123,3 +123,14 @@ def test_a_few_lora_steps_lower_eval_loss_and_leave_the_base_weights_alone(smol,
             assert torch.equal(p, base[original]), f"{name} changed: LoRA must leave the base weights alone"
     assert sum(name.replace("base_model.model.", "").replace(".base_layer", "") in base
                for name, _ in result.model.named_parameters()) == len(base)
+
+
+def test_a_chat_streams_smollm2s_answer_and_stops_at_its_end_of_turn_token(smol):
+    model, tokenizer = smol
+    chat = ftlab.Chat(model, tokenizer, preset="eval", max_new_tokens=40)
+    pieces = []
+    reply = chat.ask("What is the capital of France?", on_text=pieces.append)
+    assert reply.stopped and "Paris" in reply.text and "<|im_end|>" not in "".join(pieces)
+    assert "".join(pieces).strip() == reply.text and len(pieces) > 1  # word by word, exactly the answer kept
+    assert chat.history == [{"role": "user", "content": "What is the capital of France?"},
+                            {"role": "assistant", "content": reply.text}]

@@ -1,12 +1,11 @@
 """A multi-turn course data set in which the last answer depends on the first turn.
 
 Every conversation has three exchanges: the user says their name, asks one of the skills ftlab's tiny
-model already has (doubling or adding numbers, which no name can be mistaken for), then asks for their
-name back. The first two
-answers are things the tiny model half knows; the third can only be right if the model reads the
-conversation two turns back. A round that trains on every assistant turn (ftlab's chat mask) teaches
-it that; a model that only saw single turns cannot. Some conversations open with a system turn, which
-carries no loss, as in real chat data.
+model was pre-trained on (doubling or adding numbers, which no name can be mistaken for), then asks for
+their name back. The third answer can only be right if the model reads the conversation two turns back;
+chapter 06 trains on every assistant turn (ftlab's chat mask) and measures how many held-out third
+answers come out right. Some conversations open with a system turn, which carries no loss, as in real
+chat data.
 
 The evaluation conversations use names that never occur in training, so a right third answer is
 copied from the conversation, not remembered from the training rows; every conversation is unique
