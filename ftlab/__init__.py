@@ -44,7 +44,8 @@ _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks",
                "templates", "demo", "exercises", "evaluation",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
                "lora_by_hand", "sanity", "chat", "masks",
-               "export", "merge", "streamed", "configfile", "distributed", "gguf_export"}
+               "export", "merge", "streamed", "configfile", "distributed", "gguf_export",
+               "side_by_side"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -432,6 +432,40 @@ def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
                    ("diverged" if bad.status == "diverged" else "learned clearly worse"))
 
 
+def check_lr_advice(lab, diverging_lr, advised_lr) -> bool:
+    """Exercise 05: a round named "diverges" that the lab recorded as diverged, and a round named "advised" at
+    the learning rate its advice gives, which learns."""
+    import math
+
+    _still_none("diverging_lr", diverging_lr)
+    _still_none("advised_lr", advised_lr)
+    rounds = {r.name: r for r in lab.rounds()}
+
+    def trained(name: str, lr):
+        if name not in rounds:
+            raise CheckFailed(f"the lab has no round named {name!r}: train it with lab.train(..., name={name!r}).")
+        if not math.isclose(rounds[name].config.learning_rate, lr, rel_tol=1e-3):
+            raise CheckFailed(f"round {name!r} did not train at the learning rate you chose for it; set "
+                              "learning_rate in its RoundConfig to that value.")
+        return rounds[name]
+
+    broken = trained("diverges", diverging_lr)
+    if broken.status != "diverged":
+        _wrong(f"round 'diverges' is {broken.status}, not diverged: at this learning rate the lab saw no NaN and "
+               "no exploding loss", "where the range test stopped: it spent a few steps at each lr, a round spends "
+               "all of its steps at one, and only a lr well past that point blows up")
+    if not isinstance(advised_lr, int | float) or not 0 < advised_lr <= diverging_lr / 10 * (1 + 1e-9):
+        _wrong("advised_lr does not follow the lab's advice for round 'diverges'",
+               "the advice printed under the round's verdict: by how much it says to lower the learning rate")
+    advised = trained("advised", advised_lr)
+    before, after = advised.metrics.get("eval_loss_before"), advised.metrics.get("eval_loss")
+    if advised.status != "succeeded" or before is None or after is None or after > 0.8 * before:
+        _wrong(f"round 'advised' is {advised.status} and did not learn (its eval loss fell less than 20%)",
+               "the advice says how much lower at least, not as low as you like: steps far too small barely move "
+               "the weights in a short round")
+    return _passed("'diverges' blew up, and following the lab's advice gave a round that learns")
+
+
 # the GPUs of exercise 02's precision question, with their compute capability (None: no GPU)
 PRECISION_DEVICES = {"T4": (7, 5), "V100": (7, 0), "A100": (8, 0), "L4": (8, 9), "CPU": None}
 

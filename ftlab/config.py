@@ -231,6 +231,9 @@ class RoundConfig:
             eval_strategy=eval_strategy, eval_steps=self.eval_steps,
             save_strategy="steps" if self.save_steps else "no", save_steps=self.save_steps or 500,
             save_total_limit=2, report_to=self.report_to, disable_tqdm=False,
+            # each log line then says how many input tokens (padding excluded) the round has seen: rounds with
+            # different batch sizes or lengths compare by tokens, not steps (ftlab.side_by_side)
+            include_num_input_tokens_seen="non_padding",
         )
 
 

@@ -3,15 +3,32 @@
 Seed 004 found this method by hand (one knob at a time, then combinations) and ranked its knobs
 lr > epochs > rank > length > batch > dropout. ``lab.sweep`` does it within a budget of rounds or
 minutes, keeps every round (a failed one too) in the lab, and ranks the knobs by effect against the
-spread between repeats of the baseline: an effect smaller than that spread may be luck.
+noise measured by repeating the baseline with other seeds (``NOISE_RULE`` says when an effect is
+beyond that noise; at least ``MIN_REPEATS`` repeats, or the noise is unknown and nothing is called beyond it).
+A sweep point is one round, so its rule is a prediction interval around the baseline's repeats; ``lab.effect``
+weighs two settings that both have repeats (a two-sample t-test). Both take Student's t from one table.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 
 from ftlab.config import RoundConfig
+
+MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
+NOISE_RULE = ("a knob's effect is beyond noise when one of its values moves the metric further from the baseline's "
+              "mean than a repeat of the baseline lands 95% of the time: t(0.975, n-1) x s x sqrt(1/m + 1/n), "
+              "s the standard deviation of the baseline's n >= 3 repeats and m the rounds at that value "
+              "(a Student's t prediction interval)")
+
+
+def t975(df: int) -> float:
+    """Student's t, two-sided 95% (the 0.975 quantile), from the lab's one table (``ftlab.lab.effects``)."""
+    from ftlab.lab.effects import _critical
+
+    return _critical(df)
 
 
 @dataclass
@@ -43,32 +60,43 @@ class SweepResult:
         values = self.baseline_values()
         return max(values) - min(values) if len(values) > 1 else None
 
+    def noise(self, rounds: int = 1) -> float | None:
+        """How far from the baseline's mean the mean of ``rounds`` repeats of it may land by luck alone (95%):
+        t(0.975, n-1) x s x sqrt(1/rounds + 1/n). None with fewer than ``MIN_REPEATS`` baseline rounds."""
+        values = self.baseline_values()
+        if len(values) < MIN_REPEATS:
+            return None
+        n = len(values)
+        return t975(n - 1) * statistics.stdev(values) * math.sqrt(1 / rounds + 1 / n)
+
     def ranking(self):
-        """A row per knob tried one at a time: effect (max - min of the mean metric over its values, the
-        baseline's value included; a failed value counts as the worst seen), best value, and whether the
-        effect exceeds twice the repeat spread."""
+        """A row per knob tried one at a time: its effect (the largest move of a value's mean metric from the
+        baseline's mean; a failed value counts as the worst metric seen), best value, the noise for that
+        value and whether the effect is beyond it (``NOISE_RULE``; None when the noise is unknown)."""
         import pandas as pd
 
         base = self.baseline_values()
+        base_mean = sum(base) / len(base) if base else None
         worst = max((p.metric for p in self.points if p.metric is not None), default=math.nan)
         rows = []
         knobs = dict.fromkeys(k for p in self.points if p.phase == "one factor" for k in p.knobs)
         for knob in knobs:
-            by_value = {}
-            if base:
-                by_value.setdefault(repr(getattr(self.baseline, knob)), []).append(sum(base) / len(base))
-            failed = 0
+            by_value, failed = {}, 0
             for p in self.points:
                 if p.phase == "one factor" and list(p.knobs) == [knob]:
                     failed += p.metric is None
                     by_value.setdefault(repr(p.knobs[knob]), []).append(worst if p.metric is None else p.metric)
             means = {v: sum(m) / len(m) for v, m in by_value.items()}
-            best = min(means, key=means.get)
-            effect = max(means.values()) - min(means.values())
-            spread = self.spread()
-            rows.append({"knob": knob, "effect": effect, "best value": best, "values tried": len(means),
-                         "failed": failed, "beyond noise": None if spread is None else effect > 2 * spread})
-        table = pd.DataFrame(rows, columns=["knob", "effect", "best value", "values tried", "failed",
+            if base_mean is not None:  # the move from the baseline, and the noise for as many rounds as moved it
+                value = max(means, key=lambda v: abs(means[v] - base_mean))
+                effect, noise = abs(means[value] - base_mean), self.noise(len(by_value[value]))
+                means[repr(getattr(self.baseline, knob))] = base_mean
+            else:  # no baseline round succeeded: the range of the values tried, with no noise to weigh it
+                effect, noise = max(means.values()) - min(means.values()), None
+            rows.append({"knob": knob, "effect": effect, "best value": min(means, key=means.get),
+                         "values tried": len(means), "failed": failed, "noise": noise,
+                         "beyond noise": None if noise is None else bool(effect > noise)})
+        table = pd.DataFrame(rows, columns=["knob", "effect", "best value", "values tried", "failed", "noise",
                                             "beyond noise"])
         return table.sort_values("effect", ascending=False, ignore_index=True)
 
@@ -80,15 +108,21 @@ class SweepResult:
         table = self.ranking()
         if table.empty:
             return "No knob was tried one at a time: nothing to rank."
-        spread = self.spread()
-        noise = (f"the repeat spread is {spread:.3f}" if spread is not None else
-                 "with one baseline round the repeat spread is unknown (use repeats=2)")
-        order = " > ".join(table["knob"])
-        top = table.iloc[0]
-        best = self.best()
-        return (f"Knobs by effect on {self.metric}: {order}; {noise}. {top['knob']} matters most "
-                f"({top['effect']:.3f}, best value {top['best value']}). Best round: {best.round_id} "
-                f"{best.knobs or '(the baseline)'} with {self.metric} {best.metric:.3f}.")
+        top, best = table.iloc[0], self.best()
+        text = (f"Knobs by effect on {self.metric}: {' > '.join(table['knob'])}. {top['knob']} matters most "
+                f"({top['effect']:.3f}, best value {top['best value']}). ")
+        if self.noise() is None:
+            text += (f"The noise is unknown: {len(self.baseline_values())} baseline round(s) succeeded, and it takes "
+                     f"at least {MIN_REPEATS} (repeats={MIN_REPEATS}) to tell an effect from luck. ")
+        else:
+            rows = table.to_dict("records")
+            said = {flag: ", ".join(f"{r['knob']} ({r['effect']:.3g} against {r['noise']:.3g})"
+                                    for r in rows if r["beyond noise"] == flag) for flag in (True, False)}
+            text += (f"Beyond noise: {said[True] or 'none'}. Within noise (may be luck): {said[False] or 'none'}. "
+                     f"The rule: {NOISE_RULE}. ")
+        if best is not None:
+            text += f"Best round: {best.round_id} {best.knobs or '(the baseline)'} with {self.metric} {best.metric:.3f}."
+        return text
 
     def __str__(self) -> str:
         lines = [f"Sweep: {len(self.points)} point(s), {sum(p.round_id is not None for p in self.points)} round(s)"
@@ -102,14 +136,14 @@ class SweepResult:
     __repr__ = __str__
 
     def plot(self, ax=None):
-        """Effect per knob as bars, with twice the repeat spread as a line (effects below it may be noise)."""
+        """Effect per knob as bars, with the noise of one round as a line (effects below it may be luck)."""
         import matplotlib.pyplot as plt
 
         table = self.ranking()
         ax = ax or plt.subplots(figsize=(6, 3))[1]
         ax.bar(table["knob"], table["effect"], color="C0")
-        if (spread := self.spread()) is not None:
-            ax.axhline(2 * spread, color="C3", ls="--", label="2 x repeat spread")
+        if (noise := self.noise()) is not None:
+            ax.axhline(noise, color="C3", ls="--", label=f"noise: 95% of baseline repeats land within ({noise:.2g})")
             ax.legend()
         ax.set_ylabel(f"effect on {self.metric}")
         ax.set_title("what each knob changes (one factor at a time)")
@@ -123,7 +157,8 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     """One factor at a time around ``baseline``, then a small grid over the best values; every round in ``lab``.
 
     ``space`` maps a knob to the values to try (``{"learning_rate": [5e-4, 5e-3], "lora_dropout": [0.0, 0.1]}``).
-    The baseline runs ``repeats`` times (seeds baseline.seed, +1, ...) to measure the noise; each knob's
+    The baseline runs ``repeats`` times (seeds baseline.seed, +1, ...) to measure the noise (at least
+    ``MIN_REPEATS``, or the noise stays unknown); each knob's
     values run one at a time; then the ``grid_knobs`` knobs with the largest effect are combined at their
     best values. A round that fails (out of memory, divergence) is recorded in the lab and the sweep goes
     on; a value ``RoundConfig`` refuses is noted without a round. The sweep stops starting rounds once

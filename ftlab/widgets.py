@@ -5,7 +5,7 @@ no third-party widgets, no ipympl. A kernel busy in a cell handles no widget eve
 trains in a thread: the cell returns at once, and the Stop button's click arrives while the round runs.
 
     panel = ftlab.widgets.Panel(lab, model, tokenizer, train, eval)   # display(panel) shows it
-    ftlab.widgets.Compare(lab)                                        # rounds side by side
+    ftlab.widgets.Compare(lab, model, tokenizer)                      # rounds side by side
 
 The panel keeps the base model it was given in memory: every round trains a fresh adapter over the
 same base weights (``ftlab.train_round`` never changes them), so a T4 never reloads TinyLlama.
@@ -205,16 +205,31 @@ class Panel(w.VBox):
 
 
 class Compare(w.VBox):
-    """Choose rounds: the knobs that differ, the loss curves overlaid, metric bars, status and advice."""
+    """Choose rounds: the knobs that differ, the loss curves overlaid (by tokens seen when the batch sizes
+    differ), metric bars with the repeat spread, status and advice. Given the base model and tokenizer,
+    also one prompt answered by the base and by each chosen round (``ftlab.side_by_side.answers``)."""
 
-    def __init__(self, lab, metric: str = "eval loss"):
-        self.lab, self.metric = lab, metric
+    def __init__(self, lab, model=None, tokenizer=None, metric: str = "eval loss"):
+        if model is not None and tokenizer is None:
+            raise ValueError("pass the tokenizer with the model: Compare(lab, model, tokenizer)")
+        self.lab, self.model, self.tokenizer, self.metric = lab, model, tokenizer, metric
         rounds = lab.rounds()
         self.choose = w.SelectMultiple(options=[(self._label(r), r.id) for r in rounds],
                                        value=tuple(r.id for r in rounds[-4:]), description="rounds", rows=6)
+        self.axis = w.ToggleButtons(options=[("auto", "auto"), ("by step", "step"), ("by tokens seen", "tokens")],
+                                    value="auto", description="curves")
         self.table, self.plot, self.notes = w.Output(), w.Output(), w.HTML()
         self.choose.observe(lambda change: self.show(), names="value")
-        super().__init__([self.choose, self.notes, self.table, self.plot])
+        self.axis.observe(lambda change: self.show(), names="value")
+        children = [self.choose, self.axis, self.notes, self.table, self.plot]
+        if model is not None:
+            self.prompt = w.Textarea(placeholder="One prompt for the base model and the chosen rounds",
+                                     layout=w.Layout(width="60%"))
+            self.ask_button = w.Button(description="Ask them all", button_style="info")
+            self.answers = w.HTML()
+            self.ask_button.on_click(lambda button: self.ask())
+            children += [w.HBox([self.prompt, self.ask_button]), self.answers]
+        super().__init__(children)
         self.show()
 
     @staticmethod
@@ -243,14 +258,31 @@ class Compare(w.VBox):
         self.plot.outputs = ()
         self.plot.append_display_data(self.figure(rounds, table))
 
+    def ask(self, prompt: str | None = None) -> dict:
+        """What "Ask them all" does: the prompt answered by the base model and each chosen round, side by side."""
+        from ftlab.side_by_side import answers, answers_html
+
+        prompt = self.prompt.value if prompt is None else prompt
+        if not prompt.strip():
+            self.answers.value = "<p>Write a prompt in the box first.</p>"
+            return {}
+        self.answers.value = "<p>Answering (the base model, then each round's adapter in turn)...</p>"
+        try:
+            said = answers(self.lab, list(self.choose.value), self.model, self.tokenizer, prompt)
+        except ValueError as error:  # a model the rounds were not trained on: said in the view
+            self.answers.value = f"<p style='color:#b00020'>{error}</p>"
+            return {}
+        self.answers.value = answers_html(prompt, said)
+        return said
+
     def figure(self, rounds, table):
-        """Overlaid train-loss curves (by step) and the chosen metric per round, with the repeat spread."""
+        """Overlaid train-loss curves and the chosen metric per round, with the repeat spread."""
         import matplotlib.pyplot as plt
 
+        from ftlab.side_by_side import plot_curves
+
         fig, (curves, bars) = plt.subplots(1, 2, figsize=(10, 3.2))
-        for r in rounds:
-            r.plot(curves, "loss")
-        curves.set_title("train loss by step")
+        plot_curves(rounds, curves, by=None if self.axis.value == "auto" else self.axis.value)
         if self.metric in table.columns:
             values = table[self.metric].astype(float)
             spread_col = next((c for c in table.columns if c.startswith(self.metric) and "repeats" in c), None)

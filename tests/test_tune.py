@@ -74,7 +74,7 @@ def swept(tiny_path, greet_data, tmp_path_factory):
     baseline = ftlab.RoundConfig.preset("cpu-tiny", learning_rate=3e-3, **SHORT)
     result = lab.sweep(baseline, {"learning_rate": [3e-4, 3e-2], "lora_dropout": [0.1],
                                   "target_modules": [("no_such_proj",)]},
-                       model, tokenizer, train, eval[:8], repeats=2, budget_rounds=7, samples=0)
+                       model, tokenizer, train, eval[:8], repeats=3, budget_rounds=8, samples=0)
     return lab, result
 
 
@@ -94,9 +94,35 @@ def test_sweep_ranks_the_learning_rate_above_dropout(swept):
     knobs = list(table["knob"])
     assert knobs.index("learning_rate") < knobs.index("lora_dropout"), table
     lr = table.set_index("knob").loc["learning_rate"]
-    assert bool(lr["beyond noise"]), table  # the lr's effect is beyond twice the repeat spread
+    assert bool(lr["beyond noise"]), table  # three seeds of the baseline: the lr's effect is beyond their noise
     assert "learning_rate matters most" in result.conclusion()
     assert result.plot() is not None
+
+
+def result_of(baseline_values, dropout_values):
+    """A sweep's result written by hand: baseline repeats and lora_dropout=0.1 rounds with these eval losses."""
+    import ftlab
+    from ftlab.sweeps import SweepPoint, SweepResult
+
+    points = [SweepPoint({}, "baseline", i, "succeeded", v) for i, v in enumerate(baseline_values)]
+    points += [SweepPoint({"lora_dropout": 0.1}, "one factor", 10 + i, "succeeded", v)
+               for i, v in enumerate(dropout_values)]
+    return SweepResult(ftlab.RoundConfig.preset("cpu-tiny"), "eval_loss", points)
+
+
+def test_an_effect_within_the_noise_of_three_repeats_is_not_called_beyond_it():
+    # notebook 05's old case: dropout moved the loss by ~0.002 where two seeds differed by 0.001
+    two = result_of([0.1675, 0.1685], [0.1701])
+    assert two.ranking()["beyond noise"].tolist() == [None]  # two repeats: the noise is unknown
+    assert "noise is unknown" in two.conclusion() and "repeats=3" in two.conclusion()
+    three = result_of([0.1675, 0.1685, 0.1680], [0.1701])  # s = 0.0005: t(2) s sqrt(1 + 1/3) = 0.0025
+    row = three.ranking().iloc[0]
+    assert row["effect"] == pytest.approx(0.0021, abs=1e-9) and row["noise"] == pytest.approx(0.002484, rel=1e-3)
+    assert not row["beyond noise"] and "Within noise (may be luck): lora_dropout" in three.conclusion()
+    far = result_of([0.1675, 0.1685, 0.1680], [0.1801])  # the same noise, an effect five times it
+    assert far.ranking().iloc[0]["beyond noise"] and "Beyond noise: lora_dropout" in far.conclusion()
+    twice = result_of([0.1675, 0.1685, 0.1680], [0.1701, 0.1701])  # two rounds at the value: less noise
+    assert twice.ranking().iloc[0]["noise"] < row["noise"]
 
 
 def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path):
@@ -127,3 +153,31 @@ def test_exercise_checks_say_what_is_wrong_without_giving_the_answer(found, tmp_
     assert check_lr_reading(finding, finding.steepest, finding.diverged_at or finding.lrs[-1])
     with pytest.raises(CheckFailed, match="no round named 'good'"):
         check_lr_rounds(ftlab.Lab(tmp_path / "lab"), 1e-3, 1e-1)
+
+
+def test_the_advice_check_says_what_is_wrong_without_giving_the_learning_rate(tiny_path, greet_data, tmp_path):
+    import dataclasses
+
+    import ftlab
+    from ftlab.checks import CheckFailed, check_lr_advice
+
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    train, eval = greet_data
+    config = ftlab.RoundConfig.preset("cpu-tiny", max_steps=12, eval_steps=None, logging_steps=4)
+    calm, broken = ftlab.Lab(tmp_path / "calm"), ftlab.Lab(tmp_path / "broken")
+    calm.train(dataclasses.replace(config, learning_rate=3e-3), model, tokenizer, train, eval[:4], name="diverges",
+               samples=0)
+    with pytest.raises(CheckFailed, match="still None"):
+        check_lr_advice(calm, None, 1e-3)
+    with pytest.raises(CheckFailed, match="is succeeded, not diverged") as failed:
+        check_lr_advice(calm, 3e-3, 3e-4)
+    assert "Revisit" in str(failed.value)
+    round_ = broken.train(dataclasses.replace(config, learning_rate=0.9), model, tokenizer, train, eval[:4],
+                          name="diverges", samples=0)
+    assert round_.status == "diverged", round_.verdict()
+    for wrong in (0.5, 0.9, "0.09"):
+        with pytest.raises(CheckFailed, match="does not follow the lab's advice") as failed:
+            check_lr_advice(broken, 0.9, wrong)
+        assert "0.09" not in str(failed.value)  # the advised value itself is never printed
+    with pytest.raises(CheckFailed, match="no round named 'advised'"):
+        check_lr_advice(broken, 0.9, 0.09)
