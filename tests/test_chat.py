@@ -104,3 +104,11 @@ def test_the_answer_repetition_penalty_spares_the_history_and_penalises_the_answ
     assert scores[0, 7] == 4.0 and scores[0, 3] == 4.0  # in the history only: not penalised
     assert scores[0, 9] == 2.0 and scores[0, 5] == 4.0  # repeated in the answer: divided by 2; unseen: as it was
     assert with_answer_penalty({"answer_repetition_penalty": 1.0}, 4) == {}
+
+
+def test_a_sampled_chat_with_a_seed_answers_the_same_twice(tiny):
+    model, tokenizer = tiny
+    replies = [Chat(model, tokenizer, seed=3, max_new_tokens=12).ask("Say hello to Mia.", stream=False).text
+               for _ in range(2)]
+    assert replies[0] == replies[1]
+    assert Chat(model, tokenizer).preset == "chat" and "answer_repetition_penalty" in ftlab.generate.DECODING["chat"]
