@@ -53,7 +53,7 @@ def base_name(model) -> str:
     """The base model's name as a fresh runtime can load it: ``"tiny"`` for ftlab's tiny model, else its id/path."""
     from ftlab import tiny
 
-    name = str(model.peft_config["default"].base_model_name_or_path or "")
+    name = str(next(iter(model.peft_config.values())).base_model_name_or_path or "")
     return "tiny" if name and Path(name).resolve() == tiny.cache_dir().resolve() else name
 
 
