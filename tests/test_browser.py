@@ -3,8 +3,9 @@
 The widget tests drive the panel from Python; this one checks what a learner actually sees. It opens
 a copy of ``notebooks/05_tuning.ipynb`` in JupyterLab, runs it down to the panel, sets two knobs in the
 page (LoRA rank and max steps), clicks Train, waits for the round to finish, runs the compare view's
-cell and finds the round's row in its table with those knobs. It keeps screenshots of the panel and
-the table in the test's temporary folder (the path is printed).
+cell and finds the round's row in its table with those knobs, then types a prompt and clicks "Ask them
+all" for the base model's and the round's answers side by side. It keeps screenshots of the panel and
+the compare view in the test's temporary folder (the path is printed).
 
 It needs Chromium (Debian's ``chromium`` package; ``FTLAB_CHROMIUM`` names another executable),
 Playwright for Python and JupyterLab. ``.ci/run`` installs all three; the test skips, saying which
@@ -134,7 +135,7 @@ def test_notebook_05_in_jupyterlab_set_a_knob_click_train_and_find_the_round_in_
             page.screenshot(path=tmp_path / "05_panel.png")
             shots.append(tmp_path / "05_panel.png")
 
-            view = page.locator(".jp-CodeCell", has_text="ftlab.widgets.Compare(lab)")
+            view = page.locator(".jp-CodeCell", has_text="ftlab.widgets.Compare(lab")
             view.locator(".cm-content").click()
             page.keyboard.press("Shift+Enter")
             table = view.locator("table.dataframe")
@@ -142,6 +143,11 @@ def test_notebook_05_in_jupyterlab_set_a_knob_click_train_and_find_the_round_in_
             header = [h.strip() for h in table.locator("thead tr").first.locator("th").all_inner_texts()]
             rows = [[c.strip() for c in tr.locator("th, td").all_inner_texts()]
                     for tr in table.locator("tbody tr").all()]
+            view.locator("textarea").fill("Greet Ada politely.")  # the chat compare: base and round 1
+            view.locator(".widget-button", has_text="Ask them all").click()
+            answers = view.locator(".widget-html table", has_text="round 1")
+            answers.wait_for(timeout=60_000)
+            asked = [h.strip() for h in answers.locator("th").all_inner_texts()]
             table.scroll_into_view_if_needed()
             page.screenshot(path=tmp_path / "05_compare.png")
             shots.append(tmp_path / "05_compare.png")
@@ -157,3 +163,4 @@ def test_notebook_05_in_jupyterlab_set_a_knob_click_train_and_find_the_round_in_
     shown = shown[0]
     assert "succeeded" in shown.get("status", ""), shown
     assert shown.get("lora_r") == RANK and shown.get("max_steps") == STEPS, shown
+    assert asked == ["base model", "round 1"], asked  # one prompt, answered by the base and the round side by side
