@@ -132,5 +132,5 @@ def answers(model, tokenizer, prompts: list, preset: str = "eval", max_new_token
 
 
 def chat(model, tokenizer, prompt, max_new_tokens: int = 128, preset: str = "chat", **options) -> str:
-    """One answer to one prompt (a string, or a list of chat turns for a multi-turn conversation)."""
+    """One answer to one prompt (a string, or a list of chat turns); ``ftlab.Chat`` keeps a history and streams."""
     return answers(model, tokenizer, [prompt], preset, max_new_tokens, **options)[0]
