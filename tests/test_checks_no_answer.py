@@ -221,6 +221,29 @@ def case_failure_reading(tiny):
     assert_no_answer(failure(checks.check_failure_reading, lab, "too high", "divergence", 0.3), 0.05)
 
 
+def case_merged_weight(tiny):
+    import tempfile
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from ftlab import export
+
+    model, tokenizer = tiny
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["v_proj"], task_type="CAUSAL_LM"))
+    for name, param in peft_model.named_parameters():
+        if "lora_B" in name:
+            param.data = torch.randn(param.shape, generator=torch.Generator().manual_seed(0)) * 0.05
+    folder = export.save_adapter(peft_model, tokenizer, tempfile.mkdtemp(prefix="ftlab-case-merged-"))
+    layer = peft_model.base_model.model.model.layers[0].self_attn.v_proj
+    weight = layer.base_layer.weight.detach()
+    update = (layer.lora_B["default"].weight @ layer.lora_A["default"].weight).detach()
+    right = weight + 2 * update
+    for wrong in (weight, weight + update, right.T, right + 1e-3):
+        message = failure(checks.check_merged_weight, wrong, folder, "model.layers.0.self_attn.v_proj")
+        assert_no_answer(message, *right.flatten()[:8].tolist())
+
+
 CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).items() if name.startswith("case_")}
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "
