@@ -18,8 +18,8 @@ from ftlab.distributed import launcher, world_size
 ROUND = """\
 preset: cpu-tiny
 model: tiny
-train: demo
-eval: demo
+train: train.jsonl
+eval: eval.jsonl
 lab: lab
 name: two processes
 max_steps: 8
@@ -58,6 +58,11 @@ sys.exit(main())
 
 @pytest.mark.slow
 def test_two_processes_train_one_round_record_world_size_2_and_write_each_file_once(tmp_path, tiny_path):
+    from ftlab.data import instructions, split_train_eval
+
+    for name, rows in zip(("train", "eval"), split_train_eval(instructions(2000, "skills", seed=0), eval_size=12,
+                                                               seed=0), strict=True):  # enough rows for epochs to tell
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     (tmp_path / "round.yaml").write_text(ROUND, encoding="utf-8")
     (tmp_path / "audited.py").write_text(AUDITED, encoding="utf-8")
     (tmp_path / "writes").mkdir()
