@@ -101,8 +101,8 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
 def _batch_nlls(model, tokenizer, data, batch_size: int, max_length: int | None, template) -> list[tuple]:
     """(summed NLL, loss tokens, rows) of each batch of ``batch_size`` rows, in order."""
     import torch
-    from tqdm.auto import tqdm
 
+    from ftlab.quiet import track
     from ftlab.templates import Template
 
     examples = _texts_or_chats(data)
@@ -114,7 +114,7 @@ def _batch_nlls(model, tokenizer, data, batch_size: int, max_length: int | None,
     model.eval()
     starts = range(0, len(examples), batch_size)
     try:
-        for start in tqdm(starts, desc="perplexity", disable=len(starts) < 10):  # under 10 batches: seconds
+        for start in track(starts, "perplexity", len(starts) >= 10, unit="batches"):  # under 10 batches: seconds
             chunk = examples[start:start + batch_size]
             input_ids, attention, labels = (t.to(device) for t in _masked_batch(tokenizer, template, chunk, max_length))
             with torch.no_grad():

@@ -95,8 +95,8 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...).
     """
     import torch
-    from tqdm.auto import tqdm
 
+    from ftlab.quiet import track
     from ftlab.templates import Template
 
     template = template or Template.chat(tokenizer)
@@ -110,7 +110,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     starts = range(0, len(prompts), batch_size)
     show = progress if progress is not None else len(starts) > 2
     try:
-        for start in tqdm(starts, desc="generating", disable=not show):
+        for start in track(starts, "generating", show, unit="batches"):
             chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
             texts = [template.prompt(chat) for chat in chats]
             # the template already wrote the BOS token: adding special tokens again would double it

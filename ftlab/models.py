@@ -117,6 +117,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     otherwise split it and confuse the trainer.
     """
     from ftlab.env import choose_precision, gpu_info
+    from ftlab.quiet import quiet_libraries
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
@@ -131,9 +132,10 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
 
     if device_map is None and torch.cuda.is_available() and not sharded():  # FSDP / ZeRO place the weights
         device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
-    model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=_torch_dtype(precision), device_map=device_map,
-        quantization_config=quantization_config(quantization, precision))
+    with quiet_libraries(datasets_bars=False, transformers_bars=_loads_in_a_blink(source)):
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=_torch_dtype(precision), device_map=device_map,
+            quantization_config=quantization_config(quantization, precision))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source), model)
     _keep_4bit_trainable(model, quantization)
     if note:
@@ -175,6 +177,13 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     if path.suffix == ".gguf" and path.is_file():  # a missing file is reported by resolve, below
         return prepare_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
     return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve(name, progress=False)[0]))
+
+
+def _loads_in_a_blink(source: str) -> bool:
+    """A local folder with small weight files (the tiny model merged or exported): no loading bar for it."""
+    folder = Path(source)
+    weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")] if folder.is_dir() else []
+    return bool(weights) and sum(f.stat().st_size for f in weights) < 100 * 2**20
 
 
 def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True):

@@ -16,14 +16,9 @@ import time
 
 from transformers import TrainerCallback
 
+from ftlab.quiet import in_notebook
+
 MAX_ROWS = 8  # a longer table keeps its first rows, evenly spaced ones and the last
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (Colab, Kaggle, nbmake), where outputs can be updated in place."""
-    from transformers.utils import is_in_notebook
-
-    return is_in_notebook()
 
 
 def take_over(trainer, callbacks) -> None:

@@ -9,6 +9,10 @@ A chapter's output should hold the numbers it explains. Two kinds of noise burie
 - A Python warning prints the file, the line number and the source line of the call, and ftlab used to
   print the same problem once more itself. ``warn`` issues a normal warning (filters, ``pytest.warns``
   and ``-W error`` see it as any other) whose display is one line: ``⚠ message``.
+- A finished progress bar stays in the notebook, frozen, long after it told anything. ftlab's own loops
+  (generation, perplexity, templating) report through ``Progress``: in a notebook one line updated in
+  place that is cleared when the loop ends (or left as a one-line summary when it took ``LONG_S`` or
+  more); elsewhere a tqdm bar on stderr that is cleared too.
 
 Light on purpose: the lab and the data modules import it without importing torch.
 """
@@ -16,7 +20,17 @@ Light on purpose: the lab and the data modules import it without importing torch
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 import warnings
+
+LONG_S = 5.0  # a loop that took this long leaves a one-line summary of itself behind
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (Colab, Kaggle, nbmake), where an output can be updated in place."""
+    shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
+    return bool(shell) and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def warn(message: str, category: type[Warning] = UserWarning, stacklevel: int = 2) -> None:
@@ -57,3 +71,54 @@ def quiet_libraries(datasets_bars: bool = True, transformers_bars: bool = False)
     finally:
         for undo in restore:
             undo()
+
+
+class Progress:
+    """How far a loop inside an ftlab call is: ``update(n)`` as it goes, ``close()`` (or ``with``) at the end."""
+
+    def __init__(self, total: int | None, desc: str, unit: str = "it", show: bool = True):
+        self.total, self.desc, self.unit, self.n = total, desc, unit, 0
+        self.started, self.shown_at, self.handle, self.bar = time.perf_counter(), 0.0, None, None
+        if show and in_notebook():
+            from IPython.display import display
+
+            self.handle = display({"text/plain": self._line()}, raw=True, display_id=True)
+        elif show:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr)
+
+    def _line(self, done: bool = False) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        took = time.perf_counter() - self.started
+        return f"{self.desc}: {self.n}{of} {self.unit} {'in' if done else 'after'} {took:.0f} s"
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.handle is not None and time.perf_counter() - self.shown_at >= 0.5:
+            self.shown_at = time.perf_counter()
+            self.handle.update({"text/plain": self._line()}, raw=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.handle is not None:
+            long = time.perf_counter() - self.started >= LONG_S
+            self.handle.update({"text/plain": self._line(done=True) if long else ""}, raw=True)
+        self.handle = self.bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def track(items, desc: str, show: bool = True, unit: str = "it"):
+    """``for item in track(items, "generating"):`` with ``Progress`` shown (``show=False``: nothing)."""
+    with Progress(len(items) if hasattr(items, "__len__") else None, desc, unit, show) as progress:
+        for item in items:
+            yield item
+            progress.update()

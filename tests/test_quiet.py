@@ -86,3 +86,51 @@ def test_a_long_table_keeps_its_ends():
     progress.rows = [(step, 1.0, 1.0) for step in range(0, 100, 5)]  # 20 evaluations
     lines = progress.final(95).splitlines()[2:]
     assert len(lines) <= 9 and lines[0].split()[0] == "0" and lines[-1].split()[0] == "95"
+
+
+class _Handle:
+    def __init__(self, shown):
+        self.shown = shown
+
+    def update(self, data, raw=False):
+        self.shown.append(data["text/plain"])
+
+
+def test_ftlabs_loops_leave_no_frozen_bar_in_a_notebook(monkeypatch):
+    import IPython.display
+
+    from ftlab import quiet
+
+    shown = []
+
+    def display(data, raw=False, display_id=False):
+        shown.append(data["text/plain"])
+        return _Handle(shown)
+
+    monkeypatch.setattr(quiet, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", display)
+    assert list(quiet.track(range(4), "generating", unit="batches")) == [0, 1, 2, 3]
+    assert shown[0] == "generating: 0/4 batches after 0 s" and shown[-1] == ""  # a quick loop leaves nothing
+    shown.clear()
+    monkeypatch.setattr(quiet, "LONG_S", 0.0)
+    list(quiet.track(range(4), "generating", unit="batches"))
+    assert shown[-1].startswith("generating: 4/4 batches in")  # a long one leaves one line
+    shown.clear()
+    assert list(quiet.track(range(4), "generating", show=False)) == [0, 1, 2, 3] and not shown
+
+
+def test_outside_a_notebook_the_bar_goes_to_stderr_and_is_cleared(capsys):
+    from ftlab import quiet
+
+    assert list(quiet.track(range(3), "perplexity", unit="batches")) == [0, 1, 2]
+    err = capsys.readouterr().err
+    assert "perplexity" in err and err.endswith("\r")  # tqdm's leave=False: the line is wiped at the end
+
+
+def test_only_small_local_models_load_without_a_bar(tmp_path):
+    from ftlab.models import _loads_in_a_blink
+
+    assert not _loads_in_a_blink("TinyLlama/TinyLlama-1.1B-Chat-v1.0")  # a download: keep its bar
+    assert not _loads_in_a_blink(str(tmp_path))  # no weights here to judge by
+    (tmp_path / "model.safetensors").write_bytes(b"0" * 1000)
+    assert _loads_in_a_blink(str(tmp_path))

@@ -121,7 +121,7 @@ def _bands_for(threshold: float, num_perm: int) -> int:
 def _near(texts: list[str], threshold: float, shingle_size: int, num_perm: int, seed: int,
           progress: bool | None) -> dict[int, tuple[int, float]]:
     """{index dropped: (index kept, estimated similarity)} over ``texts`` (greedy, in order)."""
-    from tqdm.auto import tqdm
+    from ftlab.quiet import track
 
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 2**63, size=(num_perm, 1), dtype=np.uint64) | np.uint64(1)  # odd multipliers
@@ -131,7 +131,7 @@ def _near(texts: list[str], threshold: float, shingle_size: int, num_perm: int, 
     signatures = np.zeros((len(texts), num_perm), dtype=np.uint64)
     dropped: dict[int, tuple[int, float]] = {}
     show = len(texts) > 5000 if progress is None else progress
-    for i, text in enumerate(tqdm(texts, desc="Near-duplicate search", unit="rows", disable=not show)):
+    for i, text in enumerate(track(texts, "Near-duplicate search", show, unit="rows")):
         with np.errstate(over="ignore"):
             signatures[i] = (a * _shingles(text, shingle_size)[None, :] + b).min(axis=1)
         keys = [(start, signatures[i, start:start + rows_per_band].tobytes())

@@ -32,15 +32,14 @@ def token_lengths(rows, tokenizer, progress: bool | None = None, template=None) 
     ``template`` (default: ``Template.chat(tokenizer)``) counts them. Shows a progress bar for more than
     5,000 rows unless ``progress=False``.
     """
-    from tqdm.auto import tqdm
-
+    from ftlab.quiet import Progress
     from ftlab.templates import Template
 
     template = template or Template.chat(tokenizer)
     total = len(rows)
     show = total > 5000 if progress is None else progress
     lengths: list[int] = []
-    with tqdm(total=total, desc="Templating and tokenising", unit="rows", disable=not show) as bar:
+    with Progress(total, "Templating and tokenising", "rows", show) as bar:
         for chunk in _conversations(rows):
             lengths += template.token_lengths(chunk)
             bar.update(len(chunk))
