@@ -2,6 +2,10 @@
 must be the same after the run as before it. Tests and notebooks write into temporary folders only;
 a file they leave here (a lab, a checkpoint, a data file) fails the run and is named.
 
+Every notebook nbmake executes must also be quiet: a run whose outputs hold more than a handful of
+progress bars, or any trainer table, fails with the cells named (``ftlab.renderings.too_noisy``).
+The executed renderings in ``docs/`` are for readers on GitHub and are never collected.
+
 It compares a listing of files (path, size, modification time) rather than ``git status``, so it
 also works in a checkout without git, and it sees files that .gitignore hides.
 """
@@ -11,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 # caches and environments that tools keep here by design; not the tests' output
+collect_ignore = ["docs"]  # docs/executed: the chapters' renderings (ftlab.renderings), read on GitHub, not run
 SKIPPED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 
 
@@ -48,3 +53,22 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nThe test run changed the source tree (tests and notebooks must write into temporary folders):"
               f"\n  {shown}")
         session.exitstatus = 1
+
+
+def pytest_configure(config):
+    try:
+        from nbmake import pytest_items
+        from nbmake.nb_result import NotebookError
+    except ImportError:  # a run without nbmake executes no notebooks
+        return
+    from ftlab.renderings import too_noisy
+
+    class QuietNotebookRun(pytest_items.NotebookRun):
+        def execute(self):
+            result = super().execute()
+            if result.error is None and (problem := too_noisy(result.nb)):
+                result.error = NotebookError(summary=f"{Path(self.filename).name}: too noisy",
+                                             trace=f"{Path(self.filename).name}: {problem}", failing_cell_index=0)
+            return result
+
+    pytest_items.NotebookRun = QuietNotebookRun
