@@ -247,7 +247,9 @@ def case_merged_weight(tiny):
 CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).items() if name.startswith("case_")}
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "
-                        "exercise prints before its TODO cell"}
+                        "exercise prints before its TODO cell",
+          "merged_weight": "its answer is a matrix built from a trained adapter: tests/test_export.py (test_the_merge_"
+                           "check_names_each_mistake_without_the_answer) checks that no failure prints a tensor"}
 # checks whose owners are rewriting them (issue 11): strict, so the test fails once the rewrite complies
 BEING_REWRITTEN: dict[str, str] = {}
 
