@@ -162,6 +162,14 @@ def test_curves_go_by_tokens_seen_when_batch_sizes_differ(three_rounds):
     assert list(ax.lines[0].get_xdata()) == seen_small
     assert plot_curves([small], plt.subplots()[1]).get_xlabel() == "optimiser step"
     assert plot_curves([small, big], plt.subplots()[1], by="step").get_xlabel() == "optimiser step"
+    from ftlab.widgets import Compare
+
+    view = Compare(lab)  # the view picks tokens seen by itself for these two, and steps when asked
+    view.choose.value = (1, 2)
+    table = lab.table(baseline=1).loc[[1, 2]]
+    assert view.figure([small, big], table).axes[0].get_xlabel().startswith("input tokens seen")
+    view.axis.value = "step"
+    assert view.figure([small, big], table).axes[0].get_xlabel() == "optimiser step"
     plt.close("all")
 
 
