@@ -18,7 +18,7 @@ order, after a garbage collection (so neither pays for the other's leftovers), w
 printed beside every pair. It prints a table of measured numbers; it is a benchmark, not a timed test.
 Run it more than once.
 
-    python benchmarks/bench_overhead.py [--rows 256] [--steps 20] [--repeats 3] [--threads 1] [--models tiny,SmolLM2]
+    python benchmarks/bench_overhead.py [--rows 256] [--steps 20] [--repeats 3] [--threads 1] [--models tiny,SmolLM2] [--parts ab]
                                         [--knob padding_free=True ...]
 """
 
@@ -103,7 +103,7 @@ def pair(load, first, second, repeat):
     return done["docs"], done["ftlab"], os.getloadavg()[0]
 
 
-def compare(name, load, rows, held_out, steps, lr, repeats, tried=None):
+def compare(name, load, rows, held_out, steps, lr, repeats, tried=None, parts="ab"):
     import ftlab
     from ftlab.config import ALL_LINEAR
 
@@ -117,13 +117,13 @@ def compare(name, load, rows, held_out, steps, lr, repeats, tried=None):
                      gradient_checkpointing=False, max_length=256, seed=42, logging_steps=steps, loss_on="everything",
                      eval_steps=None, lora_r=16, lora_alpha=32, lora_dropout=0.0, target_modules=ALL_LINEAR)
         docs_round(*load(), rows, f"{folder}/warm", lora=lora, **same)  # warm-up: imports, first allocations
-        for repeat in range(repeats):
+        for repeat in range(repeats if "a" in parts else 0):
             docs, ours, busy = pair(load, ("docs", docs_round, (rows, f"{folder}/d{repeat}"), dict(lora=lora, **same)),
                                      ("ftlab", ftlab_round, (rows, f"{folder}/f{repeat}"), knobs), repeat)
             results.append((f"{name} (a) same knobs, {steps} steps, run {repeat + 1}", docs, ours, None, None, busy))
         # (b) each side's defaults, one epoch over the same rows
         preset = ftlab.setup(verbose=False, check_hub=False).preset_for(load()[0])  # ftlab's choice here
-        for repeat in range(repeats):
+        for repeat in range(repeats if "b" in parts else 0):
             docs, ours, busy = pair(load, ("docs", docs_round, (rows, f"{folder}/db{repeat}"),
                                             dict(learning_rate=DOCS_LEARNING_RATE, num_train_epochs=1)),
                                      ("ftlab", ftlab_round, (rows, f"{folder}/fb{repeat}"),
@@ -143,6 +143,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, the same on both sides")
     parser.add_argument("--models", default="tiny,SmolLM2", help="comma-separated: tiny, SmolLM2")
+    parser.add_argument("--parts", default="ab", help="a, b or ab: which comparisons to run")
     parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE",
                         help="(b): change one of ftlab's defaults, e.g. --knob padding_free=True (repeatable)")
     args = parser.parse_args()
@@ -158,7 +159,7 @@ def main() -> int:
     rows, held_out = instructions(args.rows, tasks, seed=5), instructions(48, tasks, seed=6)
     print(f"load average before: {os.getloadavg()}, {args.threads} torch thread(s) on both sides")
     models = args.models.split(",")
-    table = compare("tiny", ftlab.tiny_model, rows, held_out, args.steps, 5e-3, args.repeats, tried) \
+    table = compare("tiny", ftlab.tiny_model, rows, held_out, args.steps, 5e-3, args.repeats, tried, args.parts) \
         if "tiny" in models else []
     if "SmolLM2" in models:
         try:
@@ -167,7 +168,7 @@ def main() -> int:
             print(f"SmolLM2 skipped: {error}")
         else:
             table += compare("SmolLM2", lambda: ftlab.load_model("HuggingFaceTB/SmolLM2-135M-Instruct"), rows[:64],
-                             held_out[:16], max(4, args.steps // 4), 2e-4, args.repeats, tried)
+                             held_out[:16], max(4, args.steps // 4), 2e-4, args.repeats, tried, args.parts)
     print(f"load average after: {os.getloadavg()}\n")
     print(f"{'comparison':<52} {'docs s':>7} {'ftlab s':>7} {'wall':>6} {'CPU':>6} {'eta docs':>8} {'ftlab':>6} "
           f"{'eval every token':>17} {'eval answers':>13} {'load':>5}")

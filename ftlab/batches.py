@@ -63,7 +63,7 @@ class RoundMeter:
 
     def __init__(self, trainer, config, model):
         self.tokens = count_useful_tokens(trainer)
-        self.planned = _plan_here(config, model)
+        self.planned = _plan_here(config, model, getattr(trainer, "train_dataset", None))
         self.started = None
 
     def start(self) -> None:
@@ -87,8 +87,13 @@ class RoundMeter:
         return facts
 
 
-def _plan_here(config, model):
-    """The plan for this round on this GPU (None on a CPU, or for a model the planner cannot size)."""
+def _plan_here(config, model, rows=None):
+    """The plan for this round on this GPU (None on a CPU, or for a model the planner cannot size).
+
+    Planned with the lengths of the rows that train (``rows``, tokenized), so that the prediction is for
+    the batches that run: without them the plan takes every row at max_length, an upper bound that a
+    round of short rows stays far below.
+    """
     from ftlab.env import gpu_info
 
     name, _, _, memory = gpu_info()
@@ -97,7 +102,9 @@ def _plan_here(config, model):
     from ftlab.planner import plan
     from ftlab.sizes import PlanInputError, gpu_for, model_shape
 
+    columns = getattr(rows, "column_names", None) or ()
+    lengths = [len(ids) for ids in rows["input_ids"]] if "input_ids" in columns else None
     try:
-        return plan(model_shape(model), config=config, gpu=gpu_for(name, memory))
+        return plan(model_shape(model), config=config, gpu=gpu_for(name, memory), lengths=lengths or None)
     except PlanInputError:
         return None

@@ -123,6 +123,47 @@ def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypat
     assert facts["planned_peak_gib"] == round(meter.planned.peak_gib, 3) and meter.planned.gpu.name == "T4"
 
 
+def test_on_a_gpu_a_round_reports_its_measured_peak_beside_the_plan_for_its_rows(tiny, monkeypatch, capsys):
+    """The GPU-only path, with CUDA's memory statistics faked: what RoundResult.summary() and the lab show."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    import ftlab.env
+    from ftlab.batches import RoundMeter
+    from ftlab.config import RoundConfig
+    from ftlab.planner import plan
+    from ftlab.sizes import gpu_for, model_shape
+    from ftlab.train import RoundResult
+
+    monkeypatch.setattr(ftlab.env, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**30)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: 3.5 * 2**30)
+    config = RoundConfig.preset("cpu-tiny")  # max_length 256; the rows below are at most 100 tokens
+    rows = Dataset.from_dict({"input_ids": [[1] * 40, [1] * 100, [1] * 70]})
+    trainer = SimpleNamespace(data_collator=lambda features: {"input_ids": torch.zeros(2, 5)}, model=tiny[0],
+                              train_dataset=rows)
+    meter = RoundMeter(trainer, config, tiny[0])
+    meter.start()
+    trainer.data_collator([])  # one training batch of 10 positions
+    facts = meter.read()
+    assert facts["peak_allocated_gib"] == 3.0 and facts["peak_reserved_gib"] == 3.5
+    assert meter.planned.tokens_per_step == config.batch_size * 100  # the longest row that ran, not max_length
+    upper_bound = plan(model_shape(tiny[0]), config=config, gpu=gpu_for("Tesla T4", 14.74))
+    assert facts["planned_peak_gib"] == round(meter.planned.peak_gib, 3) < upper_bound.peak_gib
+    result = RoundResult(config=config, precision="fp16", log_history=[], train_loss=1.0, eval_loss=None,
+                         eval_loss_before=None, wall_time_s=facts.pop("wall_time_s"), trainable_params=1,
+                         total_params=2, output_dir="out", adapter_dir="out/adapter",
+                         useful_token_ratio=facts["useful_token_ratio"], measured=facts)
+    shown = result.summary()
+    printed = capsys.readouterr().out
+    for name in ("peak GPU GiB allocated", "peak GPU GiB reserved", "peak GPU GiB planned", "token positions / s"):
+        assert name in shown and name in printed
+    assert shown["peak GPU GiB allocated"] == 3.0 and shown["peak GPU GiB planned"] == facts["planned_peak_gib"]
+
+
 def test_token_lengths_do_not_count_padding(tiny):
     """eta and the plan need real row lengths, also from a tokenizer whose backend pads (as saved, or left so)."""
     from ftlab.data import general
