@@ -94,10 +94,12 @@ def train_from_file(args) -> int:
     import io
 
     from ftlab.configfile import read
-    from ftlab.distributed import is_main, launcher, world_size
+    from ftlab.distributed import is_main, launcher, too_few_gpus, world_size
 
     spec = read(args.config)
     processes = world_size()
+    if processes > 1 and (problem := too_few_gpus()):
+        raise CommandError(problem)
     if is_main():
         how = f", {processes} processes ({launcher()})" if processes > 1 else ""
         steps = f"{spec.config.max_steps} steps" if spec.config.max_steps > 0 else f"{spec.config.num_train_epochs:g} epoch(s)"

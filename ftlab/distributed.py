@@ -48,6 +48,19 @@ def sharded() -> bool:
     return any(os.environ.get(k, "").lower() in ("1", "true") for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"))
 
 
+def too_few_gpus() -> str | None:
+    """Why this launch cannot work, when it starts more processes on this machine than it has GPUs (two processes
+    on one GPU make NCCL fail with "Duplicate GPU detected"); None when each process has its own GPU, or on a CPU."""
+    from ftlab.env import gpus
+
+    here, found = int(os.environ.get("LOCAL_WORLD_SIZE", world_size())), len(gpus())
+    if found == 0 or here <= found:
+        return None
+    return (f"{here} processes were started on this machine, and it has {found} GPU{'s' if found > 1 else ''}: "
+            f"start one process per GPU (torchrun --nproc_per_node {found}), or CUDA_VISIBLE_DEVICES= to train "
+            "on the CPU")
+
+
 def launcher() -> str | None:
     """Which launcher started this process, as far as its environment tells (None: a plain process)."""
     if world_size() == 1:
