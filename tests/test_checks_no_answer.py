@@ -155,10 +155,19 @@ def case_lr_reading(tiny):
     assert_no_answer(failure(checks.check_lr_reading, finding, bottom / 10, bottom / 10), bottom)
 
 
+def _round(name, lr, status="succeeded", before=3.0, after=1.0):
+    """A lab round as the learning-rate checks read it."""
+    return SimpleNamespace(name=name, config=SimpleNamespace(learning_rate=lr), status=status,
+                           metrics={"eval_loss_before": before, "eval_loss": after}, verdict=lambda: status)
+
+
+def case_lr_advice(tiny):
+    lab = SimpleNamespace(rounds=lambda: [_round("diverges", 0.9, "diverged"), _round("advised", 0.9)])
+    assert_no_answer(failure(checks.check_lr_advice, lab, 0.9, 0.9), 0.09)  # the advice: ten times lower
+
+
 def case_lr_rounds(tiny):
-    def round_(name, lr, status="succeeded", before=3.0, after=1.0):
-        return SimpleNamespace(name=name, config=SimpleNamespace(learning_rate=lr), status=status,
-                               metrics={"eval_loss_before": before, "eval_loss": after}, verdict=lambda: status)
+    round_ = _round
 
     lab = SimpleNamespace(rounds=lambda: [round_("good", 1e-3), round_("too high", 5e-2)])
     message = failure(checks.check_lr_rounds, lab, 1e-3, 5e-2)  # "too high" learned as well as "good"
