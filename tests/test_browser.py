@@ -107,7 +107,8 @@ def test_notebook_05_in_jupyterlab_set_a_knob_click_train_and_find_the_round_in_
     base, token = jupyterlab
     shots, started = [], time.monotonic()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=executable, headless=True,
+                                    args=["--no-sandbox", "--disable-dev-shm-usage"])  # root, and a small /dev/shm
         page = browser.new_page(viewport={"width": 2200, "height": 1000})
         page.set_default_timeout(60_000)
         try:
