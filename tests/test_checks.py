@@ -153,7 +153,7 @@ def test_the_tinyllama_figures_quoted_in_the_course():
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftlab.checks import _naive_lora_count
+    from ftlab.checks.lora import _naive_lora_count
 
     config = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                          num_attention_heads=32, num_key_value_heads=4)  # TinyLlama-1.1B's config.json
@@ -174,7 +174,7 @@ def test_a_failing_check_shows_its_message_without_a_traceback_through_ftlab(cap
     shown = capsys.readouterr().out
     assert isinstance(result.error_in_exec, CheckFailed) and isinstance(result.error_in_exec, AssertionError)
     assert "num_hidden_layers" in shown and "✗" in shown  # the message, marked as a failure
-    assert "checks.py" not in shown and "Traceback" not in shown and "raise CheckFailed" not in shown
+    assert "ftlab/checks" not in shown and "Traceback" not in shown and "raise CheckFailed" not in shown
     shell.run_cell("raise ValueError('not a check')")  # other errors keep their full traceback
     assert "Traceback" in capsys.readouterr().out
 

@@ -13,6 +13,7 @@ import pytest
 
 from ftlab import checks
 from ftlab.checks import CheckFailed
+from ftlab.checks.lora import _naive_lora_count
 
 
 def shown(value) -> set[str]:
@@ -70,7 +71,7 @@ def case_trainable_share(tiny):
 
 def case_lora_param_count(tiny):
     peft_model, trainable, _ = _peft_tiny(tiny)
-    for wrong in (trainable + 1, trainable - 1, checks._naive_lora_count(peft_model)):
+    for wrong in (trainable + 1, trainable - 1, _naive_lora_count(peft_model)):
         assert_no_answer(failure(checks.check_lora_param_count, peft_model, wrong), trainable)
 
 
@@ -259,8 +260,6 @@ EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.
                         "exercise prints before its TODO cell",
           "merged_weight": "its answer is a matrix built from a trained adapter: tests/test_export.py (test_the_merge_"
                            "check_names_each_mistake_without_the_answer) checks that no failure prints a tensor"}
-# checks whose owners are rewriting them (issue 11): strict, so the test fails once the rewrite complies
-BEING_REWRITTEN: dict[str, str] = {}
 
 
 def test_every_check_has_a_case():
@@ -269,8 +268,6 @@ def test_every_check_has_a_case():
     assert CASES.keys() | EXEMPT.keys() <= public, "a case names a check that no longer exists"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason=f"helper {BEING_REWRITTEN[n]} rewrites this check (issue 11)"))
-    if n in BEING_REWRITTEN else n for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_a_wrong_answer_is_not_answered(name, tiny):
     CASES[name](tiny)
