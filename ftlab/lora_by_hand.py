@@ -6,8 +6,8 @@ A frozen ``nn.Linear`` computes ``W x``. LoRA adds a trainable low-rank update b
 
 ``A`` starts random and ``B`` starts at zero, so before the first step the wrapped layer answers
 exactly as the base layer did; training moves only ``A`` and ``B``, ``r * (in + out)`` numbers instead
-of ``in * out``. ``alpha / r`` scales the update, so changing ``r`` does not change how large the
-update starts out for the same learning rate. ``LoRALinear`` is those lines; ``peft_linear`` wraps the
+of ``in * out``. ``alpha / r`` scales the update; the LoRA paper divides by ``r`` so that a learning rate
+that works at one rank needs less retuning at another. ``LoRALinear`` is those lines; ``peft_linear`` wraps the
 same base layer with PEFT's own LoRA, and ``copy_into_peft`` gives it the same A and B, so chapter 00
 (and a test) can check that the two compute the same output.
 """

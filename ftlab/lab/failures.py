@@ -80,7 +80,8 @@ def divergence(reason: str, config=None) -> Failure:
         advice.append("Add a warm-up (warmup=0.03 or a few dozen steps) so the first steps are small.")
     if config is not None and config.max_grad_norm > 1:
         advice.append(f"Clip gradients: max_grad_norm 1.0 (QLoRA used 0.3) instead of {config.max_grad_norm:g}.")
-    advice.append("Seed 004's lr 1.5e-3 collapsed training to 0.0 accuracy; LoRA on TinyLlama likes ~1e-4..5e-4.")
+    advice.append("Seed 004's lr 1.5e-3 collapsed TinyLlama's training to 0.0 accuracy; LoRA on TinyLlama works at "
+                  "~1e-4..5e-4, and a smaller model (ftlab's tiny one) at larger rates: ftlab.lr_find measures yours.")
     return Failure(DIVERGENCE, reason, "\n".join(advice))
 
 
