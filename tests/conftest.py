@@ -32,3 +32,21 @@ def greet_data():
     from ftlab.data import instructions, split_train_eval
 
     return split_train_eval(instructions(600, "greet_politely", seed=1), eval_size=12, seed=1)
+
+
+@pytest.fixture
+def round_file():
+    """Writes ``folder/round.yaml`` for ``ftlab train``, with its data files: see ``_write_round_file``."""
+    return _write_round_file
+
+
+def _write_round_file(folder, train, evaluation, **knobs) -> None:
+    """``folder/round.yaml`` for ``ftlab train``: the tiny model on ``train.jsonl`` / ``eval.jsonl`` (written here)
+    with ``knobs`` (name, lab, RoundConfig fields) on top of the cpu-tiny preset."""
+    import json
+
+    for name, rows in (("train", train), ("eval", evaluation)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    lines = ["preset: cpu-tiny", "model: tiny", "train: train.jsonl", "eval: eval.jsonl", "lab: lab",
+             *(f"{key}: {value}" for key, value in knobs.items())]
+    (folder / "round.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")

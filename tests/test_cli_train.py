@@ -1,31 +1,16 @@
 """``ftlab train CONFIG.yaml`` trains the round a notebook would, and ``ftlab plan`` answers from the planner."""
 
-import json
 
 import pytest
 
 import ftlab
 from ftlab import cli
 
-ROUND = """\
-preset: cpu-tiny
-model: tiny
-train: train.jsonl
-eval: eval.jsonl
-lab: lab
-name: the same round
-learning_rate: 2e-3
-max_steps: 12
-eval_steps: 6
-seed: 7
-"""
 
-
-def test_ftlab_train_records_the_round_a_notebook_records(tmp_path, tiny_path, greet_data):
+def test_ftlab_train_records_the_round_a_notebook_records(tmp_path, tiny_path, greet_data, round_file):
     train, evaluation = greet_data
-    for name, rows in (("train", train), ("eval", evaluation)):
-        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (tmp_path / "round.yaml").write_text(ROUND, encoding="utf-8")
+    round_file(tmp_path, train, evaluation, name="the same round", learning_rate="2e-3", max_steps=12,
+                     eval_steps=6, seed=7)
     assert cli.main(["train", str(tmp_path / "round.yaml")]) == 0
     from_file = ftlab.Lab(tmp_path / "lab")[1]
 

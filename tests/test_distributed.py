@@ -15,19 +15,6 @@ import pytest
 
 from ftlab.distributed import launcher, world_size
 
-ROUND = """\
-preset: cpu-tiny
-model: tiny
-train: train.jsonl
-eval: eval.jsonl
-lab: lab
-name: two processes
-max_steps: 8
-eval_steps: 4
-save_steps: 4
-logging_steps: 2
-"""
-
 AUDITED = """\
 import os, sys
 lab, mine = os.path.realpath(sys.argv.pop(1)), open(sys.argv.pop(1) + f"/rank{os.environ['RANK']}.txt", "w")
@@ -57,13 +44,12 @@ sys.exit(main())
 
 
 @pytest.mark.slow
-def test_two_processes_train_one_round_record_world_size_2_and_write_each_file_once(tmp_path, tiny_path):
+def test_two_processes_train_one_round_record_world_size_2_and_write_each_file_once(tmp_path, tiny_path, round_file):
     from ftlab.data import instructions, split_train_eval
 
-    for name, rows in zip(("train", "eval"), split_train_eval(instructions(2000, "skills", seed=0), eval_size=12,
-                                                               seed=0), strict=True):  # enough rows for epochs to tell
-        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (tmp_path / "round.yaml").write_text(ROUND, encoding="utf-8")
+    train, evaluation = split_train_eval(instructions(2000, "skills", seed=0), eval_size=12, seed=0)  # enough rows
+    round_file(tmp_path, train, evaluation, name="two processes", max_steps=8, eval_steps=4, save_steps=4,
+                     logging_steps=2)  # for epochs to tell
     (tmp_path / "audited.py").write_text(AUDITED, encoding="utf-8")
     (tmp_path / "writes").mkdir()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
