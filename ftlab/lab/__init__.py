@@ -7,6 +7,7 @@
 - ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
 - ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
 - ``materials``: what a round is made of: rows, fingerprint, template text, base model.
+- ``running``: around one round's training: its checkpoint schedule, its outcome recorded, memory freed.
 - ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.
 - ``watchers``: trainer callbacks while it trains: live log, heartbeat, checkpoint clock, divergence guard.
 - ``capture``: its printed output teed into the folder, and the tracker (TensorBoard, wandb) it reports to.

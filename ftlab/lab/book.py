@@ -12,33 +12,30 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
 
 Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it: the round's record
 (``round``), its files (``storage``), what it was made of (``materials``) and where it ran
-(``provenance``), live logs and guards (``watchers``), its printed output (``capture``), the mentor's
+(``provenance``), its checkpoint schedule and outcome (``running``), live logs and guards (``watchers``), its printed output (``capture``), the mentor's
 reading of failures (``failures``), and the table and comparisons (``table``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
-import math
 from pathlib import Path
 
 from ftlab.data.splits import fingerprint
 from ftlab.distributed import barrier, is_main, launcher, share, world_size
-from ftlab.lab.failures import classify, divergence
+from ftlab.lab.failures import classify
 from ftlab.lab.materials import (
-    Rows,
     Unreadable,
     at_the_door,
     base_model_name,
-    converted,
     is_ftlab_template,
-    load_base,
     loaded,
+    recorded_materials,
     template_text,
 )
 from ftlab.lab.provenance import hardware, this_process, versions
 from ftlab.lab.round import MARKS, Round
+from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
 from ftlab.lab.storage import (
     LOG,
     Scrubber,
@@ -46,7 +43,6 @@ from ftlab.lab.storage import (
     checkpoints,
     new_round_folder,
     now,
-    read_jsonl,
     round_folders,
     write_rows,
 )
@@ -58,9 +54,6 @@ from ftlab.lab.table import (
     markdown,
     rounds_table,
 )
-from ftlab.templates import Template
-
-CHECKPOINT_MINUTES = 10
 
 __all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
 
@@ -196,7 +189,7 @@ class Lab:
         group = original.record.get("repeat_of") or original.id
         seeds = [r.record["seed"] for r in self.rounds() if group in (r.id, r.record.get("repeat_of"))]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
-        model, tokenizer, train, eval, template, problem = self._materials(original, model, tokenizer, train, eval)
+        model, tokenizer, train, eval, template, problem = recorded_materials(original, model, tokenizer, train, eval)
         round_ = self._open(config, model, tokenizer, train, eval, name or original.name,
                             original.record.get("base_model"), original.record.get("notes"), template, group)
         return self._run(round_, config, model, tokenizer, train, eval, template, problem=problem, **options)
@@ -209,7 +202,7 @@ class Lab:
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
             return round_
         found = checkpoints(round_.path)
-        model, tokenizer, train, eval, template, problem = self._materials(round_, model, tokenizer, train, eval)
+        model, tokenizer, train, eval, template, problem = recorded_materials(round_, model, tokenizer, train, eval)
         print(f"Resuming round {round_.id} from {found[0].name}." if found else
               f"Round {round_.id} has no checkpoint: training it again from the start.")
         return self._run(round_, round_.config, model, tokenizer, train, eval, template,
@@ -279,7 +272,7 @@ class Lab:
                                          **chosen)
                 round_.result = result
                 rows = loaded(eval if eval is not None else train)  # the samples: the same converted rows
-                _finish(round_, config, result, guard, tokenizer, template, rows, samples, score)
+                record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score)
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))
                 if not isinstance(error, Exception):
@@ -316,95 +309,3 @@ class Lab:
         if self._holding is not None and self._holding.result is not None:
             self._holding.result.model = None
             free_memory()
-
-    def _materials(self, round_, model, tokenizer, train, eval):
-        """Model, tokenizer, data and template of a recorded round: the ones given, else reloaded from the record."""
-        if model is None:
-            model, tokenizer = load_base(round_.record, round_.config)
-        elif tokenizer is None:
-            raise ValueError("pass the tokenizer with the model")
-        recorded = round_.record.get("data", {})
-        *rows, problem = at_the_door(train, eval, strict=True)
-        given = dict(zip(("train", "eval"), rows, strict=True))
-        for split, info in recorded.items():
-            if given[split] is None:
-                if not info.get("file"):
-                    raise ValueError(f"round {round_.id} did not keep its {split} data: pass {split}= ")
-                given[split] = Rows(read_jsonl(round_.path / info["file"]))
-                problem = problem or converted(given[split], split)
-            elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
-                raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
-                                 "train a new round for new data")
-        style = round_.record.get("template", {}).get("style", "chat")
-        template = None if style == "chat" else Template(tokenizer, style)
-        return model, tokenizer, given["train"], given["eval"], template, problem
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def with_checkpoints(config, train):
-    """The config with a checkpoint schedule that suits Colab, if it has none.
-
-    A free Colab or Kaggle session can end at any minute. Without ``save_steps`` the lab saves every
-    tenth of the round, at least every 10 and at most every 200 steps (~10 minutes of TinyLlama on a
-    T4), and ``CheckpointClock`` adds one every 10 minutes of wall time when steps are slow. The
-    trainer keeps the two newest, so the space used stays small.
-    """
-    if config.save_steps or not isinstance(train, list):
-        return config
-    if config.max_steps > 0:
-        steps = config.max_steps
-    else:  # from the number of rows (never the length of a path)
-        batches = math.ceil(len(train) / config.batch_size)
-        steps = math.ceil(math.ceil(batches / config.gradient_accumulation_steps) * config.num_train_epochs)
-    every = max(10, min(200, steps // 10))
-    print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
-          "continue after a disconnect.")
-    return dataclasses.replace(config, save_steps=every)
-
-
-def _finish(round_, config, result, guard, tokenizer, template, rows, samples, score):
-    round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
-    metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
-               "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
-               "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
-               "total_params": result.total_params, "precision": result.precision,
-               "steps": max((h.get("step", 0) for h in result.log_history), default=0),
-               **result.measured}  # eta, tokens/s; on a GPU peak memory beside the plan's prediction
-    finite = result.train_loss is not None and math.isfinite(result.train_loss)
-    if guard.reason or not finite:
-        reason = guard.reason or f"train loss is {result.train_loss}"
-        return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
-                             stopped_at_step=guard.step)
-    if samples and rows is not None:
-        round_.write_samples(sample_answers(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
-                                            template))
-    if score is not None:
-        metrics["score"] = dict(score(result.model, tokenizer))
-    round_.finish("succeeded", metrics=metrics, adapter="adapter")
-
-
-def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
-    """The model's answers to a few rows' prompts, through the template it was trained with.
-
-    ``rows``: a Dataset of chat rows (as the lab converted them at its door), or anything ``ftlab.data.load`` reads.
-    """
-    from ftlab.data import load
-    from ftlab.data.loader import chat_dataset
-    from ftlab.generate import generate
-
-    rows = chat_dataset(rows) if hasattr(rows, "column_names") else load(rows, strict=False, quiet=True)
-    chats = list(rows["messages"])
-    said = generate(model, tokenizer, [c[:-1] for c in chats], "eval", 64, template=template, progress=False)
-    return [{"prompt": g.prompt, "expected": c[-1]["content"], "answer": g.text, "stopped": g.stopped,
-             "repetitive": g.repetitive} for c, g in zip(chats, said, strict=True)]
-
-
-def free_memory() -> None:
-    """Collect the failed round's objects and empty torch's CUDA cache; memory still referenced elsewhere stays taken."""
-    import sys
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-

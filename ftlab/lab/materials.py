@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ftlab.data.splits import fingerprint
+from ftlab.lab.storage import read_jsonl
+
 
 class Rows(list):
     """One split's rows as they came through the door (what is fingerprinted and kept), and ``dataset``:
@@ -117,3 +120,28 @@ def load_base(record: dict, config):
         where = path if path and (Path(path) / "config.json").exists() else None
         return tiny_model(quantization=config.quantization, path=where)
     return load_model(path or record["base_model"], quantization=config.quantization)
+
+
+def recorded_materials(round_, model, tokenizer, train, eval):
+    """Model, tokenizer, data and template of a recorded round: the ones given, else reloaded from the record."""
+    if model is None:
+        model, tokenizer = load_base(round_.record, round_.config)
+    elif tokenizer is None:
+        raise ValueError("pass the tokenizer with the model")
+    recorded = round_.record.get("data", {})
+    *rows, problem = at_the_door(train, eval, strict=True)
+    given = dict(zip(("train", "eval"), rows, strict=True))
+    for split, info in recorded.items():
+        if given[split] is None:
+            if not info.get("file"):
+                raise ValueError(f"round {round_.id} did not keep its {split} data: pass {split}= ")
+            given[split] = Rows(read_jsonl(round_.path / info["file"]))
+            problem = problem or converted(given[split], split)
+        elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
+            raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
+                             "train a new round for new data")
+    from ftlab.templates import Template
+
+    style = round_.record.get("template", {}).get("style", "chat")
+    template = None if style == "chat" else Template(tokenizer, style)
+    return model, tokenizer, given["train"], given["eval"], template, problem

@@ -1,0 +1,85 @@
+"""Around one round's training in the lab: its checkpoint schedule, its record at the end, freeing memory.
+
+``with_checkpoints`` gives a round without ``save_steps`` a schedule that survives a Colab disconnect;
+``record_outcome`` writes what a finished round measured (its metrics, a few sample answers, or the
+divergence the guard caught) into its record; ``free_memory`` lets go of a round's tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+
+from ftlab.lab.failures import divergence
+
+CHECKPOINT_MINUTES = 10
+
+
+def with_checkpoints(config, train):
+    """The config with a checkpoint schedule that suits Colab, if it has none.
+
+    A free Colab or Kaggle session can end at any minute. Without ``save_steps`` the lab saves every
+    tenth of the round, at least every 10 and at most every 200 steps (~10 minutes of TinyLlama on a
+    T4), and ``CheckpointClock`` adds one every 10 minutes of wall time when steps are slow. The
+    trainer keeps the two newest, so the space used stays small.
+    """
+    if config.save_steps or not isinstance(train, list):
+        return config
+    if config.max_steps > 0:
+        steps = config.max_steps
+    else:  # from the number of rows (never the length of a path)
+        batches = math.ceil(len(train) / config.batch_size)
+        steps = math.ceil(math.ceil(batches / config.gradient_accumulation_steps) * config.num_train_epochs)
+    every = max(10, min(200, steps // 10))
+    print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
+          "continue after a disconnect.")
+    return dataclasses.replace(config, save_steps=every)
+
+
+def record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score):
+    round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
+    metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
+               "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
+               "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
+               "total_params": result.total_params, "precision": result.precision,
+               "steps": max((h.get("step", 0) for h in result.log_history), default=0),
+               **result.measured}  # eta, tokens/s; on a GPU peak memory beside the plan's prediction
+    finite = result.train_loss is not None and math.isfinite(result.train_loss)
+    if guard.reason or not finite:
+        reason = guard.reason or f"train loss is {result.train_loss}"
+        return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
+                             stopped_at_step=guard.step)
+    if samples and rows is not None:
+        round_.write_samples(sample_answers(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
+                                            template))
+    if score is not None:
+        metrics["score"] = dict(score(result.model, tokenizer))
+    round_.finish("succeeded", metrics=metrics, adapter="adapter")
+
+
+def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
+    """The model's answers to a few rows' prompts, through the template it was trained with.
+
+    ``rows``: a Dataset of chat rows (as the lab converted them at its door), or anything ``ftlab.data.load`` reads.
+    """
+    from ftlab.data import load
+    from ftlab.data.loader import chat_dataset
+    from ftlab.generate import generate
+
+    rows = chat_dataset(rows) if hasattr(rows, "column_names") else load(rows, strict=False, quiet=True)
+    chats = list(rows["messages"])
+    said = generate(model, tokenizer, [c[:-1] for c in chats], "eval", 64, template=template, progress=False)
+    return [{"prompt": g.prompt, "expected": c[-1]["content"], "answer": g.text, "stopped": g.stopped,
+             "repetitive": g.repetitive} for c, g in zip(chats, said, strict=True)]
+
+
+def free_memory() -> None:
+    """Collect the failed round's objects and empty torch's CUDA cache; memory still referenced elsewhere stays taken."""
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
