@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ftlab.generate import (
-    DECODING,
     decode_answer,
     decoding_settings,
     generate,
@@ -68,10 +67,9 @@ class Chat:
                  max_new_tokens: int = 128, seed: int | None = None, **options):
         from ftlab.templates import Template
 
-        if preset not in DECODING:
-            raise ValueError(f"unknown decoding preset {preset!r}; choose one of {sorted(DECODING)}")
         self.model, self.tokenizer = model, tokenizer
         self.template = template or Template.chat(tokenizer)
+        decoding_settings(preset, self.template, max_new_tokens, **options)  # an unknown preset is refused here
         self.preset, self.max_new_tokens, self.options, self.seed = preset, max_new_tokens, options, seed
         self.history: list[dict] = [{"role": "system", "content": system}] if system else []
 

@@ -141,7 +141,7 @@ def show_plan(args) -> int:
     """``ftlab plan``: the peak GPU memory of a round, term by term (or, with --suggest, the fastest that fits)."""
     import ftlab
 
-    gpu = float(args.gpu) if args.gpu.replace(".", "", 1).isdigit() else args.gpu
+    gpu = args.gpu  # a name, or a memory size in GiB (ftlab.sizes.gpu_spec reads both)
     if args.config:
         from ftlab.configfile import read
 

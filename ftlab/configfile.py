@@ -157,11 +157,9 @@ def parse(path: Path) -> tuple[dict, dict]:
 
 def default_preset(model: str) -> str:
     """The preset ``ftlab.setup().preset_for(model)`` would choose, read without torch (nvidia-smi)."""
-    from ftlab.env import gpus
+    from ftlab.env import gpus, preset_for
 
-    if model == "tiny":
-        return "cpu-tiny"
-    return "t4-lora" if gpus() else "cpu-small"
+    return preset_for(model, has_gpu=bool(gpus()))
 
 
 class Loader(yaml.SafeLoader):

@@ -42,6 +42,14 @@ def choose_precision(capability: tuple[int, int] | None) -> str:
     return "bf16" if tuple(capability) >= BF16_MIN_CAPABILITY else "fp16"
 
 
+def preset_for(model, has_gpu: bool) -> str:
+    """The preset for ``model`` (a loaded model, or a name as ``ftlab.load_model`` takes): see ``Environment.preset_for``."""
+    tiny = model.num_parameters() < SMALL_MODEL_PARAMS if hasattr(model, "num_parameters") else str(model) == "tiny"
+    if tiny:
+        return "cpu-tiny"
+    return "t4-lora" if has_gpu else "cpu-small"
+
+
 @dataclass
 class Environment:
     """What ``ftlab.setup()`` found. ``precision`` is what every round passes to the trainer."""
@@ -78,13 +86,7 @@ class Environment:
         ``"cpu-small"`` for any other model without a GPU (the T4's knobs, an epoch at 1024 tokens, are a GPU's);
         ``"t4-lora"`` on a GPU. ``ftlab.config.differences(preset)`` prints why each knob differs from the T4's.
         """
-        if hasattr(model, "num_parameters"):
-            tiny = model.num_parameters() < SMALL_MODEL_PARAMS
-        else:
-            tiny = str(model) == "tiny"
-        if tiny:
-            return "cpu-tiny"
-        return "t4-lora" if self.has_gpu else "cpu-small"
+        return preset_for(model, self.has_gpu)
 
     def banner(self) -> str:
         where = {"colab": "Colab", "kaggle": "Kaggle", "local": "Local"}[self.platform]

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftlab.lab.storage import atomic_write_json
+
 RECORD = "ftlab_export.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                    "tokenizer.model")
@@ -45,7 +47,7 @@ def save_adapter(model, tokenizer, folder, produced_by=None) -> Path:
     record = {"ftlab_export": 1, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), "base_model": base_name(model),
               "base_quantization": quantization_of(model), "produced_by": _provenance(produced_by),
               "libraries": _versions()}
-    (folder / RECORD).write_text(json.dumps(record, indent=1))
+    atomic_write_json(folder / RECORD, record)
     return folder
 
 
@@ -111,13 +113,13 @@ def load_adapter(folder, quantization: str | None = "as saved"):
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from ftlab.models import load_model, tiny_model
+    from ftlab.models import load_model
 
     record = read_record(folder)
     if quantization == "as saved":
         quantization = "4bit" if record.get("base_quantization") else None
     name = record["base_model"]
-    base, _ = tiny_model(quantization=quantization) if name == "tiny" else load_model(name, quantization)
+    base, _ = load_model(name, quantization)  # "tiny" included
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = PeftModel.from_pretrained(base, folder)
     model.eval()
@@ -189,7 +191,7 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     if (folder / RECORD).exists():  # where it went, never with what
         record = json.loads((folder / RECORD).read_text())
         record.setdefault("pushed", []).append({"repo": repo_id, "private": private, "commit": url})
-        (folder / RECORD).write_text(json.dumps(record, indent=1))
+        atomic_write_json(folder / RECORD, record)
     print(f"Pushed {folder} to https://huggingface.co/{repo_id} ({'private' if private else 'public'}).")
     return url
 

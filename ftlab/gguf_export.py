@@ -47,7 +47,6 @@ def _tokenizer(folder: Path) -> dict:
 def write_gguf(folder, output, dtype: str = "f16") -> Path:
     """Write the model in ``folder`` (a merged model: safetensors, config.json, tokenizer) as one GGUF file."""
     import numpy as np
-    import torch
 
     try:
         from gguf import MODEL_ARCH, GGUFWriter, LlamaFileType, TokenType, get_tensor_name_map
@@ -98,7 +97,7 @@ def write_gguf(folder, output, dtype: str = "f16") -> Path:
                 elif name.endswith("k_proj.weight"):
                     weight = permute(weight, kv_heads)
                 keep = np.float16 if dtype == "f16" and weight.dim() > 1 else np.float32
-                writer.add_tensor(gguf_name, weight.to(torch.float32).numpy().astype(keep))
+                writer.add_tensor(gguf_name, weight.numpy().astype(keep))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file(progress=False)

@@ -21,8 +21,8 @@ TOKENS = "num_input_tokens_seen"  # what the trainer logs with include_num_input
 # ------------------------------------------------------------------------------------------ curves
 def tokens_per_step_differ(rounds) -> bool:
     """Whether a step means a different amount of text in these rounds: batch size x accumulation, or length."""
-    knobs = {(r.config.batch_size * r.config.gradient_accumulation_steps, r.config.max_length, r.config.packing)
-             for r in rounds}
+    knobs = {(r.record.get("effective_batch_size", r.config.effective_batch_size), r.config.max_length,
+              r.config.packing) for r in rounds}  # the record's counts the processes of a DDP round too
     return len(knobs) > 1
 
 

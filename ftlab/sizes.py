@@ -165,6 +165,8 @@ CALIBRATION_DIR = Path(__file__).parent / "calibration"
 
 def gpu_spec(gpu="T4", calibration: str | os.PathLike | None = None) -> GPUSpec:
     """A known GPU by name ("T4", "Tesla T4", "L4", "A100"), or a memory size in GiB (T4 speed assumed)."""
+    if isinstance(gpu, str) and gpu.replace(".", "", 1).isdigit():  # "15" from a command line: GiB
+        gpu = float(gpu)
     if isinstance(gpu, GPUSpec):
         spec = gpu
     elif isinstance(gpu, int | float) and not isinstance(gpu, bool):

@@ -24,11 +24,6 @@ NOISE_RULE = ("a knob's effect is beyond noise when one of its values moves the 
               "(a Student's t prediction interval)")
 
 
-def t975(df: int) -> float:
-    """Student's t, two-sided 95% (the 0.975 quantile), from the lab's one table (``ftlab.lab.effects``)."""
-    from ftlab.lab.effects import _critical
-
-    return _critical(df)
 
 
 @dataclass
@@ -63,6 +58,8 @@ class SweepResult:
     def noise(self, rounds: int = 1) -> float | None:
         """How far from the baseline's mean the mean of ``rounds`` repeats of it may land by luck alone (95%):
         t(0.975, n-1) x s x sqrt(1/rounds + 1/n). None with fewer than ``MIN_REPEATS`` baseline rounds."""
+        from ftlab.lab.effects import t975  # the lab's one table of Student's t
+
         values = self.baseline_values()
         if len(values) < MIN_REPEATS:
             return None

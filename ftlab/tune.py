@@ -120,10 +120,11 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
 def _range_test(tuned, tokenizer, rows, config, start_lr, end_lr, steps, beta, diverge_factor):
     import torch
 
+    from ftlab.train import keep_trainables_fp32
+
     device = next(p for p in tuned.parameters()).device
+    keep_trainables_fp32(tuned)  # LoRA weights train in fp32, as in train_round
     trainable = [p for p in tuned.parameters() if p.requires_grad]
-    for p in trainable:  # LoRA weights train in fp32 (as in train_round)
-        p.data = p.data.float()
     optimizer = torch.optim.AdamW(trainable, lr=start_lr, weight_decay=config.weight_decay)
     tuned.train()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -22,7 +22,8 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 LOWER_IS_BETTER = ("eval_loss", "train_loss", "perplexity")
 
 
-def _critical(df: int) -> float:
+def t975(df: int) -> float:
+    """Student's t, two-sided 95% (the 0.975 quantile), for ``df`` degrees of freedom (the table's row at or below)."""
     return T95[max(k for k in T95 if k <= df)]
 
 
@@ -60,7 +61,7 @@ class Effect:
 
     @property
     def needed(self) -> float:
-        return _critical(len(self.baseline) + len(self.changed) - 2)
+        return t975(len(self.baseline) + len(self.changed) - 2)
 
     @property
     def beyond_noise(self) -> bool:
