@@ -2,19 +2,22 @@
 
 ``$FTLAB_CACHE``, or ``~/.cache/ftlab``. ``saved_parameters(folder)`` counts a saved model's parameters
 from its safetensors headers alone, so a banner can state the size it measured without loading torch.
-``save_atomically`` writes a built model into the cache so that a crash never leaves half of one.
-Standard library only; every module may import it.
+``atomic_folder(target)`` is the one way ftlab writes a folder that must appear whole or not at all (a
+model in the cache, ``save_atomically``; a merged model, ``ftlab.merge``): a crash never leaves half of one.
+Imports only the standard library and ``ftlab.streamed`` (itself standard library only): every module may import it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import struct
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from ftlab.streamed import read_header
 
 
 def cache_root() -> Path:
@@ -25,37 +28,59 @@ def cache_root() -> Path:
 def saved_parameters(folder) -> int | None:
     """The number of parameters in the ``*.safetensors`` files of ``folder`` (None if there are none).
 
-    A safetensors file starts with an 8-byte little-endian length and a JSON header giving every
-    tensor's shape: the count is read from there, without reading the weights.
+    Read from each file's header (``ftlab.streamed.read_header``: every tensor's shape), not from the weights.
     """
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
         return None
-    total = 0
-    for path in files:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(length))
-        total += sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
-    return total
+    return sum(math.prod(t["shape"]) for path in files for t in read_header(path).values())
 
 
-def save_atomically(target: Path, model, tokenizer, notes: dict[str, str]) -> Path:
-    """Save ``model`` and ``tokenizer`` (plus small text ``notes`` files) as the folder ``target``, atomically.
+@contextmanager
+def atomic_folder(target, replace: bool = False) -> Iterator[Path]:
+    """A staging folder beside ``target`` to write into; it becomes ``target`` in one rename when the block ends.
 
-    Everything is written into a staging folder beside ``target`` and renamed at the end: a crash or a
-    kill leaves either no folder or a complete one, never half a model that later loads as garbage.
+    If the block raises (or the process dies), ``target`` is as it was: absent, or the old folder untouched;
+    the staging folder is removed (a kill leaves only a hidden ``.<name>-*`` folder beside it). At the end,
+    an existing ``target`` is kept if ``replace`` is False (another process finished first: its copy is as
+    good as ours), or else replaced: moved aside, the new folder renamed in, the old one deleted.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from the machine's other users
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    for name, text in notes.items():
-        (staging / name).write_text(text)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = None
+    if replace and (target.exists() or target.is_symlink()):
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent)) / target.name
+        target.rename(old)
     try:
         staging.rename(target)
-    except OSError:  # another process finished first: its copy is as good as ours
+    except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+        if old is not None:  # put the old folder back rather than leave nothing
+            old.rename(target)
+            shutil.rmtree(old.parent, ignore_errors=True)
+        if replace or not target.exists():
+            raise
+        return  # not replacing: the folder another process renamed in first stays
+    if old is not None:
+        shutil.rmtree(old.parent, ignore_errors=True)
+
+
+def save_atomically(target: Path, model, tokenizer, notes: dict[str, str]) -> Path:
+    """Save ``model`` and ``tokenizer`` (plus small text ``notes`` files) as the folder ``target``, atomically.
+
+    Everything is written into a staging folder beside ``target`` and renamed at the end (``atomic_folder``):
+    a crash or a kill leaves either no folder or a complete one, never half a model that later loads as garbage.
+    """
+    with atomic_folder(target) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        for name, text in notes.items():
+            (staging / name).write_text(text)
+    return Path(target)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftlab.lab.storage import atomic_write_json
+from ftlab.merge import TOKENIZER_FILES, merge_files  # noqa: F401 - TOKENIZER_FILES: what a merged folder gets
+from ftlab.streamed import dtype_code
 
 RECORD = "ftlab_export.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
-                   "tokenizer.model")
 
 
 class ExportError(ValueError):
@@ -68,7 +68,7 @@ def quantization_of(model) -> dict | None:
     get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
     state = layer.weight.quant_state
     return {"bits": 4, "quant_type": state.quant_type, "double_quant": bool(state.nested), "blocksize": state.blocksize,
-            "load_dtype": {"torch.float16": "F16", "torch.bfloat16": "BF16", "torch.float32": "F32"}[str(state.dtype)],
+            "load_dtype": dtype_code(state.dtype),
             "skip": list(get("llm_int8_skip_modules") or [])}
 
 
@@ -148,21 +148,17 @@ def base_folder(name: str) -> Path:
 
 def merge_adapter(folder, output, dtype: str = "fp16", base: str | None = None, shard_bytes: int = 2 * 10**9,
                   progress: bool = True):
-    """Merge the adapter saved in ``folder`` into its base, streamed, and save the tokenizer beside it.
+    """Merge the adapter saved in ``folder`` into its base, streamed, with the adapter's tokenizer in the same folder.
 
     The base is the one recorded at saving (or ``base``); a 4-bit base is dequantized first, exactly
     as bitsandbytes rounded it in training. Shards hold at most ``shard_bytes`` each (a loader reads one at
-    a time). Returns ``ftlab.merge.MergeReport``: what was merged, the peak memory planned and measured.
+    a time). ``output`` appears complete (weights, config, tokenizer) or not at all; a failed merge leaves an
+    existing ``output`` as it was. Returns ``ftlab.merge.MergeReport``: what was merged, the peak memory
+    planned and measured.
     """
-    from ftlab.merge import merge_files
-
     record = read_record(folder)
-    report = merge_files(folder, base_folder(base or record["base_model"]), output, dtype=dtype,
-                         quantization=record.get("base_quantization"), shard_bytes=shard_bytes, progress=progress)
-    for name in TOKENIZER_FILES:
-        if (Path(folder) / name).exists():
-            (Path(output) / name).write_bytes((Path(folder) / name).read_bytes())
-    return report
+    return merge_files(folder, base_folder(base or record["base_model"]), output, dtype=dtype,
+                       quantization=record.get("base_quantization"), shard_bytes=shard_bytes, progress=progress)
 
 
 def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = True):

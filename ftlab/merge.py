@@ -24,8 +24,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ftlab.cache import atomic_folder
 from ftlab.streamed import (
+    DTYPE_TABLE,
     DTYPES,
+    PRECISIONS,
     available_ram,
     data_start,
     give_back_freed_memory,
@@ -38,7 +41,10 @@ from ftlab.streamed import (
     write_header,
 )
 
-OUT_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
+OUT_DTYPES = PRECISIONS  # the merged model's dtypes: ftlab's precision names
+# what a merged model needs beside its weights to answer in the format it trained in (copied from the adapter)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                   "tokenizer.model")
 PREFIX = "base_model.model."  # PEFT's name for the base inside a PeftModel
 GB = 10**9
 NF4_WORK = 4.6  # bytes per weight while quantizing: the load-dtype copy (<=4), packed codes (0.5), absmax
@@ -168,6 +174,8 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
                   shard_bytes: int = 2 * GB, progress: bool = True) -> MergeReport:
     """Write ``base`` with ``adapter`` folded in to ``output`` (safetensors shards, config, tokenizer), streamed.
 
+    ``output`` appears whole or not at all (``ftlab.cache.atomic_folder``): everything, the adapter folder's
+    tokenizer files included, is written beside it first; a failure leaves an existing ``output`` untouched.
     ``base`` is a folder with the base's safetensors files and config.json; ``quantization`` (a dict:
     quant_type, double_quant, blocksize, load_dtype) says the adapter was trained on a 4-bit base.
     ``dtype`` is the merged model's: "fp16" (what a T4 runs), "bf16" or "fp32".
@@ -194,7 +202,7 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
     out_code = OUT_DTYPES[dtype]
 
     def output_dtype(info):
-        return out_code if info["dtype"] in ("F32", "F16", "BF16") else info["dtype"]
+        return out_code if info["dtype"] in OUT_DTYPES.values() else info["dtype"]  # floats take the output dtype
 
     memory = merge_memory([(name, numel(info["shape"]), DTYPES[info["dtype"]], name in pairs, name in quantized)
                            for name, info, _ in entries], sum(4 * (a.numel() + b.numel()) for a, b in pairs.values()), dtype)
@@ -211,12 +219,9 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
         size += nbytes
     names = (["model.safetensors"] if len(shards) == 1 else
              [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)])
-    staging = output.with_name(f".{output.name}-partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     where = {name: (info, path) for name, info, path in entries}
     started, done = time.perf_counter(), 0
-    with ExitStack() as stack:
+    with atomic_folder(output, replace=True) as staging, ExitStack() as stack:
         sources = {path: (stack.enter_context(open(path, "rb")), data_start(path)) for path in files}
         for file_name, shard in zip(names, shards, strict=True):
             with open(staging / file_name, "wb") as f:
@@ -238,15 +243,13 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
                     if progress and (done % 50 == 0 or done == len(entries)):
                         print(f"  merged {done}/{len(entries)} tensors, {time.perf_counter() - started:.0f} s",
                               flush=True)
-    if len(names) > 1:
-        index = {"metadata": {"total_size": memory.output_bytes},
-                 "weight_map": {name: file for file, shard in zip(names, shards, strict=True) for name, *_ in shard}}
-        (staging / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
-    _write_config(base, staging, dtype)
+        if len(names) > 1:
+            index = {"metadata": {"total_size": memory.output_bytes},
+                     "weight_map": {name: file for file, shard in zip(names, shards, strict=True) for name, *_ in shard}}
+            (staging / "model.safetensors.index.json").write_text(json.dumps(index, indent=1))
+        _write_config(base, staging, dtype)
+        copy_tokenizer(adapter, staging)
     peak = max(0, peak_rss() - before) if before is not None else None
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
     return MergeReport(str(output), len(pairs), len(quantized), scale, dtype, memory, peak, len(names),
                        time.perf_counter() - started)
 
@@ -254,11 +257,18 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
 def _write_config(base: Path, output: Path, dtype: str) -> None:
     config = json.loads((base / "config.json").read_text())
     config.pop("quantization_config", None)  # the merged weights are plain fp16 / bf16 / fp32
-    config["dtype"] = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}[dtype]
+    config["dtype"] = DTYPE_TABLE[OUT_DTYPES[dtype]][1]  # torch's name: "float16"
     config.pop("torch_dtype", None)
     (output / "config.json").write_text(json.dumps(config, indent=2))
     if (base / "generation_config.json").exists():
         shutil.copy(base / "generation_config.json", output)
+
+
+def copy_tokenizer(adapter: Path, output: Path) -> None:
+    """The adapter folder's tokenizer files (``TOKENIZER_FILES``: its chat template included), copied into ``output``."""
+    for name in TOKENIZER_FILES:
+        if (adapter / name).exists():
+            shutil.copy(adapter / name, output / name)
 
 
 @dataclass(frozen=True)

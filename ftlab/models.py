@@ -14,15 +14,10 @@ from pathlib import Path
 from ftlab.cache import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
 from ftlab.config import DEFAULT_MODEL
 from ftlab.gguf_models import ModelNotAvailableError
+from ftlab.streamed import torch_dtype
 from ftlab.templates import CHAT_TEMPLATE
 
 QUANTIZATIONS = (None, "4bit", "8bit")
-
-
-def _torch_dtype(precision: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
 def _looks_local(name: str) -> bool:
@@ -105,7 +100,7 @@ def quantization_config(quantization: str | None, precision: str):
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=_torch_dtype(precision))
+                              bnb_4bit_compute_dtype=torch_dtype(precision))
 
 
 def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, precision: str | None = None,
@@ -134,7 +129,7 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
         device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
     with quiet_libraries(datasets_bars=False, transformers_bars=_loads_in_a_blink(source)):
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=_torch_dtype(precision), device_map=device_map,
+            source, dtype=torch_dtype(precision), device_map=device_map,
             quantization_config=quantization_config(quantization, precision))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source), model)
     _keep_4bit_trainable(model, quantization)

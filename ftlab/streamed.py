@@ -5,6 +5,10 @@ the tensors' bytes. Reading one tensor is a seek and a read into a fresh buffer 
 touched pages would count in the resident set); writing a file whose header is known in advance lets a
 merge write each tensor as soon as it is computed. ``reset_peak_rss`` / ``peak_rss`` read Linux's
 per-process peak (VmHWM), so a step's own peak can be measured inside a running notebook.
+
+The one dtype table of ftlab lives here (``DTYPE_TABLE``): a safetensors code's size and torch name, and
+``PRECISIONS`` for ftlab's own names (fp16, bf16, fp32); ``torch_dtype`` and ``dtype_code`` read both ways.
+Standard library only at import (torch is imported when a tensor is made), so ``ftlab.cache`` can use it.
 """
 
 from __future__ import annotations
@@ -14,16 +18,46 @@ import re
 import struct
 from pathlib import Path
 
-DTYPES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+# safetensors dtype code: (bytes per number, torch's name for it)
+DTYPE_TABLE = {"F64": (8, "float64"), "F32": (4, "float32"), "F16": (2, "float16"), "BF16": (2, "bfloat16"),
+               "I64": (8, "int64"), "I32": (4, "int32"), "I16": (2, "int16"), "I8": (1, "int8"), "U8": (1, "uint8"),
+               "BOOL": (1, "bool")}
+DTYPES = {code: size for code, (size, _) in DTYPE_TABLE.items()}  # bytes per number
+PRECISIONS = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}  # ftlab's precision names (config, merge) -> code
+
+
+def torch_dtype(code: str):
+    """The torch dtype of a safetensors code ("F16") or of one of ftlab's precisions ("fp16")."""
+    import torch
+
+    return getattr(torch, DTYPE_TABLE[PRECISIONS.get(code, code)][1])
+
+
+def dtype_code(dtype) -> str:
+    """The safetensors code of a torch dtype (``torch.float16`` -> "F16")."""
+    return {torch_name: code for code, (_, torch_name) in DTYPE_TABLE.items()}[str(dtype).removeprefix("torch.")]
 
 
 def read_header(path: Path) -> dict:
     """A safetensors file's header: {name: {"dtype", "shape", "data_offsets"}} (read from its first bytes)."""
     with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
+        header = json.loads(f.read(_header_length(f, path)))
     header.pop("__metadata__", None)
     return header
+
+
+def data_start(path: Path) -> int:
+    """Where a safetensors file's tensor bytes begin (``data_offsets`` count from here)."""
+    with open(path, "rb") as f:
+        return 8 + _header_length(f, path)
+
+
+def _header_length(f, path) -> int:
+    raw = f.read(8)
+    if len(raw) < 8:
+        raise ValueError(f"{path} is not a safetensors file: it has {len(raw)} bytes, fewer than the 8 of a header's "
+                         "length (a cut-off download or copy? fetch or save it again)")
+    return struct.unpack("<Q", raw)[0]
 
 
 def read_tensor(f, info: dict, data_start: int):
@@ -37,11 +71,6 @@ def read_tensor(f, info: dict, data_start: int):
     return buffer.view(torch_dtype(info["dtype"])).reshape(info["shape"])
 
 
-def data_start(path: Path) -> int:
-    with open(path, "rb") as f:
-        return 8 + struct.unpack("<Q", f.read(8))[0]
-
-
 def give_back_freed_memory() -> None:
     """Return freed heap to the OS (glibc keeps medium-sized blocks otherwise); a no-op elsewhere."""
     try:
@@ -50,14 +79,6 @@ def give_back_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def torch_dtype(code: str):
-    import torch
-
-    return {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-            "BOOL": torch.bool}[code]
 
 
 def write_header(f, entries: list[tuple[str, str, list[int]]]) -> None:

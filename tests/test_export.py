@@ -132,6 +132,41 @@ def test_a_merge_that_would_not_fit_says_so_before_starting(tiny_path, tmp_path,
     assert not (tmp_path / "merged").exists() and not list(tmp_path.glob(".merged*"))
 
 
+def test_a_merge_that_fails_writing_the_tokenizer_leaves_no_half_folder_and_the_old_one_untouched(
+        tiny_path, tmp_path, monkeypatch):
+    from ftlab import merge
+
+    model, tokenizer = adapted(tiny_path)
+    folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    copy_tokenizer = merge.copy_tokenizer
+
+    def fails_halfway(adapter, output):  # one tokenizer file written, then the disk fills up
+        (output / "tokenizer.json").write_bytes((adapter / "tokenizer.json").read_bytes())
+        raise OSError("No space left on device")
+
+    def files(where):
+        return {p.name: p.read_bytes() for p in where.iterdir()}
+
+    monkeypatch.setattr(merge, "copy_tokenizer", fails_halfway)
+    with pytest.raises(OSError, match="No space"):
+        export.merge_adapter(folder, tmp_path / "merged", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no merged folder, half or whole; no staging
+    monkeypatch.setattr(merge, "copy_tokenizer", copy_tokenizer)
+    export.merge_adapter(folder, tmp_path / "merged", progress=False)
+    before = files(tmp_path / "merged")
+    tokenizer_files = set(export.TOKENIZER_FILES) & set(files(folder))
+    assert {"model.safetensors", "config.json", "chat_template.jinja", "tokenizer.json"} <= tokenizer_files | {
+        "model.safetensors", "config.json"} <= set(before)
+    monkeypatch.setattr(merge, "copy_tokenizer", fails_halfway)
+    with pytest.raises(OSError, match="No space"):
+        export.merge_adapter(folder, tmp_path / "merged", dtype="fp32", progress=False)
+    assert files(tmp_path / "merged") == before and sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "merged"]
+    monkeypatch.setattr(merge, "copy_tokenizer", copy_tokenizer)
+    export.merge_adapter(folder, tmp_path / "merged", dtype="fp32", progress=False)  # a merge replaces an old one
+    assert json.loads((tmp_path / "merged" / "config.json").read_text())["dtype"] == "float32"
+    assert set(files(tmp_path / "merged")) == set(before) and len(list(tmp_path.iterdir())) == 2
+
+
 def test_bad_inputs_are_named(tiny_path, tmp_path):
     model, tokenizer = adapted(tiny_path)
     folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
