@@ -76,8 +76,8 @@ def answers(lab, ids, model, tokenizer, prompt, max_new_tokens: int = 64, preset
 
     from ftlab.generate import generate
     from ftlab.lab.materials import base_model_name
+    from ftlab.same_weights import over_same_weights
     from ftlab.templates import Template
-    from ftlab.train import over_same_weights
 
     if isinstance(model, PeftModel):
         raise ValueError("pass the base model (the one you gave lab.train), not a model with adapters: "

@@ -110,8 +110,9 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     template, ``ftlab.Template.chat(tokenizer)``) decides what the model sees and where the loss falls.
     ``resume_from_checkpoint`` (a checkpoint folder, or True for the latest in ``output_dir``) continues
     an interrupted round; checkpoints are written every ``config.save_steps`` steps.
-    ``model`` is left as it was: the result's ``.model`` is a new model over the same base weights (no
-    copy) with the trained adapters, so running the cell again trains a fresh adapter on the same base.
+    ``model`` is left as it was, its ``requires_grad`` flags included: the result's ``.model`` is a new
+    model over the same base weights (no copy) with the trained adapters, so running the cell again trains
+    a fresh adapter on the same base. (A 4-bit or 8-bit base shares QLoRA's fp32 norms: see ``add_lora``.)
     """
     from transformers import set_seed
 
@@ -212,41 +213,34 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
     return trainer
 
 
-def over_same_weights(model):
-    """A new module tree over the same weight tensors: PEFT changes the tree it wraps, and the caller's
-    model must stay the base. Weights and buffers are shared, never copied (a T4 has no room for two
-    bases); the small LoRA weights of a model that already has adapters are copied, so training goes
-    on from them while the earlier round's adapter stays as it was."""
-    import copy
-
-    shared = {id(t): t for name, t in (*model.named_parameters(), *model.named_buffers()) if "lora_" not in name}
-    return copy.deepcopy(model, memo=shared)
-
-
 def add_lora(model, config: RoundConfig):
-    """LoRA adapters on a new model over ``model``'s weights (``model`` keeps its layers); prints how much trains.
+    """LoRA adapters on a new model over ``model``'s weights (``model`` keeps its layers and its
+    ``requires_grad`` flags); prints how much trains.
 
-    What the caller's model does keep: PEFT freezes the base weights it shares (``requires_grad`` False),
-    and for a 4-bit or 8-bit base ``prepare_model_for_kbit_training`` turns its fp16 norms and
-    embeddings to fp32 in place, as QLoRA needs.
+    What the caller's model does share: for a 4-bit or 8-bit base ``prepare_model_for_kbit_training``
+    turns the fp16 norms and embeddings to fp32, as QLoRA needs, and ``model`` is pointed at those fp32
+    tensors too rather than keep a second, fp16 copy of them.
     """
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
+    from ftlab.same_weights import over_same_weights, share_recast_weights
+
     keep_base_trainable(model)
-    model = over_same_weights(model)
-    if isinstance(model, PeftModel):
+    tuned = over_same_weights(model)
+    if isinstance(tuned, PeftModel):
         print("The model already has LoRA adapters: training on from them (the earlier round's adapter is kept "
               "as it was; load a fresh model for a fresh round).")
     else:
-        if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=config.gradient_checkpointing,
+        if getattr(tuned, "is_loaded_in_4bit", False) or getattr(tuned, "is_loaded_in_8bit", False):
+            tuned = prepare_model_for_kbit_training(
+                tuned, use_gradient_checkpointing=config.gradient_checkpointing,
                 gradient_checkpointing_kwargs={"use_reentrant": False})
-        model = get_peft_model(model, config.lora_config())
-    trainable, total = model.get_nb_trainable_parameters()
+            share_recast_weights(model, tuned)
+        tuned = get_peft_model(tuned, config.lora_config())
+    trainable, total = tuned.get_nb_trainable_parameters()
     print(f"Trainable parameters: {trainable:,} of {total:,} ({trainable / total:.2%}) "
           f"- LoRA r={config.lora_r} on {', '.join(config.target_modules)}")
-    return model
+    return tuned
 
 
 def keep_base_trainable(model) -> None:

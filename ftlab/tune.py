@@ -7,8 +7,8 @@ curve shows where the loss falls fastest and where it blows up. Its suggestion i
 confirm with a short sweep, not an answer: range tests on transformers tend to suggest too high a
 value (transformers #16013), and a range test's steps are not a round's steps.
 
-The model it is given is left exactly as it was: the adapter lives on a new module tree over the same
-base weights (``ftlab.train.add_lora``) and the ``requires_grad`` flags PEFT changed are put back.
+The model it is given is left exactly as it was, ``requires_grad`` flags included: the adapter lives on
+a new module tree over the same base weights (``ftlab.train.add_lora``, ``ftlab.same_weights``).
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr (got {start_lr}, {end_lr})")
     set_seed(config.seed)
-    flags = {name: p.requires_grad for name, p in model.named_parameters()}
     train_set, _, _ = prepare_round(config, model, template or Template.chat(tokenizer), train, None)
     tuned = add_lora(model, config)
     try:
@@ -102,8 +101,6 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
                                   diverge_factor)
     finally:
         del tuned
-        for name, p in model.named_parameters():  # PEFT froze the shared base weights: unfreeze as they were
-            p.requires_grad_(flags[name])
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     smoothed = _smooth(losses, beta)

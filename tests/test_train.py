@@ -62,10 +62,20 @@ def test_qlora_path_loads_4bit_on_cpu_and_trains_with_fp32_trainables(tiny_path,
     model, tokenizer = ftlab.tiny_model(quantization="4bit", path=tiny_path)
     assert getattr(model, "is_loaded_in_4bit", False)
     assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
+    norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+    for norm in norms:
+        norm.half()  # as a GPU load in fp16 has them: prepare_model_for_kbit_training casts them to fp32
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
     config = RoundConfig.preset("cpu-tiny", max_steps=8, eval_steps=4, quantization="4bit")
     result = ftlab.train_round(config, model, tokenizer, *greet_data, output_dir=str(tmp_path))
     assert all(p.dtype == torch.float32 for p in result.model.parameters() if p.requires_grad)
     assert math.isfinite(result.train_loss) and result.eval_loss < result.eval_loss_before
+    # the caller's model keeps its flags, and shares every tensor with the tuned model (the fp32 norms too)
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags and any(flags.values())
+    tuned = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+             for n, p in result.model.named_parameters() if "lora_" not in n}
+    assert {n: p.data_ptr() for n, p in model.named_parameters()} == {n: tuned[n].data_ptr() for n in flags}
+    assert norms and all(norm.weight.dtype == torch.float32 for norm in norms)
 
 
 def test_bad_rows_are_named_before_training(tiny, tmp_path):
@@ -102,6 +112,8 @@ def test_the_given_model_is_left_as_it_was(tiny, greet_data, tmp_path):
     """train_round returns the tuned model and leaves the caller's model the base it was (weights shared)."""
     model, tokenizer = tiny
     kinds = {n: type(m).__name__ for n, m in model.named_modules()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert any(flags.values())  # a freshly loaded model trains everything: PEFT must not freeze it
     config_before, tokenizer_before = model.config.to_dict(), (tokenizer.pad_token, tokenizer.padding_side,
                                                                 tokenizer.chat_template, len(tokenizer))
     prompt = tokenizer("Hello there", return_tensors="pt")
@@ -110,6 +122,7 @@ def test_the_given_model_is_left_as_it_was(tiny, greet_data, tmp_path):
     result = ftlab.train_round(RoundConfig.preset("cpu-tiny", **SHORT), model, tokenizer, *greet_data,
                                output_dir=str(tmp_path / "1"))
     assert {n: type(m).__name__ for n, m in model.named_modules()} == kinds  # no LoRA layers injected
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
     assert not hasattr(model, "peft_config")
     assert model.config.to_dict() == config_before
     assert (tokenizer.pad_token, tokenizer.padding_side, tokenizer.chat_template, len(tokenizer)) == tokenizer_before

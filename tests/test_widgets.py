@@ -110,6 +110,7 @@ def test_chat_compare_answers_from_each_rounds_adapter_over_one_untouched_base(t
 
     lab, model, tokenizer = three_rounds
     before = checksums(model)
+    assert all(p.requires_grad for p in model.parameters())  # as loaded, after three rounds trained over it
     prompt = "Greet Ada politely."
     view = Compare(lab, model, tokenizer)
     view.choose.value = (1, 2, 3)
@@ -129,6 +130,7 @@ def test_chat_compare_answers_from_each_rounds_adapter_over_one_untouched_base(t
         assert said[label].text == alone(lab.round(id).adapter_dir), label  # its own adapter, switched in
     assert said["round 1 (batch 4)"].text != said["base model"].text  # the adapters change the answer here
     assert checksums(model) == before and not any("lora_" in n for n, _ in model.named_modules())
+    assert all(p.requires_grad for p in model.parameters())  # PEFT froze the adapters' tree, not the base
 
 
 def test_chat_compare_refuses_a_base_the_rounds_were_not_trained_on(three_rounds):
