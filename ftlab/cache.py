@@ -9,9 +9,12 @@ Imports only the standard library and ``ftlab.streamed`` (itself standard librar
 
 from __future__ import annotations
 
+import glob
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,13 +44,15 @@ def atomic_folder(target, replace: bool = False) -> Iterator[Path]:
     """A staging folder beside ``target`` to write into; it becomes ``target`` in one rename when the block ends.
 
     If the block raises (or the process dies), ``target`` is as it was: absent, or the old folder untouched;
-    the staging folder is removed (a kill leaves only a hidden ``.<name>-*`` folder beside it). At the end,
+    the staging folder is removed. A kill leaves it (hidden: ``.<name>.staging-<host>-<pid>-*``); the next
+    ``atomic_folder`` for the same target removes those of this machine whose process is gone. At the end,
     an existing ``target`` is kept if ``replace`` is False (another process finished first: its copy is as
     good as ours), or else replaced: moved aside, the new folder renamed in, the old one deleted.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    remove_abandoned_staging(target)
+    staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from the machine's other users
     try:
         yield staging
@@ -56,7 +61,7 @@ def atomic_folder(target, replace: bool = False) -> Iterator[Path]:
         raise
     old = None
     if replace and (target.exists() or target.is_symlink()):
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent)) / target.name
+        old = Path(tempfile.mkdtemp(prefix=_staging_prefix(target), dir=target.parent)) / target.name
         target.rename(old)
     try:
         staging.rename(target)
@@ -70,6 +75,34 @@ def atomic_folder(target, replace: bool = False) -> Iterator[Path]:
         return  # not replacing: the folder another process renamed in first stays
     if old is not None:
         shutil.rmtree(old.parent, ignore_errors=True)
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.staging-{socket.gethostname()}-{os.getpid()}-"
+
+
+def remove_abandoned_staging(target: Path) -> list[Path]:
+    """Delete the staging folders of ``target`` left by killed processes of this machine (a half merge is GBs)."""
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows instead of asking about it
+        return []
+    pattern = re.compile(re.escape(f".{target.name}.staging-{socket.gethostname()}-") + r"(\d+)-\w+")
+    removed = []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.staging-*"):
+        found = pattern.fullmatch(path.name)
+        if found and not _alive(int(found.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def save_atomically(target: Path, model, tokenizer, notes: dict[str, str]) -> Path:

@@ -3,6 +3,7 @@
 The header reader and ``atomic_folder`` need only the standard library; the dtype table is checked against torch.
 """
 
+import os
 import re
 from pathlib import Path
 
@@ -74,3 +75,23 @@ def test_an_atomic_folder_appears_whole_or_not_at_all(tmp_path):
         (staging / "weights").write_text("new")
     assert (target / "weights").read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model"]
     assert oct(target.stat().st_mode & 0o777) == oct(0o755)  # readable by a shared cache's other users
+
+
+def test_staging_left_by_a_killed_process_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from ftlab.cache import _staging_prefix
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+
+    def staging_of(name, pid):
+        return tmp_path / (_staging_prefix(tmp_path / name).replace(f"-{os.getpid()}-", f"-{pid}-") + "abc_1")
+
+    killed, running = staging_of("merged", ended.stdout.strip()), staging_of("merged", os.getpid())
+    other_target = staging_of("merged-2", ended.stdout.strip())  # not this target's: left alone
+    for folder in (killed, running, other_target):
+        folder.mkdir()
+    with atomic_folder(tmp_path / "merged") as staging:
+        (staging / "weights").write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, other_target.name, "merged"])
