@@ -75,9 +75,8 @@ def answers(lab, ids, model, tokenizer, prompt, max_new_tokens: int = 64, preset
     from peft import PeftModel
 
     from ftlab.generate import generate
-    from ftlab.lab.materials import base_model_name
+    from ftlab.lab.materials import base_model_name, recorded_template
     from ftlab.same_weights import over_same_weights
-    from ftlab.templates import Template
 
     if isinstance(model, PeftModel):
         raise ValueError("pass the base model (the one you gave lab.train), not a model with adapters: "
@@ -106,8 +105,7 @@ def answers(lab, ids, model, tokenizer, prompt, max_new_tokens: int = 64, preset
             else:
                 switched.load_adapter(str(r.adapter_dir), adapter_name=name)
             switched.set_adapter(name)
-            style = r.record.get("template", {}).get("style", "chat")
-            said[label] = ask(switched, None if style == "chat" else Template(tokenizer, style))
+            said[label] = ask(switched, recorded_template(r.record, tokenizer))
     finally:
         del tuned, switched
         gc.collect()

@@ -12,18 +12,16 @@ weighs two settings that both have repeats (a two-sample t-test). Both take Stud
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 
 from ftlab.config import RoundConfig
+from ftlab.lab.repeats import spread
 
 MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
 NOISE_RULE = ("a knob's effect is beyond noise when one of its values moves the metric further from the baseline's "
               "mean than a repeat of the baseline lands 95% of the time: t(0.975, n-1) x s x sqrt(1/m + 1/n), "
               "s the standard deviation of the baseline's n >= 3 repeats and m the rounds at that value "
               "(a Student's t prediction interval)")
-
-
 
 
 @dataclass
@@ -63,8 +61,8 @@ class SweepResult:
         values = self.baseline_values()
         if len(values) < MIN_REPEATS:
             return None
-        n = len(values)
-        return t975(n - 1) * statistics.stdev(values) * math.sqrt(1 / rounds + 1 / n)
+        base = spread(values)
+        return t975(base.n - 1) * base.sd * math.sqrt(1 / rounds + 1 / base.n)
 
     def ranking(self):
         """A row per knob tried one at a time: its effect (the largest move of a value's mean metric from the
@@ -73,7 +71,7 @@ class SweepResult:
         import pandas as pd
 
         base = self.baseline_values()
-        base_mean = sum(base) / len(base) if base else None
+        base_mean = spread(base).mean if base else None
         worst = max((p.metric for p in self.points if p.metric is not None), default=math.nan)
         rows = []
         knobs = dict.fromkeys(k for p in self.points if p.phase == "one factor" for k in p.knobs)
@@ -83,7 +81,7 @@ class SweepResult:
                 if p.phase == "one factor" and list(p.knobs) == [knob]:
                     failed += p.metric is None
                     by_value.setdefault(repr(p.knobs[knob]), []).append(worst if p.metric is None else p.metric)
-            means = {v: sum(m) / len(m) for v, m in by_value.items()}
+            means = {v: spread(m).mean for v, m in by_value.items()}
             if base_mean is not None:  # the move from the baseline, and the noise for as many rounds as moved it
                 value = max(means, key=lambda v: abs(means[v] - base_mean))
                 effect, noise = abs(means[value] - base_mean), self.noise(len(by_value[value]))
@@ -206,7 +204,7 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     partial = SweepResult(baseline, metric, points)
     table = partial.ranking()
     base = partial.baseline_values()
-    base_mean = sum(base) / len(base) if base else math.inf
+    base_mean = spread(base).mean if base else math.inf
     winners = {}  # knob -> its best value, for knobs whose best beats the baseline
     for row in table.head(grid_knobs).itertuples():
         done = [p for p in points if p.phase == "one factor" and list(p.knobs) == [row.knob] and p.metric is not None]

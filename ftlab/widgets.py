@@ -279,16 +279,16 @@ class Compare(w.VBox):
         """Overlaid train-loss curves and the chosen metric per round, with the repeat spread."""
         import matplotlib.pyplot as plt
 
+        from ftlab.lab.table import spreads
         from ftlab.side_by_side import plot_curves
 
         fig, (curves, bars) = plt.subplots(1, 2, figsize=(10, 3.2))
         plot_curves(rounds, curves, by=None if self.axis.value == "auto" else self.axis.value)
         if self.metric in table.columns:
             values = table[self.metric].astype(float)
-            spread_col = next((c for c in table.columns if c.startswith(self.metric) and "repeats" in c), None)
             errors = None
-            if spread_col is not None:  # "± x" strings of repeats, when the lab shows them
-                errors = [float(str(v).split("±")[-1]) if "±" in str(v) else 0 for v in table[spread_col]]
+            if f"{self.metric} over repeats" in table.columns:  # the unrounded sd of each round's repeats
+                errors = [s.sd if s is not None else 0 for s in spreads(table, self.metric)]
             bars.bar([str(i) for i in table.index], values.fillna(0), yerr=errors, color="C1")
             bars.set_xlabel("round")
             bars.set_title(self.metric + (" (bars: repeat spread)" if errors else ""))

@@ -148,8 +148,8 @@ def test_a_repeat_gets_a_new_seed_and_the_table_shows_the_spread(book):
     losses = [table.loc[1, "eval loss"], table.loc[6, "eval loss"]]
     assert losses[0] != losses[1]  # another seed, another round
     mean = sum(losses) / 2
-    assert table.loc[1, "eval loss over repeats"].startswith(f"{mean:.4g} ± ")
-    assert table.loc[1, "eval loss over repeats"].endswith("(n=2)") and table.loc[2, "eval loss over repeats"] == ""
+    assert str(table.loc[1, "eval loss over repeats"]).startswith(f"{mean:.4g} ± ")
+    assert str(table.loc[1, "eval loss over repeats"]).endswith("(n=2)") and table.loc[2, "eval loss over repeats"] == ""
 
 
 def test_compare_warns_when_rounds_are_not_comparable(book):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ftlab.checks.base import CheckFailed, passed
+from ftlab.lab.repeats import repeats_of
 
 
 def check_repeats(lab, baseline, changed, needed: int = 3) -> bool:
     """Exercise 04: rounds ``baseline`` and ``changed`` of ``lab`` each have ``needed`` successful repeats."""
     for id in (baseline, changed):
         round_ = lab.round(id)
-        group = round_.record.get("repeat_of") or round_.id
-        done = [r for r in lab.rounds() if group in (r.id, r.record.get("repeat_of")) and r.status == "succeeded"]
+        done = [r for r in repeats_of(lab.rounds(), round_) if r.status == "succeeded"]
         if len(done) < needed:
             raise CheckFailed(f"round {round_.id} ({round_.name}) has {len(done)} successful run(s); a spread needs "
                               f"at least {needed}.\nHint: revisit why one clone is not enough (chapter 04, section 2): "

@@ -6,6 +6,7 @@
 - ``effects``: is a change beyond noise? One knob's effect against the spread of repeats (``Effect``).
 - ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
 - ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
+- ``repeats``: a round's repeats (``lab.rerun``) in one grouping, and their mean and standard deviation.
 - ``materials``: what a round is made of: rows, fingerprint, template text, base model.
 - ``running``: around one round's training: its checkpoint schedule, its outcome recorded, memory freed.
 - ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.

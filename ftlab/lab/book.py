@@ -34,6 +34,7 @@ from ftlab.lab.materials import (
     template_text,
 )
 from ftlab.lab.provenance import hardware, this_process, versions
+from ftlab.lab.repeats import repeat_group, repeats_of
 from ftlab.lab.round import MARKS, Round
 from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
 from ftlab.lab.storage import (
@@ -186,12 +187,12 @@ class Lab:
         Seed 000 cloned a round to rule out luck. Model and data are reloaded from the record unless given.
         """
         original = self.round(id)
-        group = original.record.get("repeat_of") or original.id
-        seeds = [r.record["seed"] for r in self.rounds() if group in (r.id, r.record.get("repeat_of"))]
+        seeds = [r.record["seed"] for r in repeats_of(self.rounds(), original)]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
         model, tokenizer, train, eval, template, problem = recorded_materials(original, model, tokenizer, train, eval)
         round_ = self._open(config, model, tokenizer, train, eval, name or original.name,
-                            original.record.get("base_model"), original.record.get("notes"), template, group)
+                            original.record.get("base_model"), original.record.get("notes"), template,
+                            repeat_group(original))
         return self._run(round_, config, model, tokenizer, train, eval, template, problem=problem, **options)
 
     def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:

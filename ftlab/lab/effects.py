@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ftlab.lab.repeats import repeats_of, spread, values
 from ftlab.lab.round import Round
 from ftlab.lab.table import differences
 
@@ -27,11 +28,6 @@ def t975(df: int) -> float:
     return T95[max(k for k in T95 if k <= df)]
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 @dataclass(frozen=True)
 class Effect:
     """The change of ``metric`` from the baseline's repeats to the changed round's repeats."""
@@ -41,17 +37,21 @@ class Effect:
     baseline: tuple[float, ...]
     changed: tuple[float, ...]
 
+    def __post_init__(self):
+        if min(len(self.baseline), len(self.changed)) < 2:
+            raise ValueError(f"an effect needs a spread on both sides: {len(self.baseline)} baseline and "
+                             f"{len(self.changed)} changed value(s) given, at least 2 (better 3) of each")
+
     @property
     def difference(self) -> float:
-        return _mean_sd(list(self.changed))[0] - _mean_sd(list(self.baseline))[0]
+        return spread(self.changed).mean - spread(self.baseline).mean
 
     @property
     def standard_error(self) -> float:
         """Standard error of the difference of the means, from the pooled spread of both sets of repeats."""
-        (_, sa), (_, sb), na, nb = _mean_sd(list(self.baseline)), _mean_sd(list(self.changed)), \
-            len(self.baseline), len(self.changed)
-        pooled = math.sqrt(((na - 1) * sa ** 2 + (nb - 1) * sb ** 2) / (na + nb - 2))
-        return pooled * math.sqrt(1 / na + 1 / nb)
+        a, b = spread(self.baseline), spread(self.changed)
+        pooled = math.sqrt(((a.n - 1) * a.sd ** 2 + (b.n - 1) * b.sd ** 2) / (a.n + b.n - 2))
+        return pooled * math.sqrt(1 / a.n + 1 / b.n)
 
     @property
     def ratio(self) -> float:
@@ -72,24 +72,12 @@ class Effect:
         return (self.difference < 0) == (self.metric in LOWER_IS_BETTER)
 
     def __str__(self) -> str:
-        (ma, sa), (mb, sb) = _mean_sd(list(self.baseline)), _mean_sd(list(self.changed))
         name = self.metric.replace("_", " ")
         verdict = (f"beyond noise: {'better' if self.better else 'worse'}" if self.beyond_noise else
                    "within noise: no conclusion, repeat more or change the knob further")
-        return (f"{self.knob}: {name} {ma:.4g} ± {sa:.2g} (n={len(self.baseline)}) -> {mb:.4g} ± {sb:.2g} "
-                f"(n={len(self.changed)}), a change of {self.difference:+.3g}, {self.ratio:.3g} times its standard "
-                f"error {self.standard_error:.2g} (95% needs {self.needed:.3g}): {verdict}.")
-
-
-def _repeats(rounds: list[Round], of: Round, metric: str) -> list[float]:
-    group = of.record.get("repeat_of") or of.id
-    values = []
-    for r in rounds:
-        if group in (r.id, r.record.get("repeat_of")) and r.status == "succeeded":
-            value = r.metrics.get(metric, (r.metrics.get("score") or {}).get(metric))
-            if isinstance(value, int | float) and math.isfinite(value):
-                values.append(float(value))
-    return values
+        return (f"{self.knob}: {name} {spread(self.baseline)} -> {spread(self.changed)}, a change of "
+                f"{self.difference:+.3g}, {self.ratio:.3g} times its standard error {self.standard_error:.2g} "
+                f"(95% needs {self.needed:.3g}): {verdict}.")
 
 
 def effect(rounds: list[Round], baseline: Round, changed: Round, metric: str = "eval_loss",
@@ -101,7 +89,7 @@ def effect(rounds: list[Round], baseline: Round, changed: Round, metric: str = "
                          "round, not a change")
     found = {}
     for role, round_ in (("baseline", baseline), ("changed", changed)):
-        found[role] = _repeats(rounds, round_, metric)
+        found[role] = values(repeats_of(rounds, round_), metric)
         if len(found[role]) < min_repeats:
             raise ValueError(f"round {round_.id} ({round_.name or role}) has {len(found[role])} successful repeat(s) "
                              f"with {metric!r}; a spread needs at least {min_repeats}: lab.rerun({round_.id}) "

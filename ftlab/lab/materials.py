@@ -140,8 +140,15 @@ def recorded_materials(round_, model, tokenizer, train, eval):
         elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
             raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
                              "train a new round for new data")
+    return model, tokenizer, given["train"], given["eval"], recorded_template(round_.record, tokenizer), problem
+
+
+def recorded_template(record: dict, tokenizer):
+    """The template a round was trained with, rebuilt from its record: None for the chat style (the
+    tokenizer's own chat template, as ``train_round`` uses it), else ``Template(tokenizer, style)``."""
+    style = record.get("template", {}).get("style", "chat")
+    if style == "chat":
+        return None
     from ftlab.templates import Template
 
-    style = round_.record.get("template", {}).get("style", "chat")
-    template = None if style == "chat" else Template(tokenizer, style)
-    return model, tokenizer, given["train"], given["eval"], template, problem
+    return Template(tokenizer, style)

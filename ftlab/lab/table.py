@@ -12,6 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 
+from ftlab.lab.repeats import Spread, groups, spread, values
 from ftlab.lab.round import MARKS, Round
 from ftlab.quiet import warn
 
@@ -98,22 +99,27 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
 
 
 def _add_spread(table, rounds: list[Round]) -> None:
-    """Mean ± standard deviation of the metric over each round's repeats (rerun), where there are 2+."""
+    """Mean ± standard deviation of the metric over each round's repeats (rerun), where there are 2+.
+
+    Each cell keeps the unrounded numbers (a ``Spread``: ``.mean``, ``.sd``, ``.n``); only its text is rounded.
+    """
     metric = "eval loss" if table["eval loss"].notna().any() else "train loss"
-    groups: dict[int, list[int]] = {}
-    for r in rounds:
-        groups.setdefault(r.record.get("repeat_of") or r.id, []).append(r.id)
-    spread = {}
-    for members in groups.values():
-        values = [float(table.at[i, metric]) for i in members
-                  if table.at[i, "status"].endswith("succeeded") and table.at[i, metric] is not None
-                  and math.isfinite(float(table.at[i, metric]))]
-        if len(values) >= 2:
-            mean = sum(values) / len(values)
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-            spread.update({i: f"{mean:.4g} ± {std:.2g} (n={len(values)})" for i in members})
-    if spread:
-        table[f"{metric} over repeats"] = [spread.get(i, "") for i in table.index]
+    found = {}
+    for members in groups(rounds).values():
+        kept = values(members, metric.replace(" ", "_"))
+        if len(kept) >= 2:
+            found.update(dict.fromkeys((r.id for r in members), spread(kept)))
+    if found:
+        table[f"{metric} over repeats"] = [found.get(i, "") for i in table.index]
+
+
+def spreads(table, metric: str = "eval loss") -> list:
+    """The ``Spread`` of ``metric`` over each row's repeats (None where the round has no repeats, or the
+    table shows no spread of that metric): the numbers behind the "over repeats" column, unrounded."""
+    column = table.get(f"{metric} over repeats")
+    if column is None:
+        return [None] * len(table)
+    return [cell if isinstance(cell, Spread) else None for cell in column]
 
 
 def markdown(table) -> str:

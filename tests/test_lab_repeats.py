@@ -1,0 +1,99 @@
+"""A round's repeats, grouped once and summarised once: the table, the compare view's error bars, the template."""
+
+import math
+import statistics
+
+import matplotlib
+import pytest
+
+from ftlab.lab.repeats import Spread, spread
+from ftlab.lab.round import Round
+from ftlab.lab.table import markdown, rounds_table, spreads
+
+matplotlib.use("Agg")
+
+# eval losses of a baseline and of lr / 5, three seeds each: their sds round to 2 digits with a visible loss
+BASELINE, CHANGED = [0.6871461, 0.6855243, 0.7102449], [3.4535331, 3.4427194, 3.4150013]
+
+
+def _round(folder, id, eval_loss, lr=1e-3, seed=42, repeat_of=None, status="succeeded"):
+    record = {"id": id, "name": "lr / 5" if lr != 1e-3 else "baseline", "status": status,
+              "config": {"learning_rate": lr, "seed": seed, "lora_r": 16}, "repeat_of": repeat_of,
+              "metrics": {"eval_loss": eval_loss, "train_loss": 1.0}, "failure": None, "data": {}, "template": {},
+              "base_model": "tiny"}
+    round_ = Round(folder / f"round-{id:03d}", record)
+    round_.path.mkdir(parents=True)
+    round_.update()
+    return round_
+
+
+def _rounds(folder):
+    """Two rounds with two repeats each, a failed and a non-finite repeat of the baseline, and a lone round."""
+    rounds = [_round(folder, 1, BASELINE[0]), _round(folder, 2, CHANGED[0], lr=2e-4)]
+    for k in (1, 2):
+        rounds.append(_round(folder, len(rounds) + 1, BASELINE[k], seed=42 + k, repeat_of=1))
+        rounds.append(_round(folder, len(rounds) + 1, CHANGED[k], lr=2e-4, seed=42 + k, repeat_of=2))
+    rounds.append(_round(folder, 7, 9.9, seed=45, repeat_of=1, status="diverged"))  # failed: not a value
+    rounds.append(_round(folder, 8, "nan", seed=46, repeat_of=1))  # recorded as the text "nan": not a value
+    rounds.append(_round(folder, 9, 0.5, lr=5e-3))  # no repeats: no spread
+    return rounds
+
+
+def test_the_table_keeps_the_unrounded_mean_and_sd_of_each_rounds_repeats(tmp_path):
+    table = rounds_table(_rounds(tmp_path))
+    column = table["eval loss over repeats"]
+    for ids, losses in (((1, 3, 5, 7, 8), BASELINE), ((2, 4, 6), CHANGED)):
+        for i in ids:  # every member of the group, a failed one too, shows the group's spread
+            cell = column[i]
+            assert isinstance(cell, Spread) and cell.n == 3
+            assert cell.mean == statistics.mean(losses) and cell.sd == statistics.stdev(losses)
+            assert cell.sd == pytest.approx(math.sqrt(sum((x - cell.mean) ** 2 for x in losses) / 2), rel=1e-12)
+    assert column[9] == ""
+    # shown as before: mean to 4 digits, sd to 2, the count; the Markdown and CSV show the same text
+    shown = f"{statistics.mean(BASELINE):.4g} ± {statistics.stdev(BASELINE):.2g} (n=3)"
+    assert str(column[1]) == shown == "0.6943 ± 0.014 (n=3)"
+    assert f"| {shown} |" in markdown(table) and shown in table.to_string()
+    assert [s.sd if s else None for s in spreads(table)] == [
+        statistics.stdev(BASELINE if i in (1, 3, 5, 7, 8) else CHANGED) if i != 9 else None for i in table.index]
+    assert spreads(table, "train loss") == [None] * len(table)  # no such column: no spread
+
+
+def test_spread_of_one_value_has_no_sd_and_of_none_is_refused():
+    assert spread([0.5]) == Spread(0.5, None, 1) and str(spread([0.5])) == "0.5 (n=1)"
+    with pytest.raises(ValueError, match="no values"):
+        spread([])
+
+
+def test_compare_views_error_bars_are_the_unrounded_sd_of_the_repeats(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from matplotlib.container import BarContainer
+
+    import ftlab
+    from ftlab.widgets import Compare
+
+    _rounds(tmp_path / "lab")
+    lab = ftlab.Lab(tmp_path / "lab")
+    view = Compare(lab)
+    ids = [1, 2, 9]
+    table = lab.table(baseline=1).loc[ids]
+    bars = view.figure([lab.round(i) for i in ids], table).axes[1]
+    (container,) = [c for c in bars.containers if isinstance(c, BarContainer)]
+    assert [b.get_height() for b in container] == [BASELINE[0], CHANGED[0], 0.5]
+    (segments,) = [c.get_segments() for c in container.errorbar.lines[2]]
+    half = [(top[1] - bottom[1]) / 2 for bottom, top in segments]
+    expected = [statistics.stdev(BASELINE), statistics.stdev(CHANGED), 0.0]
+    assert half == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert abs(half[0] - float(f"{expected[0]:.2g}")) > 1e-4  # not the table's rounded text read back
+    assert "repeat spread" in bars.get_title()
+
+
+def test_a_template_rebuilt_from_the_record_is_the_recorded_one(tiny):
+    from ftlab.lab.materials import recorded_template, template_text
+    from ftlab.templates import Template
+
+    _, tokenizer = tiny
+    for given in (None, Template.alpaca(tokenizer)):
+        style, text = template_text(tokenizer, given)
+        rebuilt = recorded_template({"template": {"style": style}}, tokenizer)
+        assert template_text(tokenizer, rebuilt) == (style, text)
+    assert recorded_template({}, tokenizer) is None  # a record from before templates were recorded: the chat style
