@@ -110,18 +110,20 @@ def train_from_file(args) -> int:
         if is_main():
             print(spec.config)
         return 0
-    from ftlab.demo import Progress, quiet_libraries
     from ftlab.env import quiet_known_noise, setup
 
     quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
+    from ftlab.progress import LossLines
+    from ftlab.quiet import quiet_libraries
+
     with contextlib.ExitStack() as quiet:
         if not is_main():  # the other processes' lines would repeat the main one's
             quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
         setup(verbose=True, model=spec.model)  # the banner speaks of the file's model
         callbacks = []
         if not args.verbose:  # one line per evaluation; the lab keeps the trainer's own lines in its folder
-            callbacks = [Progress(sys.stdout)]
-            quiet.enter_context(quiet_libraries())
+            callbacks = [LossLines(sys.stdout)]
+            quiet.enter_context(quiet_libraries(transformers_bars=True, transformers_logs=True))
             quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
         round_ = spec.train_round(callbacks)
     if is_main():

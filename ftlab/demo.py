@@ -12,44 +12,16 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
-import time
-
-from transformers import TrainerCallback
 
 import ftlab
 from ftlab.data import course_set
+from ftlab.progress import LossLines
+from ftlab.quiet import quiet_libraries
 
 
 def demo_data(seed: int = 0):
     """Train and eval rows for the demo task (``ftlab.data.course_set("demo")``): eval names never occur in train."""
     return course_set("demo", seed=seed)
-
-
-class Progress(TrainerCallback):
-    """One line per evaluation (step, train loss, eval loss, seconds) instead of log dicts and bars.
-
-    ``replaces_progress`` tells ``train_round`` to drop the trainer's own progress bars and printer.
-    """
-
-    replaces_progress = True
-
-    def __init__(self, out=None):
-        self.out, self.started, self.train_loss = out or sys.stdout, time.perf_counter(), None
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = logs or {}
-        if "loss" in logs:
-            self.train_loss = logs["loss"]
-            if args.eval_strategy == "no":  # no evaluation to report: the train loss at each log
-                print(f"  step {state.global_step:>4}/{state.max_steps}: train loss {logs['loss']:.3f} "
-                      f"({time.perf_counter() - self.started:.0f} s)", file=self.out, flush=True)
-        if "eval_loss" in logs and not state.max_steps:  # the evaluation before training starts
-            print(f"  before training: eval loss {logs['eval_loss']:.3f}", file=self.out, flush=True)
-        elif "eval_loss" in logs:
-            train = f"train loss {self.train_loss:.3f}, " if self.train_loss is not None else ""
-            self.train_loss = None  # shown once: a later line without a new one leaves it out
-            print(f"  step {state.global_step:>4}/{state.max_steps}: {train}eval loss {logs['eval_loss']:.3f} "
-                  f"({time.perf_counter() - self.started:.0f} s)", file=self.out, flush=True)
 
 
 def run_demo(lab=None, max_steps: int | None = None):
@@ -61,7 +33,7 @@ def run_demo(lab=None, max_steps: int | None = None):
         raise ValueError(f"max_steps must be at least 1 (got {max_steps})")
     env = ftlab.setup()
     lab = lab if isinstance(lab, ftlab.Lab) else ftlab.Lab(lab) if lab is not None else ftlab.Lab.default()
-    with quiet_libraries():
+    with quiet_libraries(transformers_bars=True, transformers_logs=True):
         model, tokenizer = ftlab.load_model(env.default_model)
     train, evaluation = demo_data()
     steps = max_steps or (120 if env.uses_tiny_model else 60)
@@ -70,8 +42,9 @@ def run_demo(lab=None, max_steps: int | None = None):
     before = ftlab.generate.answers(model, tokenizer, prompts, max_new_tokens=24, progress=False)
     print(f"Task: greet politely in a fixed style. {len(train)} training rows, preset {env.default_preset!r}, "
           f"{steps} steps.\nTraining (the loss on the {len(evaluation)} held-out rows should fall):")
-    progress = Progress(sys.stdout)
-    with quiet_libraries(), contextlib.redirect_stdout(io.StringIO()):  # the lab keeps these lines in its folder
+    progress = LossLines(sys.stdout)
+    quiet = quiet_libraries(transformers_bars=True, transformers_logs=True)
+    with quiet, contextlib.redirect_stdout(io.StringIO()):  # the lab keeps these lines in its folder
         round_ = lab.train(config, model, tokenizer, train, evaluation, name="demo", callbacks=[progress])
     if round_.status != "succeeded":
         print(round_.verdict())
@@ -87,23 +60,6 @@ def run_demo(lab=None, max_steps: int | None = None):
     print(f"Recorded as round {round_.id} in {lab.path} (the adapter is in {round_.adapter_dir}): "
           f"`ftlab runs{'' if _is_default(lab) else f' {lab.path}'}` shows it.")
     return round_
-
-
-@contextlib.contextmanager
-def quiet_libraries():
-    """No progress bars from datasets' maps or weight loading, no info-level notes, for this block only."""
-    import transformers
-
-    from ftlab import quiet
-
-    log = transformers.logging
-    verbosity = log.get_verbosity()
-    log.set_verbosity_error()
-    try:
-        with quiet.quiet_libraries(transformers_bars=True):
-            yield
-    finally:
-        log.set_verbosity(verbosity)
 
 
 def _is_default(lab) -> bool:

@@ -114,7 +114,7 @@ def _batch_nlls(model, tokenizer, data, batch_size: int, max_length: int | None,
     model.eval()
     starts = range(0, len(examples), batch_size)
     try:
-        for start in track(starts, "perplexity", len(starts) >= 10, unit="batches"):  # under 10 batches: seconds
+        for start in track(starts, "perplexity", unit="batches"):  # a line once it is worth showing
             chunk = examples[start:start + batch_size]
             input_ids, attention, labels = (t.to(device) for t in _masked_batch(tokenizer, template, chunk, max_length))
             with torch.no_grad():

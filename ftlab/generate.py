@@ -108,9 +108,8 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     was_training = model.training
     model.eval()
     starts = range(0, len(prompts), batch_size)
-    show = progress if progress is not None else len(starts) > 2
-    try:
-        for start in track(starts, "generating", show, unit="batches"):
+    try:  # a line once it is worth showing (ftlab.quiet.worth_showing), unless progress=False
+        for start in track(starts, "generating", progress is not False, unit="batches"):
             chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
             texts = [template.prompt(chat) for chat in chats]
             # the template already wrote the BOS token: adding special tokens again would double it

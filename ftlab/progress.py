@@ -1,4 +1,4 @@
-"""What a round shows in a notebook while it trains: one line that moves, then the losses the chapters explain.
+"""What a round shows while it trains: one line that moves, then the losses the chapters explain.
 
 transformers' notebook progress draws, per round, a bar for the evaluation before training with an HTML
 table, then a training bar with another table of every logged column (TRL adds entropy, mean token
@@ -7,16 +7,18 @@ output updated in place: while training, the step, the time and the latest losse
 ends, a short table of step, train loss and eval loss. Everything the trainer logged stays in the
 round's ``log_history`` (and in a lab round's ``log.jsonl``).
 
-Outside a notebook (a terminal, ``ftlab train``) the trainer keeps its own progress.
+Outside a notebook the trainer keeps its own progress, unless a callback ``replaces_progress``:
+``ftlab demo`` and ``ftlab train`` print ``LossLines``, one line per evaluation.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 from transformers import TrainerCallback
 
-from ftlab.quiet import in_notebook
+from ftlab.quiet import Line, in_notebook, time_left
 
 MAX_ROWS = 8  # a longer table keeps its first rows, evenly spaced ones and the last
 
@@ -44,7 +46,7 @@ class RoundProgress(TrainerCallback):
     replaces_progress = True
 
     def __init__(self):
-        self.handle, self.started, self.shown_at = None, None, 0.0
+        self.line, self.started = None, None
         self.rows: list[tuple[int, float | None, float]] = []  # step, last train loss, eval loss
         self.train_loss: float | None = None
         self.first_train_loss: float | None = None
@@ -74,7 +76,7 @@ class RoundProgress(TrainerCallback):
     def _live(self, state) -> str:
         elapsed = time.perf_counter() - (self.started or time.perf_counter())
         step, total = state.global_step, max(state.max_steps, 1)
-        left = f", ~{elapsed / step * (total - step):.0f} s left" if 0 < step < total else ""
+        left = time_left(elapsed, step, total)
         losses = "".join(f" · {name} {value:.4f}" for name, value in (("train loss", self.train_loss),
                          ("eval loss", self.rows[-1][2] if self.rows else None)) if value is not None)
         return f"training: step {step}/{total}, {elapsed:.0f} s{left}{losses}"
@@ -97,13 +99,36 @@ class RoundProgress(TrainerCallback):
         return "\n".join([head, *lines])
 
     def _show(self, text: str, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not force and now - self.shown_at < 0.5:  # a redraw per step would flood a fast CPU round
-            return
-        self.shown_at = now
-        from IPython.display import display
+        self.line = self.line or Line()
+        self.line.show(text, force)
 
-        if self.handle is None:
-            self.handle = display({"text/plain": text}, raw=True, display_id=True)
-        else:
-            self.handle.update({"text/plain": text}, raw=True)
+
+class LossLines(TrainerCallback):
+    """One printed line per evaluation (step, train loss, eval loss, seconds) instead of log dicts and bars.
+
+    For a terminal (``ftlab demo``, ``ftlab train``); ``replaces_progress`` tells ``train_round`` to drop
+    the trainer's own progress bars and printer.
+    """
+
+    replaces_progress = True
+
+    def __init__(self, out=None):
+        self.out, self.started, self.train_loss = out or sys.stdout, time.perf_counter(), None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self.train_loss = logs["loss"]
+            if args.eval_strategy == "no":  # no evaluation to report: the train loss at each log
+                self._print(f"  step {state.global_step:>4}/{state.max_steps}: train loss {logs['loss']:.3f} "
+                            f"({time.perf_counter() - self.started:.0f} s)")
+        if "eval_loss" in logs and not state.max_steps:  # the evaluation before training starts
+            self._print(f"  before training: eval loss {logs['eval_loss']:.3f}")
+        elif "eval_loss" in logs:
+            train = f"train loss {self.train_loss:.3f}, " if self.train_loss is not None else ""
+            self.train_loss = None  # shown once: a later line without a new one leaves it out
+            self._print(f"  step {state.global_step:>4}/{state.max_steps}: {train}eval loss {logs['eval_loss']:.3f} "
+                        f"({time.perf_counter() - self.started:.0f} s)")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)

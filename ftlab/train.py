@@ -117,6 +117,7 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     from transformers import set_seed
 
     from ftlab.batches import RoundMeter
+    from ftlab.quiet import known_lines_off
 
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
@@ -127,7 +128,8 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
     before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
     meter.start()
-    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    with known_lines_off():  # e.g. transformers on checkpoint times in /tmp: nothing a learner can act on
+        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return finish_round(trainer, tokenizer, config, precision, output_dir, before, meter)
 
 

@@ -88,43 +88,51 @@ def test_a_long_table_keeps_its_ends():
     assert len(lines) <= 9 and lines[0].split()[0] == "0" and lines[-1].split()[0] == "95"
 
 
-class _Handle:
-    def __init__(self, shown):
-        self.shown = shown
+def test_transformers_logs_are_off_inside_and_the_users_verbosity_comes_back():
+    from transformers.utils import logging
 
-    def update(self, data, raw=False):
-        self.shown.append(data["text/plain"])
-
-
-def test_ftlabs_loops_leave_no_frozen_bar_in_a_notebook(monkeypatch):
-    import IPython.display
-
-    from ftlab import quiet
-
-    shown = []
-
-    def display(data, raw=False, display_id=False):
-        shown.append(data["text/plain"])
-        return _Handle(shown)
-
-    monkeypatch.setattr(quiet, "in_notebook", lambda: True)
-    monkeypatch.setattr(IPython.display, "display", display)
-    assert list(quiet.track(range(4), "generating", unit="batches")) == [0, 1, 2, 3]
-    assert shown[0] == "generating: 0/4 batches after 0 s" and shown[-1] == ""  # a quick loop leaves nothing
-    shown.clear()
-    monkeypatch.setattr(quiet, "LONG_S", 0.0)
-    list(quiet.track(range(4), "generating", unit="batches"))
-    assert shown[-1].startswith("generating: 4/4 batches in")  # a long one leaves one line
-    shown.clear()
-    assert list(quiet.track(range(4), "generating", show=False)) == [0, 1, 2, 3] and not shown
+    before = logging.get_verbosity()
+    logging.set_verbosity_info()
+    try:
+        with quiet_libraries(datasets_bars=False, transformers_logs=True):
+            assert logging.get_verbosity() == logging.ERROR
+        assert logging.get_verbosity() == logging.INFO
+    finally:
+        logging.set_verbosity(before)
 
 
-def test_outside_a_notebook_the_bar_goes_to_stderr_and_is_cleared(capsys):
-    from ftlab import quiet
+def test_the_known_checkpoint_line_is_silenced_inside_and_other_lines_pass(tmp_path):
+    import logging
+    import os
 
-    assert list(quiet.track(range(3), "perplexity", unit="batches")) == [0, 1, 2]
-    err = capsys.readouterr().err
-    assert "perplexity" in err and err.endswith("\r")  # tqdm's leave=False: the line is wiped at the end
+    from transformers.trainer_utils import sort_checkpoints
+
+    from ftlab.quiet import known_lines_off
+
+    for step in (10, 20):  # written in the same second, as a fast round writes them
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        os.utime(tmp_path / f"checkpoint-{step}", (1e9, 1e9))
+    logger = logging.getLogger("transformers.trainer_utils")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    filters, level = list(logger.filters), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        with known_lines_off():
+            logging.Logger.warning_once.cache_clear()  # transformers says it once per process
+            sort_checkpoints(str(tmp_path), use_mtime=True)
+            logger.warning("another warning")
+        assert seen == ["another warning"]  # the known line is gone, any other still passes
+        assert logger.filters == filters  # nothing of ftlab's left on the logger
+        logging.Logger.warning_once.cache_clear()
+        sort_checkpoints(str(tmp_path), use_mtime=True)  # outside ftlab's calls the line is the user's to see
+        assert len(seen) == 2 and seen[1].startswith("mtime may not be reliable"), seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logging.Logger.warning_once.cache_clear()
 
 
 def test_only_small_local_models_load_without_a_bar(tmp_path):

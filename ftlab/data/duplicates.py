@@ -130,8 +130,7 @@ def _near(texts: list[str], threshold: float, shingle_size: int, num_perm: int, 
     buckets: dict[tuple[int, bytes], list[int]] = {}
     signatures = np.zeros((len(texts), num_perm), dtype=np.uint64)
     dropped: dict[int, tuple[int, float]] = {}
-    show = len(texts) > 5000 if progress is None else progress
-    for i, text in enumerate(track(texts, "Near-duplicate search", show, unit="rows")):
+    for i, text in enumerate(track(texts, "Near-duplicate search", progress is not False, unit="rows")):
         with np.errstate(over="ignore"):
             signatures[i] = (a * _shingles(text, shingle_size)[None, :] + b).min(axis=1)
         keys = [(start, signatures[i, start:start + rows_per_band].tobytes())

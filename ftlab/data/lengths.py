@@ -29,17 +29,16 @@ def _conversations(rows):
 def token_lengths(rows, tokenizer, progress: bool | None = None, template=None) -> list[int]:
     """The templated token length of every row (chat rows, a Dataset of them, or message lists).
 
-    ``template`` (default: ``Template.chat(tokenizer)``) counts them. Shows a progress bar for more than
-    5,000 rows unless ``progress=False``.
+    ``template`` (default: ``Template.chat(tokenizer)``) counts them. Shows its progress when it takes more
+    than a few seconds (``ftlab.quiet.worth_showing``) unless ``progress=False``.
     """
     from ftlab.quiet import Progress
     from ftlab.templates import Template
 
     template = template or Template.chat(tokenizer)
     total = len(rows)
-    show = total > 5000 if progress is None else progress
     lengths: list[int] = []
-    with Progress(total, "Templating and tokenising", "rows", show) as bar:
+    with Progress(total, "Templating and tokenising", "rows", progress is not False) as bar:
         for chunk in _conversations(rows):
             lengths += template.token_lengths(chunk)
             bar.update(len(chunk))
