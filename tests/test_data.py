@@ -272,12 +272,19 @@ def test_missing_file_is_a_file_not_found_error(tmp_path):
         load("data/train.jsonl")
 
 
-def test_a_dataset_load_returned_is_carried_down_unchanged_but_any_other_dataset_is_still_checked():
+def test_a_split_passed_down_as_loaded_is_not_converted_again_but_any_dataset_is(monkeypatch, tokenizer):
+    from ftlab.data import loader
+
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    loaded = load([good], quiet=True)
-    assert load(loaded, quiet=True) is loaded  # already converted and checked: not again
+    converted = load([good], quiet=True)
+    passes = []
+    real = loader._inspect
+    monkeypatch.setattr(loader, "_inspect", lambda source, *a, **k: passes.append(source) or real(source, *a, **k))
+    assert load(loader.Loaded(converted), quiet=True) is converted and passes == []  # converted once: not again
+    assert load(converted, quiet=True)["messages"] == converted["messages"] and len(passes) == 1  # a Dataset: checked
+    with pytest.raises(DataFormatError, match="over max_length=2"):  # a length check asked for still runs
+        load(loader.Loaded(converted), quiet=True, tokenizer=tokenizer, max_length=2)
     bad = Dataset.from_list([good, {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}])
-    with pytest.raises(DataFormatError, match="row 2"):
-        load(bad, quiet=True)  # a Dataset built elsewhere is converted and checked as before
-    with pytest.raises(DataFormatError, match="row 3"):
-        load(loaded.select([0, 0]).add_item(bad[1]), quiet=True)  # a changed copy too
+    with pytest.raises(DataFormatError) as error:
+        load(bad, file="train", quiet=True)  # a Dataset built elsewhere is converted and checked as before
+    assert [(f.file, f.row, f.field) for f in error.value.findings] == [("train", 2, "messages[1].role")]

@@ -9,14 +9,15 @@ runs the same checks and returns every problem as a ``Finding`` instead.
 Every bad row is reported in one pass, each naming the file, the row, the field and the fix, so a bad
 file never becomes a ``KeyError`` deep inside a trainer. Strict loading raises one
 ``DataFormatError`` with all of them; ``strict=False`` drops the bad rows, keeps the good rows exactly
-as they are, and prints what it dropped and why.
+as they are, and prints what it dropped and why. A split converted once is passed down wrapped in
+``Loaded`` (the lab does, from its door to ``train_round``), so that ``load`` hands it back without a
+second pass.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,13 +224,15 @@ def load(source, strict: bool = True, file: str | None = None, *, tokenizer=None
     ``file`` names an in-memory source in messages. ``strict=True`` raises one ``DataFormatError``
     with every problem (see ``validate`` for the checks and the row numbering); ``strict=False`` drops
     the bad rows, keeps every good row unchanged, and prints how many were dropped and why.
-    A Dataset that ``load`` itself returned, given again with ``quiet=True`` and no ``tokenizer``, comes
-    back as it is (already converted and checked), so data loaded once is not converted again.
+    A Dataset is converted and checked every time it is given; a split that was, passed down as
+    ``Loaded(dataset)``, comes back as it is unless a ``tokenizer`` asks for the length check.
     """
     from datasets import Dataset
 
-    if quiet and tokenizer is None and _LOADED.get(id(source)) is source:
-        return source  # converted and checked by load already (e.g. at the lab's door): carried down, not redone
+    if isinstance(source, Loaded):
+        if tokenizer is None:
+            return source.dataset  # converted and checked already (at the lab's door): carried down, not redone
+        source = source.dataset
     inspection = _inspect(source, file, split, tokenizer, max_length)
     name, say = inspection.name, (lambda text: None) if quiet else print
     for note in inspection.notes:
@@ -254,12 +257,16 @@ def load(source, strict: bool = True, file: str | None = None, *, tokenizer=None
         message = (f"the rows cannot be stored as a table ({error}); a column probably mixes kinds of values, "
                    "e.g. text in some rows and lists in others: make each column one kind")
         raise DataFormatError([Finding(None, None, message, name)]) from error
-    _LOADED[id(dataset)] = dataset
     return dataset
 
 
-# The Datasets ``load`` built (by id: a Dataset need not be hashable), forgotten when they are.
-_LOADED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+@dataclass(frozen=True)
+class Loaded:
+    """A split ``load`` has converted and checked, passed down as it is: ``load(Loaded(dataset))`` returns
+    ``dataset`` without a second pass. The lab converts each split once, at its door, and hands it to
+    ``train_round`` this way."""
+
+    dataset: object
 
 
 def chat_dataset(rows):

@@ -272,7 +272,7 @@ class Lab:
                                          callbacks=[*live, *(callbacks or [])], resume_from_checkpoint=resume_from,
                                          **chosen)
                 round_.result = result
-                rows = loaded(eval if eval is not None else train)  # the samples: the same converted rows
+                rows = (eval if eval is not None else train).dataset  # the samples: the same converted rows
                 record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score)
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))

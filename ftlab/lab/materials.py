@@ -83,8 +83,11 @@ def converted(rows: Rows | None, split: str) -> Exception | None:
 
 
 def loaded(rows):
-    """What ``train_round`` and the samples take: the split's Dataset, converted at the door (None stays None)."""
-    return rows if rows is None else rows.dataset
+    """What ``train_round`` takes: the split's Dataset, converted at the door, marked ``Loaded`` so that
+    ``ftlab.data.load`` does not convert it again (None stays None)."""
+    from ftlab.data.loader import Loaded
+
+    return rows if rows is None else Loaded(rows.dataset)
 
 
 PROBE = [{"role": "user", "content": "{prompt}"}, {"role": "assistant", "content": "{answer}"}]
