@@ -27,3 +27,16 @@ def test_readme_snippet_runs_as_written(number, tmp_path, tiny_path):
     assert out.returncode == 0, f"README snippet {number + 1}:\n{SNIPPETS[number]}\n{out.stderr[-3000:]}"
     if "train_round" in SNIPPETS[number]:
         assert "LEARNED" in out.stdout
+
+
+def test_the_layout_section_names_every_module():
+    """The README's layout lists the library by chapter: a module added or split off is listed there too."""
+    text = README.read_text()
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
+    named = set(re.findall(r"`([\w/]+)`", layout))
+    root = README.parent / "ftlab"
+    modules = [p for p in root.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")
+               and p.parent.name != "checks"]  # checks/: one module per exercise, listed as the folder
+    assert "checks/" in named
+    assert [str(p.relative_to(root)) for p in modules if p.stem not in named] == []
