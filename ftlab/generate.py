@@ -92,7 +92,8 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
 
     ``template`` must be the one the model was trained with (default: the chat template).
     ``options`` override the preset's generation settings (``temperature``, ``repetition_penalty``,
-    ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...).
+    ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...). A progress line appears when
+    generating takes more than a few seconds (``ftlab.quiet.worth_showing``); ``progress=False`` hides it.
     """
     import torch
 
@@ -108,7 +109,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     was_training = model.training
     model.eval()
     starts = range(0, len(prompts), batch_size)
-    try:  # a line once it is worth showing (ftlab.quiet.worth_showing), unless progress=False
+    try:
         for start in track(starts, "generating", progress is not False, unit="batches"):
             chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
             texts = [template.prompt(chat) for chat in chats]
