@@ -102,9 +102,10 @@ def test_generate_and_perplexity_follow_the_one_rule(tiny, notebook, monkeypatch
 
     model, tokenizer = tiny
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
+    monkeypatch.setattr(quiet, "SHOW_AFTER_S", 1e9)  # quick, whatever the machine's load: nothing
     ftlab.generate.answers(model, tokenizer, ["hi"], max_new_tokens=2)
     ftlab.evaluation.perplexity(model, tokenizer, rows)
-    assert notebook == []  # one quick batch each: nothing
+    assert notebook == []
     monkeypatch.setattr(quiet, "SHOW_AFTER_S", 0.0)  # one slow batch each: both show a line (no batch count says no)
     ftlab.generate.answers(model, tokenizer, ["hi"], max_new_tokens=2)
     ftlab.evaluation.perplexity(model, tokenizer, rows)
