@@ -23,7 +23,8 @@ from ftlab.gguf_models import ModelNotAvailableError  # light: said in one line,
 
 def doctor() -> int:
     from ftlab import __version__
-    from ftlab.env import choose_precision, detect_platform, gpus, hub_online, library_versions
+    from ftlab.env import choose_precision, detect_platform, gpus, library_versions
+    from ftlab.hub import hub_online
 
     print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
     found = gpus()  # nvidia-smi: torch is not imported here

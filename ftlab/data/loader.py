@@ -44,7 +44,7 @@ def _hub_message(name: str) -> str:
 def _from_hub(name: str, split: str):
     from datasets import load_dataset
 
-    from ftlab.env import hub_forced_offline, hub_online
+    from ftlab.hub import hub_forced_offline, hub_online
 
     offline = hub_forced_offline()  # then datasets reads its cache, and fails at once if the set is not there
     if not offline and not hub_online(timeout=3.0):
