@@ -89,18 +89,9 @@ def loss_mask(template, messages, max_length: int | None = None) -> LossMask:
     if template.style != "chat":
         raise ValueError("loss_mask shows the turns of a chat template; for an Alpaca template use template.show(row)")
     messages = list(messages["messages"] if isinstance(messages, dict) else messages)
-    ids, mask = template.encode(messages, max_length)
-    text = template.training_text(messages)
+    # the trainer's ids and mask, and where each turn ends, from one derivation (Template's)
+    ids, mask, bounds = template._encode_rows([messages], max_length, every_turn=True)[0]  # noqa: SLF001
     tokenizer = template.tokenizer
-    # where each turn ends in the text: after its content and the end-of-turn token that follows it
-    ends, at = [], 0
-    for number, message in enumerate(messages):
-        found = text.find(message["content"].strip(), at)
-        start = found + len(message["content"].strip()) if found >= 0 else at
-        end = template._end_of_turn(text, start, number)  # noqa: SLF001 (one definition of "end of turn")
-        ends.append(end)
-        at = end
-    bounds = [len(tokenizer(text[:end], add_special_tokens=False)["input_ids"]) for end in ends]
     tokens, turn = [], 0
     for position, (token, carries) in enumerate(zip(ids, mask, strict=True)):
         while turn < len(bounds) - 1 and position >= bounds[turn]:

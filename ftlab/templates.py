@@ -21,6 +21,8 @@ carries loss.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ftlab.quiet import warn
 
 # ftlab's default: TinyLlama-1.1B-Chat's format (<|user|>\n...</s>\n<|assistant|>\n...), with a BOS token
@@ -59,6 +61,16 @@ def _say_once(key, message: str) -> None:
     if key not in _announced:
         _announced.add(key)
         print(message)
+
+
+@contextmanager
+def _refusal_names_row(number: int | None):
+    try:
+        yield
+    except TemplateError as error:
+        if number is None:
+            raise
+        raise TemplateError(f"row {number}: {error}") from error
 
 
 class Template:
@@ -111,65 +123,99 @@ class Template:
         return self.tokenizer.apply_chat_template(list(turns), chat_template=self.chat_template, tokenize=False,
                                                   add_generation_prompt=add_generation_prompt)
 
+    def _render_many(self, conversations: list, add_generation_prompt: bool) -> list[str]:
+        """``_render`` for many conversations in one call (the same text, without the per-call overhead)."""
+        if not conversations or not all(conversations):  # an empty conversation is refused as _render refuses it
+            return [self._render(turns, add_generation_prompt) for turns in conversations]
+        return list(self.tokenizer.apply_chat_template(conversations, chat_template=self.chat_template,
+                                                       tokenize=False, add_generation_prompt=add_generation_prompt))
+
+    @staticmethod
+    def _prompt_turns(messages) -> list:
+        turns = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
+        return turns[:-1] if turns and turns[-1]["role"] == "assistant" else turns
+
     def prompt(self, messages) -> str:
         """The inference prompt: everything before the answer, ending where the model starts writing."""
-        turns = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
-        if turns and turns[-1]["role"] == "assistant":
-            turns = turns[:-1]
+        turns = self._prompt_turns(messages)
         if self.style == "chat":
             return self.bos + self._render(turns, True)
         instruction = "\n\n".join(t["content"] for t in turns if t["role"] != "assistant")
         return (self.tokenizer.bos_token or "") + ALPACA_NO_INPUT.format(instruction=instruction)
 
+    def _answer_prompts(self, conversations: list[list]) -> list[list[str]]:
+        """Each conversation's inference prompt before each of its answers, rendered in one batch."""
+        if self.style == "alpaca":  # one answer, the last turn's
+            return [[self.prompt(messages)] for messages in conversations]
+        wanted = [self._prompt_turns(messages[:turn]) for messages in conversations
+                  for turn, message in enumerate(messages) if message["role"] == "assistant"]
+        rendered = iter(self._render_many(wanted, True))
+        return [[self.bos + next(rendered) for message in messages if message["role"] == "assistant"]
+                for messages in conversations]
+
     def training_text(self, messages) -> str:
         """The whole text the model trains on for one row: prompt, answer, end of turn."""
+        return self._training_texts([list(messages)])[0]
+
+    def _training_texts(self, conversations: list[list]) -> list[str]:
         if self.style == "chat":
-            return self.bos + self._render(messages, False)
-        return self.prompt(messages) + messages[-1]["content"] + self.tokenizer.eos_token
+            return [self.bos + text for text in self._render_many(conversations, False)]
+        return [self.prompt(messages) + messages[-1]["content"] + self.tokenizer.eos_token for messages in conversations]
 
     def format(self, dataset, loss_on: str = "answers", max_length: int | None = None):
         """Rows for TRL, already tokenized: ``input_ids`` and the mask of loss tokens (``assistant_masks``).
 
         TRL turns ``assistant_masks`` into labels as they are, so the trainer's loss falls exactly where
         ``encode`` (and ``show``) say; ``loss_on="everything"`` puts it on every token. Rows are cut to
-        ``max_length`` tokens as the trainer would cut them.
+        ``max_length`` tokens as the trainer would cut them. Rows go through ``encode``'s steps a batch at a
+        time (one render of the texts, one of the prompts, one tokenizer call), with the same result.
         """
-        def tokenized(row):
-            ids, mask = self.encode(row["messages"], max_length)
-            return {"input_ids": ids, "assistant_masks": mask if loss_on == "answers" else [1] * len(ids)}
+        def tokenized(batch, rows):
+            encoded = self._encode_rows(batch["messages"], max_length, first_row=rows[0] + 1)
+            return {"input_ids": [ids for ids, _, _ in encoded],
+                    "assistant_masks": [mask if loss_on == "answers" else [1] * len(ids) for ids, mask, _ in encoded]}
 
-        return dataset.map(tokenized, remove_columns=dataset.column_names, desc=f"{self.style} template")
+        return dataset.map(tokenized, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                           desc=f"{self.style} template")
 
     # ------------------------------------------------------------------------ loss
-    def _spans(self, messages, text: str) -> list[tuple[int, int]]:
-        """Character spans of the text that carry loss: each answer from its prompt's end to its end of turn."""
-        if self.style == "alpaca":  # one answer, the last turn's, after the Alpaca prompt
-            return [(len(self.prompt(messages)), len(text))]
-        spans = []
-        for turn, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            prompt = self.prompt(messages[:turn])
-            if not text.startswith(prompt):
-                raise TemplateError(
-                    f"this chat template does not write the prompt of assistant turn {turn + 1} as the beginning of "
-                    "the training text, so the model would train on a context it never sees when it answers "
-                    f"(prompt ends {prompt[-40:]!r}; training text there reads {text[len(prompt) - 40:len(prompt)]!r})."
-                    f" {WAY_OUT}.")
-            content = message["content"].strip()
-            found = text.find(content, len(prompt))
-            if found < 0:
-                raise TemplateError(f"this chat template changes the text of assistant turn {turn + 1}, so its tokens "
-                                    f"cannot be told from the prompt. {WAY_OUT}.")
-            spans.append((len(prompt), self._end_of_turn(text, found + len(content), turn)))
-        return spans
+    def _layout(self, messages, text: str, prompts: list[str], specials: list[str], every_turn: bool = False):
+        """Where the loss falls in ``text``, in characters: each answer from its prompt's end to its end of turn.
 
-    def _end_of_turn(self, text: str, start: int, turn: int) -> int:
+        Returns ``(spans, ends)``; ``ends`` (with ``every_turn``) says where each turn ends, after the end-of-turn
+        token that closes it: the same derivation, so a turn's end and its answer's end agree.
+        """
+        if self.style == "alpaca":  # one answer, the last turn's, after the Alpaca prompt
+            return [(len(prompts[0]), len(text))], []
+        spans, ends, at, prompts = [], [], 0, iter(prompts)
+        for turn, message in enumerate(messages):
+            content = message["content"].strip()
+            if message["role"] == "assistant":
+                prompt = next(prompts)
+                if not text.startswith(prompt):
+                    raise TemplateError(
+                        f"this chat template does not write the prompt of assistant turn {turn + 1} as the beginning "
+                        "of the training text, so the model would train on a context it never sees when it answers "
+                        f"(prompt ends {prompt[-40:]!r}; training text there reads "
+                        f"{text[len(prompt) - 40:len(prompt)]!r}). {WAY_OUT}.")
+                found = text.find(content, len(prompt))
+                if found < 0:
+                    raise TemplateError(f"this chat template changes the text of assistant turn {turn + 1}, so its "
+                                        f"tokens cannot be told from the prompt. {WAY_OUT}.")
+                at = self._end_of_turn(text, found + len(content), turn, specials)
+                spans.append((len(prompt), at))
+            elif every_turn:
+                found = text.find(content, at)
+                at = self._end_of_turn(text, found + len(content) if found >= 0 else at, turn, specials)
+            ends.append(at)
+        return spans, ends if every_turn else []
+
+    def _end_of_turn(self, text: str, start: int, turn: int, specials: list[str]) -> int:
         """Where the end-of-turn token after an answer ends: the first special token after the answer."""
-        found = [(text.find(token, start), token) for token in self._special_tokens()]
+        found = [(text.find(token, start), token) for token in specials]
         found = [(at, token) for at, token in found if at >= 0]
         if not found:
-            raise TemplateError(f"this chat template writes no end-of-turn token after assistant turn {turn + 1}, so "
+            raise TemplateError(f"this chat template writes no end-of-turn token after turn {turn + 1}, so "
                                 f"the model would never learn to stop. {WAY_OUT}.")
         at, token = min(found)
         return at + len(token)
@@ -189,7 +235,7 @@ class Template:
             raise TemplateError(f"this chat template cannot render a plain user/assistant conversation ({error}). "
                                 f"{WAY_OUT}.") from error
         self.encode(PROBE)  # every answer's prompt tokenizes to the ids before it
-        end = self._spans(PROBE, text)[0][1]
+        end = self._layout(PROBE, text, self._answer_prompts([PROBE])[0], self._special_tokens())[0][0][1]
         return next(t for t in self._special_tokens() if text[:end].endswith(t))
 
     def _find_default_system_prompt(self) -> str | None:
@@ -209,33 +255,61 @@ class Template:
             return head[len(before):len(head) - len(after)]
         return None
 
-    def _count_prefix(self, prefix: str, ids: list[int]) -> int:
-        """How many of ``ids`` the text ``prefix`` tokenizes into; refuses a boundary the tokenizer merges across."""
-        prefix_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        if ids[:len(prefix_ids)] != prefix_ids:
-            raise TemplateError(f"the tokenizer merges the end of the prompt {prefix[-30:]!r} with what follows, so the "
-                                f"prompt's tokens at inference differ from the training tokens. {WAY_OUT}.")
-        return len(prefix_ids)
-
     def encode(self, messages, max_length: int | None = None) -> tuple[list[int], list[int]]:
         """Token ids and a 0/1 mask of the tokens that carry loss, truncated as the trainer does.
 
         The mask covers every assistant turn, its end-of-turn token included; the ids of each turn's
         inference prompt are exactly the ids before it.
         """
-        messages = list(messages)
-        text = self.training_text(messages)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        mask = [0] * len(ids)
-        for start, end in self._spans(messages, text):
-            first, last = self._count_prefix(text[:start], ids), self._count_prefix(text[:end], ids)
-            mask[first:last] = [1] * (last - first)
-        return ids[:max_length], mask[:max_length]
+        ids, mask, _ = self._encode_rows([messages], max_length)[0]
+        return ids, mask
+
+    def _encode_rows(self, conversations, max_length: int | None = None, every_turn: bool = False,
+                     first_row: int | None = None) -> list[tuple]:
+        """``(ids, mask, turn_ends)`` for each conversation: ``encode``'s ids and mask, and with ``every_turn`` the
+        number of tokens up to the end of each turn. Two renders (texts, prompts) and one tokenizer call for all.
+        With ``first_row`` (the first conversation's row number) a refusal names its row."""
+        conversations = [list(messages) for messages in conversations]
+        texts, specials = self._training_texts(conversations), self._special_tokens()
+        layouts = []
+        for number, (messages, text, prompts) in enumerate(
+                zip(conversations, texts, self._answer_prompts(conversations), strict=True), start=first_row or 1):
+            with _refusal_names_row(number if first_row else None):
+                layouts.append(self._layout(messages, text, prompts, specials, every_turn))
+        # every text, and the text before each span edge and turn end (each distinct prefix tokenized once)
+        prefixes = list(dict.fromkeys(text[:at] for text, (spans, ends) in zip(texts, layouts, strict=True)
+                                      for at in [*(at for span in spans for at in span), *ends] if at < len(text)))
+        tokenized = self._tokenize([*texts, *prefixes])
+        known = dict(zip(prefixes, tokenized[len(texts):], strict=True))
+        rows = []
+        for number, (text, ids, (spans, ends)) in enumerate(zip(texts, tokenized[:len(texts)], layouts, strict=True),
+                                                            start=first_row or 1):
+            mask = [0] * len(ids)
+            for start, end in spans:  # a boundary the tokenizer merges across is refused
+                with _refusal_names_row(number if first_row else None):
+                    first, last = (self._count_prefix(text[:at], known.get(text[:at], ids), ids) for at in (start, end))
+                mask[first:last] = [1] * (last - first)
+            turn_ends = [len(known.get(text[:at], ids)) for at in ends]
+            rows.append((ids[:max_length], mask[:max_length], turn_ends))
+        return rows
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        """The ids of each text as ``tokenizer(text, add_special_tokens=False)`` gives them, in one batched call."""
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+
+    @staticmethod
+    def _count_prefix(prefix: str, prefix_ids: list[int], ids: list[int]) -> int:
+        """How many of ``ids`` the text ``prefix`` (tokenized: ``prefix_ids``) covers; refuses a boundary the
+        tokenizer merges across."""
+        if ids[:len(prefix_ids)] != prefix_ids:
+            raise TemplateError(f"the tokenizer merges the end of the prompt {prefix[-30:]!r} with what follows, so the "
+                                f"prompt's tokens at inference differ from the training tokens. {WAY_OUT}.")
+        return len(prefix_ids)
 
     def token_lengths(self, conversations) -> list[int]:
         """The number of tokens of each conversation's training text, before truncation: what the trainer
         sees (the same ids as ``encode``), counted in one batch by the Rust tokenizer where there is one."""
-        texts = [self.training_text(messages) for messages in conversations]
+        texts = self._training_texts([list(messages) for messages in conversations])
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None and hasattr(backend, "encode_batch_fast"):
             # sum of the attention mask, not len(): a backend left with padding on pads the whole batch

@@ -14,6 +14,8 @@ ANSWERS = ["Paris is the capital.", "It has about 2 million people.", "Good bye,
 CHAT = [message for question, answer in zip(["What is the capital of France?", "How many people live there?",
                                              "Thank you!"], ANSWERS, strict=True)
         for message in ({"role": "user", "content": question}, {"role": "assistant", "content": answer})]
+# rows of one, two and three answers, with and without a system prompt: what format must batch like encode
+ROWS = [CHAT, [{"role": "system", "content": "Answer briefly."}, *CHAT], CHAT[:2], CHAT[2:4], CHAT[:4]]
 
 
 def fixture_tokenizer(tiny_path, name):
@@ -35,13 +37,8 @@ def fixture_tokenizer(tiny_path, name):
     return tokenizer, spec
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_path, name):
-    tokenizer, spec = fixture_tokenizer(tiny_path, name)
-    template = Template.chat(tokenizer)
-    assert template.chat_template == spec["chat_template"]  # the model's own format, not TinyLlama's
-    assert template.end_of_turn == spec["end_of_turn"]
-    ids, mask = template.encode(CHAT)
+def loss_texts(tokenizer, ids, mask) -> list[str]:
+    """The decoded runs of tokens that carry loss."""
     runs, run = [], []
     for token, carries in zip(ids, mask, strict=True):
         if carries:
@@ -49,8 +46,17 @@ def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_pat
         elif run:
             runs.append(run)
             run = []
-    runs += [run] if run else []
-    assert [tokenizer.decode(r) for r in runs] == [answer + spec["end_of_turn"] for answer in ANSWERS]
+    return [tokenizer.decode(r) for r in runs + ([run] if run else [])]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_path, name):
+    tokenizer, spec = fixture_tokenizer(tiny_path, name)
+    template = Template.chat(tokenizer)
+    assert template.chat_template == spec["chat_template"]  # the model's own format, not TinyLlama's
+    assert template.end_of_turn == spec["end_of_turn"]
+    ids, mask = template.encode(CHAT)
+    assert loss_texts(tokenizer, ids, mask) == [answer + spec["end_of_turn"] for answer in ANSWERS]
     # BOS up front where the template writes it or the tokenizer adds it to every text, and never twice
     rendered = tokenizer.apply_chat_template(CHAT, tokenize=False)
     expects_bos = bool(spec["bos_token"]) and (rendered.startswith(spec["bos_token"]) or spec["tokenizer_adds_bos"])
@@ -127,3 +133,45 @@ def test_token_by_token_the_loss_is_on_each_assistant_turn_and_its_end_of_turn_o
             assert loss == [] and message["content"] in tokenizer.decode([t.id for t in tokens])
     assert shown.loss_by_role()["user"][0] == shown.loss_by_role()["system"][0] == 0
     assert str(shown).rsplit("\n", 1)[0].count("⟦") == shown.loss_tokens and "<span" in shown._repr_html_()
+
+
+def renders(tokenizer, messages) -> bool:
+    from jinja2.exceptions import TemplateError as RefusedByTemplate
+
+    try:
+        tokenizer.apply_chat_template(messages, tokenize=False)
+    except RefusedByTemplate:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_format_gives_the_trainer_encodes_ids_and_mask_row_by_row(tiny_path, name):
+    from datasets import Dataset
+
+    tokenizer, spec = fixture_tokenizer(tiny_path, name)
+    template = Template.chat(tokenizer)
+    conversations = [m for m in ROWS if m[0]["role"] != "system" or renders(tokenizer, m)]  # Gemma: no system role
+    rows = Dataset.from_list([{"messages": messages} for messages in conversations])
+    for max_length in (None, 24):
+        formatted = template.format(rows, max_length=max_length)
+        assert [(row["input_ids"], row["assistant_masks"]) for row in formatted] == \
+            [template.encode(messages, max_length) for messages in conversations]
+    for row, messages in zip(template.format(rows), conversations, strict=True):  # every answer, its end of turn, nothing else
+        assert loss_texts(tokenizer, row["input_ids"], row["assistant_masks"]) == \
+            [m["content"] + spec["end_of_turn"] for m in messages if m["role"] == "assistant"]
+    everything = template.format(rows, loss_on="everything")
+    assert all(row["assistant_masks"] == [1] * len(row["input_ids"]) for row in everything)
+
+
+def test_format_refuses_a_prompt_whose_end_the_tokenizer_merges_with_the_answer(tiny):
+    from datasets import Dataset
+
+    _, tokenizer = tiny
+    # the assistant's header ends in "th": before an answer starting "e cat", the byte-level tokenizer writes "the"
+    template = Template.chat(tokenizer, chat_template=CHAT_TEMPLATE.replace("'<|assistant|>\\n'", "'<|assistant|>\\nth'"))
+    merged = [{"role": "user", "content": "Who sat?"}, {"role": "assistant", "content": "e cat sat."}]
+    rows = Dataset.from_list([{"messages": CHAT}, {"messages": merged}])
+    with pytest.raises(TemplateError, match=r"row 2: the tokenizer merges the end of the prompt .*nth"):
+        template.format(rows)
+    assert template.format(rows.select([0]))["input_ids"][0] == template.encode(CHAT)[0]  # the other rows are fine

@@ -7,6 +7,7 @@ A few LoRA steps only: the whole file stays well under a minute on 2 cores.
 import math
 
 import pytest
+from datasets import Dataset
 
 import ftlab
 from ftlab.gguf_models import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
@@ -52,6 +53,10 @@ def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
     assert [tokenizer.decode([t.id for t in tokens if t.loss]) for _, role, tokens in turns if role == "assistant"] \
         == ["Paris.<|im_end|>", "Rome.<|im_end|>", "Madrid.<|im_end|>"]
     assert not any(t.loss for _, role, tokens in turns if role != "assistant" for t in tokens)
+    # what the trainer gets, a batch at a time, is encode's ids and mask row by row (the default system prompt too)
+    rows = [CHAT, CHAT[:2], three]
+    formatted = template.format(Dataset.from_list([{"messages": messages} for messages in rows]))
+    assert [(row["input_ids"], row["assistant_masks"]) for row in formatted] == [template.encode(m) for m in rows]
     assert tokenizer.pad_token_id != tokenizer.eos_token_id and model.config.pad_token_id == tokenizer.pad_token_id
     assert model.name_or_path == SMOL_ID  # what a lab record names, and reloads
 
