@@ -105,7 +105,7 @@ def answers(lab, ids, model, tokenizer, prompt, max_new_tokens: int = 64, preset
             else:
                 switched.load_adapter(str(r.adapter_dir), adapter_name=name)
             switched.set_adapter(name)
-            said[label] = ask(switched, recorded_template(r.record, tokenizer))
+            said[label] = ask(switched, recorded_template(r, tokenizer))
     finally:
         del tuned, switched
         gc.collect()

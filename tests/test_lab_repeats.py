@@ -87,13 +87,27 @@ def test_compare_views_error_bars_are_the_unrounded_sd_of_the_repeats(tmp_path):
     assert "repeat spread" in bars.get_title()
 
 
-def test_a_template_rebuilt_from_the_record_is_the_recorded_one(tiny):
+OTHER_CHAT = ("{% for m in messages %}### {{ m['role'] }}:\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+              "{% if add_generation_prompt %}### assistant:\n{% endif %}")
+
+
+def test_a_template_rebuilt_from_the_record_is_the_recorded_one(tiny_path, tmp_path):
+    from transformers import AutoTokenizer
+
+    from ftlab.data.splits import fingerprint
     from ftlab.lab.materials import recorded_template, template_text
     from ftlab.templates import Template
 
-    _, tokenizer = tiny
-    for given in (None, Template.alpaca(tokenizer)):
-        style, text = template_text(tokenizer, given)
-        rebuilt = recorded_template({"template": {"style": style}}, tokenizer)
-        assert template_text(tokenizer, rebuilt) == (style, text)
-    assert recorded_template({}, tokenizer) is None  # a record from before templates were recorded: the chat style
+    tokenizer = AutoTokenizer.from_pretrained(tiny_path)
+    for k, given in enumerate((None, Template.alpaca(tokenizer), Template.chat(tokenizer, OTHER_CHAT))):
+        style, text = template_text(tokenizer, given)  # recorded as lab.train records it
+        folder = tmp_path / f"round-{k:03d}"
+        folder.mkdir()
+        (folder / "template.txt").write_text(text, encoding="utf-8")
+        record = {"id": k, "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
+                                        "file": "template.txt"}}
+        rebuilt = recorded_template(Round(folder, record), tokenizer)
+        assert template_text(tokenizer, rebuilt) == (style, text), given
+        assert (rebuilt is None) == (given is None)  # the tokenizer's own chat template stays train_round's default
+    old = Round(tmp_path / "round-009", {"id": 9})  # a record from before templates were recorded: the chat style
+    assert recorded_template(old, tokenizer) is None

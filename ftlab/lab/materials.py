@@ -143,15 +143,20 @@ def recorded_materials(round_, model, tokenizer, train, eval):
         elif info.get("fingerprint") and fingerprint(given[split]) != info["fingerprint"]:
             raise ValueError(f"this {split} data is not the data round {round_.id} used (fingerprints differ); "
                              "train a new round for new data")
-    return model, tokenizer, given["train"], given["eval"], recorded_template(round_.record, tokenizer), problem
+    return model, tokenizer, given["train"], given["eval"], recorded_template(round_, tokenizer), problem
 
 
-def recorded_template(record: dict, tokenizer):
-    """The template a round was trained with, rebuilt from its record: None for the chat style (the
-    tokenizer's own chat template, as ``train_round`` uses it), else ``Template(tokenizer, style)``."""
-    style = record.get("template", {}).get("style", "chat")
-    if style == "chat":
-        return None
+def recorded_template(round_, tokenizer):
+    """The template a round was trained with, rebuilt from its record: ``Template(tokenizer, style)`` for
+    Alpaca; for the chat style None (the tokenizer's own chat template, as ``train_round`` takes it) unless
+    the round kept another chat template's text (``Template.chat(tokenizer, text)``), which is rebuilt."""
     from ftlab.templates import Template
 
-    return Template(tokenizer, style)
+    info = round_.record.get("template") or {}
+    style = info.get("style", "chat")
+    if style != "chat":
+        return Template(tokenizer, style)
+    kept = round_.path / info["file"] if info.get("file") else None
+    text = kept.read_text(encoding="utf-8") if kept is not None and kept.exists() else ""
+    own = getattr(tokenizer, "chat_template", None) or ""
+    return Template.chat(tokenizer, text) if text and text != own else None
