@@ -13,7 +13,8 @@ them as one flat dict. ``compute(name, predictions, references)`` is for code wr
 ``evaluate``: the same dict keys and evaluate's own scales (sacrebleu and squad 0-100), without
 ``evaluate.load``, which fetches code from the Hugging Face Hub and fails offline. Model-based
 scores (perplexity) live in ``ftlab.evaluation``: this module never imports torch. sacrebleu and rouge-score are imported inside the functions that
-use them, so ``import ftlab.metrics`` stays cheap.
+use them, so ``import ftlab.metrics`` stays cheap. What every score accepts (one reference string per
+prediction, checked) and how a text's script is told apart is ``ftlab.metric_inputs``.
 """
 
 from __future__ import annotations
@@ -25,68 +26,16 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable
 
-# Han ideographs (with extension A), Hiragana, Katakana, Hangul syllables and jamo.
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\u3040-\u309f\u30a0-\u30ff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f"
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-_KANA_OR_HANGUL = re.compile("[\u3040-\u30ff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
-_CJK_LANGS = {"zh", "ja", "ko"}
-
-
-# --- input checks -----------------------------------------------------------------------------------
-
-
-def _as_texts(values, name: str) -> list[str]:
-    # A bare string is iterable, so without this check bleu("a cat", "a cat") would score characters.
-    if isinstance(values, (str, bytes)):
-        raise ValueError(
-            f"{name} must be a list of strings, got a single {type(values).__name__}; wrap it: [text]"
-        )
-    try:
-        values = list(values)
-    except TypeError:
-        raise ValueError(f"{name} must be a list of strings, got {type(values).__name__}") from None
-    for i, value in enumerate(values):
-        if value is None:
-            raise ValueError(f"{name}[{i}] is None, expected a string")
-        if isinstance(value, (list, tuple)):
-            # evaluate's metrics accept several references per prediction; these take exactly one.
-            raise ValueError(
-                f"{name}[{i}] is a {type(value).__name__}, expected a string (one reference per prediction)"
-            )
-        if not isinstance(value, str):
-            raise ValueError(f"{name}[{i}] is a {type(value).__name__} ({value!r}), expected a string")
-    return values
-
-
-def _check_pairs(predictions, references) -> tuple[list[str], list[str]]:
-    predictions = _as_texts(predictions, "predictions")
-    references = _as_texts(references, "references")
-    if len(predictions) != len(references):
-        raise ValueError(
-            f"got {len(predictions)} predictions but {len(references)} references; they must pair up one to one"
-        )
-    if not predictions:
-        raise ValueError("nothing to score: predictions and references are empty")
-    return predictions, references
-
-
-def _base_lang(lang: str | None) -> str | None:
-    # "zh-CN", "zh_Hans" and "ZH" all mean Chinese here.
-    return None if lang is None else re.split(r"[-_]", lang.strip().lower())[0]
-
-
-def _has_cjk(texts: list[str]) -> bool:
-    return any(_CJK_CHAR.search(text) for text in texts)
-
+from ftlab.metric_inputs import CJK_CHAR, CJK_LANGS, KANA_OR_HANGUL, base_lang, check_pairs, has_cjk
 
 # --- BLEU ---------------------------------------------------------------------------------------------
 
 
 def _bleu_tokenizer(references: list[str], lang: str | None) -> str:
-    lang = _base_lang(lang)
-    if lang is None and _has_cjk(references):
+    lang = base_lang(lang)
+    if lang is None and has_cjk(references):
         # Kana or Hangul means Japanese or Korean; Han characters alone mean Chinese.
-        lang = "ja" if any(_KANA_OR_HANGUL.search(text) for text in references) else "zh"
+        lang = "ja" if any(KANA_OR_HANGUL.search(text) for text in references) else "zh"
     if lang == "zh":
         return "zh"  # splits Chinese characters, treats the rest as 13a does
     if lang in ("ja", "ko"):
@@ -97,7 +46,7 @@ def _bleu_tokenizer(references: list[str], lang: str | None) -> str:
 def _bleu_score(predictions, references, lang: str | None):
     from sacrebleu.metrics import BLEU
 
-    predictions, references = _check_pairs(predictions, references)
+    predictions, references = check_pairs(predictions, references)
     # sacrebleu wants a list of reference *streams*: one inner list per reference set.
     return BLEU(tokenize=_bleu_tokenizer(references, lang)).corpus_score(predictions, [references])
 
@@ -124,13 +73,13 @@ class _UnicodeTokenizer:
     def tokenize(self, text: str) -> list[str]:
         text = text.lower()
         if self.split_cjk:
-            text = _CJK_CHAR.sub(r" \g<0> ", text)
+            text = CJK_CHAR.sub(r" \g<0> ", text)
         return re.findall(r"[^\W_]+", text)
 
 
 def _rouge_tokenizer(texts: list[str], lang: str | None):
-    lang = _base_lang(lang)
-    split_cjk = lang in _CJK_LANGS if lang is not None else _has_cjk(texts)
+    lang = base_lang(lang)
+    split_cjk = lang in CJK_LANGS if lang is not None else has_cjk(texts)
     if not split_cjk and all(text.isascii() for text in texts):
         return None  # rouge-score's own tokenizer, so English scores match every published number
     return _UnicodeTokenizer(split_cjk)
@@ -143,7 +92,7 @@ def rouge(predictions, references, lang: str | None = None) -> dict[str, float]:
     """
     from rouge_score import rouge_scorer
 
-    predictions, references = _check_pairs(predictions, references)
+    predictions, references = check_pairs(predictions, references)
     keys = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
     tokenizer = _rouge_tokenizer(predictions + references, lang)
     scorer = rouge_scorer.RougeScorer(keys, use_stemmer=False, tokenizer=tokenizer)
@@ -173,7 +122,7 @@ def normalize_answer(text: str) -> str:
 
 def _answer_tokens(text: str) -> list[str]:
     # SQuAD splits on whitespace, which makes a whole Chinese answer one token; split CJK per character.
-    return _CJK_CHAR.sub(r" \g<0> ", normalize_answer(text)).split()
+    return CJK_CHAR.sub(r" \g<0> ", normalize_answer(text)).split()
 
 
 def _token_f1(prediction: str, reference: str) -> float:
@@ -189,7 +138,7 @@ def _token_f1(prediction: str, reference: str) -> float:
 
 def exact_match(predictions, references) -> float:
     """Share (0-1) of predictions equal to their reference after SQuAD normalisation."""
-    predictions, references = _check_pairs(predictions, references)
+    predictions, references = check_pairs(predictions, references)
     hits = sum(
         normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references, strict=True)
     )
@@ -198,7 +147,7 @@ def exact_match(predictions, references) -> float:
 
 def f1(predictions, references) -> float:
     """Mean token F1 (0-1) between each prediction and its reference, SQuAD style; CJK per character."""
-    predictions, references = _check_pairs(predictions, references)
+    predictions, references = check_pairs(predictions, references)
     return sum(_token_f1(p, r) for p, r in zip(predictions, references, strict=True)) / len(predictions)
 
 
@@ -235,7 +184,7 @@ def answer_accuracy(predictions, references, tolerance: float = 0.05) -> float:
     The default 0.05 suits answers rounded to one decimal. A prediction without a number counts as
     wrong; a reference without one is an error in the data, so it raises.
     """
-    predictions, references = _check_pairs(predictions, references)
+    predictions, references = check_pairs(predictions, references)
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
     correct = 0
