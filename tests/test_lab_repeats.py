@@ -64,6 +64,19 @@ def test_spread_of_one_value_has_no_sd_and_of_none_is_refused():
         spread([])
 
 
+def test_an_effect_needs_two_values_on_each_side_and_shows_their_spread(tmp_path):
+    from ftlab.lab.effects import Effect, effect
+
+    rounds = _rounds(tmp_path)
+    found = effect(rounds, rounds[0], rounds[1])
+    assert (found.baseline, found.changed) == (tuple(BASELINE), tuple(CHANGED))  # failed and "nan" repeats left out
+    assert f"eval loss {spread(BASELINE)} -> {spread(CHANGED)}," in str(found)
+    with pytest.raises(ValueError, match="at least 2"):  # not a ZeroDivisionError from a one-value sd
+        effect([rounds[0], rounds[-1]], rounds[0], rounds[-1], min_repeats=1)
+    with pytest.raises(ValueError, match="1 baseline and 2 changed"):
+        Effect("learning_rate", "eval_loss", (0.7,), (0.8, 0.9))
+
+
 def test_compare_views_error_bars_are_the_unrounded_sd_of_the_repeats(tmp_path):
     pytest.importorskip("ipywidgets")
     from matplotlib.container import BarContainer
