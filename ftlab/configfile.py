@@ -29,7 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from ftlab.config import PRESETS, ConfigError, RoundConfig
+from ftlab.config import ConfigError, RoundConfig
+from ftlab.presets import PRESETS
 
 MATERIALS = {
     "preset": "the preset whose knobs the file starts from",

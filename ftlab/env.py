@@ -268,7 +268,7 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: st
     """
     import torch
 
-    from ftlab.config import DEFAULT_MODEL
+    from ftlab.presets import DEFAULT_MODEL
 
     quiet_known_noise()
     # torch counts GPUs without starting CUDA (NVML), and does not cache the count until CUDA starts

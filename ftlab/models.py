@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from ftlab.cache import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
-from ftlab.config import DEFAULT_MODEL
 from ftlab.gguf_models import ModelNotAvailableError
+from ftlab.presets import DEFAULT_MODEL
 from ftlab.streamed import torch_dtype
 from ftlab.templates import CHAT_TEMPLATE
 

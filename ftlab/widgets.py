@@ -18,7 +18,8 @@ import time
 
 import ipywidgets as w
 
-from ftlab.config import ALL_LINEAR, ATTENTION, PRESETS, ConfigError, RoundConfig
+from ftlab.config import ConfigError, RoundConfig
+from ftlab.presets import ALL_LINEAR, ATTENTION, PRESETS
 
 REDRAW_S = 3.0  # the live curve is redrawn at most this often
 TARGETS = {"attention": ATTENTION, "all linear": ALL_LINEAR}
