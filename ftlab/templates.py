@@ -10,8 +10,9 @@ Which tokens carry the loss is derived from the template itself, so it works for
 conversation so far, rendered with ``add_generation_prompt=True``) must be the beginning of the
 training text, and the loss covers what follows it, up to and including the template's end-of-turn
 token. A template for which that does not hold is refused with the reason, since the model would
-then train on a context it never sees when it answers. The same token ids and mask go to the
-trainer (as ``input_ids`` and ``assistant_masks``), to ``show`` and to perplexity: one definition.
+then train on a context it never sees when it answers (the derivation is ``ftlab.masks.encode_rows``).
+The same token ids and mask go to the trainer (as ``input_ids`` and ``assistant_masks``), to ``show``
+and to perplexity: one definition.
 A default system prompt that a template adds to every conversation (SmolLM2's does) is announced.
 
 ``Template.alpaca`` uses the classic Alpaca prompt instead. ``show(row)`` prints what the model sees
@@ -21,8 +22,7 @@ carries loss.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
+from ftlab.masks import WAY_OUT, TemplateError, carry_line, encode_rows, loss_runs, loss_spans, marked
 from ftlab.quiet import warn
 
 # ftlab's default: TinyLlama-1.1B-Chat's format (<|user|>\n...</s>\n<|assistant|>\n...), with a BOS token
@@ -48,29 +48,13 @@ ALPACA_NO_INPUT = ("Below is an instruction that describes a task. Write a respo
 # a conversation every chat template must handle: it proves the mask and finds the end-of-turn token
 PROBE = [{"role": "user", "content": "First question?"}, {"role": "assistant", "content": "First answer."},
          {"role": "user", "content": "Second question?"}, {"role": "assistant", "content": "Second answer."}]
-WAY_OUT = ("Pass a template that does: Template.chat(tokenizer, chat_template=...) (ftlab.templates.CHAT_TEMPLATE "
-           "is TinyLlama's format), or use Template.alpaca(tokenizer)")
 _announced: set = set()
-
-
-class TemplateError(ValueError):
-    """A chat template with which training and inference would not see the same text; says why and what to do."""
 
 
 def _say_once(key, message: str) -> None:
     if key not in _announced:
         _announced.add(key)
         print(message)
-
-
-@contextmanager
-def _refusal_names_row(number: int | None):
-    try:
-        yield
-    except TemplateError as error:
-        if number is None:
-            raise
-        raise TemplateError(f"row {number}: {error}") from error
 
 
 class Template:
@@ -179,47 +163,6 @@ class Template:
                            desc=f"{self.style} template")
 
     # ------------------------------------------------------------------------ loss
-    def _layout(self, messages, text: str, prompts: list[str], specials: list[str], every_turn: bool = False):
-        """Where the loss falls in ``text``, in characters: each answer from its prompt's end to its end of turn.
-
-        Returns ``(spans, ends)``; ``ends`` (with ``every_turn``) says where each turn ends, after the end-of-turn
-        token that closes it: the same derivation, so a turn's end and its answer's end agree.
-        """
-        if self.style == "alpaca":  # one answer, the last turn's, after the Alpaca prompt
-            return [(len(prompts[0]), len(text))], []
-        spans, ends, at, prompts = [], [], 0, iter(prompts)
-        for turn, message in enumerate(messages):
-            content = message["content"].strip()
-            if message["role"] == "assistant":
-                prompt = next(prompts)
-                if not text.startswith(prompt):
-                    raise TemplateError(
-                        f"this chat template does not write the prompt of assistant turn {turn + 1} as the beginning "
-                        "of the training text, so the model would train on a context it never sees when it answers "
-                        f"(prompt ends {prompt[-40:]!r}; training text there reads "
-                        f"{text[len(prompt) - 40:len(prompt)]!r}). {WAY_OUT}.")
-                found = text.find(content, len(prompt))
-                if found < 0:
-                    raise TemplateError(f"this chat template changes the text of assistant turn {turn + 1}, so its "
-                                        f"tokens cannot be told from the prompt. {WAY_OUT}.")
-                at = self._end_of_turn(text, found + len(content), turn, specials)
-                spans.append((len(prompt), at))
-            elif every_turn:
-                found = text.find(content, at)
-                at = self._end_of_turn(text, found + len(content) if found >= 0 else at, turn, specials)
-            ends.append(at)
-        return spans, ends if every_turn else []
-
-    def _end_of_turn(self, text: str, start: int, turn: int, specials: list[str]) -> int:
-        """Where the end-of-turn token after an answer ends: the first special token after the answer."""
-        found = [(text.find(token, start), token) for token in specials]
-        found = [(at, token) for at, token in found if at >= 0]
-        if not found:
-            raise TemplateError(f"this chat template writes no end-of-turn token after turn {turn + 1}, so "
-                                f"the model would never learn to stop. {WAY_OUT}.")
-        at, token = min(found)
-        return at + len(token)
-
     def _special_tokens(self) -> list[str]:
         tokens = set(self.tokenizer.all_special_tokens)
         decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
@@ -235,7 +178,7 @@ class Template:
             raise TemplateError(f"this chat template cannot render a plain user/assistant conversation ({error}). "
                                 f"{WAY_OUT}.") from error
         self.encode(PROBE)  # every answer's prompt tokenizes to the ids before it
-        end = self._layout(PROBE, text, self._answer_prompts([PROBE])[0], self._special_tokens())[0][0][1]
+        end = loss_spans(PROBE, text, self._answer_prompts([PROBE])[0], self._special_tokens())[0][0][1]
         return next(t for t in self._special_tokens() if text[:end].endswith(t))
 
     def _find_default_system_prompt(self) -> str | None:
@@ -266,45 +209,12 @@ class Template:
 
     def _encode_rows(self, conversations, max_length: int | None = None, every_turn: bool = False,
                      first_row: int | None = None) -> list[tuple]:
-        """``(ids, mask, turn_ends)`` for each conversation: ``encode``'s ids and mask, and with ``every_turn`` the
-        number of tokens up to the end of each turn. Two renders (texts, prompts) and one tokenizer call for all.
-        With ``first_row`` (the first conversation's row number) a refusal names its row."""
+        """``(ids, mask, turn_ends)`` for each conversation (``masks.encode_rows``): ``encode``'s ids and mask, and
+        with ``every_turn`` the number of tokens up to the end of each turn. With ``first_row`` a refusal names its row."""
         conversations = [list(messages) for messages in conversations]
-        texts, specials = self._training_texts(conversations), self._special_tokens()
-        layouts = []
-        for number, (messages, text, prompts) in enumerate(
-                zip(conversations, texts, self._answer_prompts(conversations), strict=True), start=first_row or 1):
-            with _refusal_names_row(number if first_row else None):
-                layouts.append(self._layout(messages, text, prompts, specials, every_turn))
-        # every text, and the text before each span edge and turn end (each distinct prefix tokenized once)
-        prefixes = list(dict.fromkeys(text[:at] for text, (spans, ends) in zip(texts, layouts, strict=True)
-                                      for at in [*(at for span in spans for at in span), *ends] if at < len(text)))
-        tokenized = self._tokenize([*texts, *prefixes])
-        known = dict(zip(prefixes, tokenized[len(texts):], strict=True))
-        rows = []
-        for number, (text, ids, (spans, ends)) in enumerate(zip(texts, tokenized[:len(texts)], layouts, strict=True),
-                                                            start=first_row or 1):
-            mask = [0] * len(ids)
-            for start, end in spans:  # a boundary the tokenizer merges across is refused
-                with _refusal_names_row(number if first_row else None):
-                    first, last = (self._count_prefix(text[:at], known.get(text[:at], ids), ids) for at in (start, end))
-                mask[first:last] = [1] * (last - first)
-            turn_ends = [len(known.get(text[:at], ids)) for at in ends]
-            rows.append((ids[:max_length], mask[:max_length], turn_ends))
-        return rows
-
-    def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        """The ids of each text as ``tokenizer(text, add_special_tokens=False)`` gives them, in one batched call."""
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-
-    @staticmethod
-    def _count_prefix(prefix: str, prefix_ids: list[int], ids: list[int]) -> int:
-        """How many of ``ids`` the text ``prefix`` (tokenized: ``prefix_ids``) covers; refuses a boundary the
-        tokenizer merges across."""
-        if ids[:len(prefix_ids)] != prefix_ids:
-            raise TemplateError(f"the tokenizer merges the end of the prompt {prefix[-30:]!r} with what follows, so the "
-                                f"prompt's tokens at inference differ from the training tokens. {WAY_OUT}.")
-        return len(prefix_ids)
+        specials = self._special_tokens() if self.style == "chat" else None
+        return encode_rows(self.tokenizer, conversations, self._training_texts(conversations),
+                           self._answer_prompts(conversations), specials, max_length, every_turn, first_row)
 
     def token_lengths(self, conversations) -> list[int]:
         """The number of tokens of each conversation's training text, before truncation: what the trainer
@@ -320,18 +230,9 @@ class Template:
         """Print (and return) exactly what the model sees, with the loss-carrying tokens in ⟦brackets⟧."""
         messages = row["messages"] if isinstance(row, dict) else row
         ids, mask = self.encode(messages, max_length)
-        pieces, current, run = [], None, []
-        for token, carries in [*zip(ids, mask, strict=True), (None, None)]:
-            if carries != current and run:
-                text = self.tokenizer.decode(run)
-                pieces.append(f"⟦{text}⟧" if current else text)
-                run = []
-            current = carries
-            if token is not None:
-                run.append(token)
-        shown = "".join(pieces)
+        shown = marked((self.tokenizer.decode(run), carries) for run, carries in loss_runs(ids, mask))
         print(shown)
-        print(f"-- {sum(mask)} of {len(ids)} tokens carry loss (inside ⟦ ⟧)")
+        print(carry_line(sum(mask), len(ids)))
         return shown
 
     def check_loss(self, rows, max_length: int | None = None, name: str = "train") -> None:
