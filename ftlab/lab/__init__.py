@@ -5,6 +5,7 @@
 - ``book``: ``Lab``, the entry point: train / rerun / resume a round, read the table, compare rounds.
 - ``effects``: is a change beyond noise? One knob's effect against the spread of repeats (``Effect``).
 - ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
+- ``opening``: a new round's folder and record, with everything known before it trains.
 - ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
 - ``repeats``: a round's repeats (``lab.rerun``) in one grouping, and their mean and standard deviation.
 - ``materials``: what a round is made of: rows, fingerprint, template text, base model.

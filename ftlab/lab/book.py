@@ -11,9 +11,10 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
     lab.resume(3)                       # an interrupted round, from its last checkpoint
 
 Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it: the round's record
-(``round``), its files (``storage``), what it was made of (``materials``) and where it ran
-(``provenance``), its checkpoint schedule and outcome (``running``), live logs and guards (``watchers``), its printed output (``capture``), the mentor's
-reading of failures (``failures``), and the table and comparisons (``table``).
+(``round``, first written by ``opening``), its files (``storage``), what it was made of (``materials``)
+and where it ran (``provenance``), its checkpoint schedule and outcome (``running``), live logs and
+guards (``watchers``), its printed output (``capture``), the mentor's reading of failures
+(``failures``), and the table and comparisons (``table``).
 """
 
 from __future__ import annotations
@@ -21,32 +22,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ftlab.data.splits import fingerprint
-from ftlab.distributed import barrier, is_main, launcher, share, world_size
+from ftlab.distributed import barrier, is_main, share, world_size
 from ftlab.lab.failures import classify
-from ftlab.lab.materials import (
-    Unreadable,
-    at_the_door,
-    base_model_name,
-    is_ftlab_template,
-    loaded,
-    recorded_materials,
-    template_text,
-)
-from ftlab.lab.provenance import hardware, this_process, versions
+from ftlab.lab.materials import at_the_door, loaded, recorded_materials
+from ftlab.lab.opening import open_round
+from ftlab.lab.provenance import hardware, this_process
 from ftlab.lab.repeats import repeat_group, repeats_of
 from ftlab.lab.round import MARKS, Round
 from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
-from ftlab.lab.storage import (
-    LOG,
-    Scrubber,
-    atomic_write_text,
-    checkpoints,
-    new_round_folder,
-    now,
-    round_folders,
-    write_rows,
-)
+from ftlab.lab.storage import LOG, Scrubber, checkpoints, now, round_folders
 from ftlab.lab.table import (
     Comparison,
     NotComparableWarning,
@@ -165,7 +149,8 @@ class Lab:
         config = with_checkpoints(config, train)
         if not is_main():  # another process of a distributed round (torchrun, accelerate launch)
             return self._follow(config, model, tokenizer, train, eval, template, callbacks, problem)
-        round_ = self._open(config, model, tokenizer, train, eval, name, base_model, notes, template)
+        round_ = open_round(self.path, config, model, tokenizer, train, eval, name, base_model, notes, template,
+                            keep_data=self.keep_data)
         share(str(round_.path))  # the other processes train into the same folder
         round_ = self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
                            problem=problem)
@@ -190,9 +175,9 @@ class Lab:
         seeds = [r.record["seed"] for r in repeats_of(self.rounds(), original)]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
         model, tokenizer, train, eval, template, problem = recorded_materials(original, model, tokenizer, train, eval)
-        round_ = self._open(config, model, tokenizer, train, eval, name or original.name,
+        round_ = open_round(self.path, config, model, tokenizer, train, eval, name or original.name,
                             original.record.get("base_model"), original.record.get("notes"), template,
-                            repeat_group(original))
+                            repeat_group(original), keep_data=self.keep_data)
         return self._run(round_, config, model, tokenizer, train, eval, template, problem=problem, **options)
 
     def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:
@@ -210,42 +195,6 @@ class Lab:
                          resume_from=str(found[0]) if found else None, problem=problem, **options)
 
     # ------------------------------------------------------------------------------------ the steps
-    def _open(self, config, model, tokenizer, train, eval, name, base_model, notes, template=None,
-              repeat_of=None) -> Round:
-        """A new round folder with everything known before training: knobs, data, template, machine."""
-        number, folder = new_round_folder(self.path)
-        scrub, data = Scrubber(), {}
-        for split, rows in (("train", train), ("eval", eval)):
-            if rows is not None:
-                data[split] = self._keep(folder, split, rows, scrub)
-        style, text = template_text(tokenizer, template)
-        atomic_write_text(folder / "template.txt", scrub.text(text))
-        path = str(getattr(model, "name_or_path", "") or "")
-        round_ = Round(folder, {
-            "id": number, "name": name, "status": "running", "started_at": now(),
-            "ended_at": None, "config": config.to_dict(), "seed": config.seed,
-            "base_model": base_model or base_model_name(path), "base_model_path": path, "data": data,
-            "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
-                         "ftlab": is_ftlab_template(style, text), "file": "template.txt"},
-            "versions": versions(), "hardware": hardware(), "process": this_process(), "heartbeat": now(),
-            "world_size": world_size(), "launcher": launcher(),  # processes training this round (DDP)
-            "effective_batch_size": config.effective_batch_size * world_size(),
-            "attempts": [], "repeat_of": repeat_of, "notes": notes, "last_checkpoint": None,
-            "metrics": None, "failure": None})
-        round_.update()
-        return round_
-
-    def _keep(self, folder, split, rows, scrub) -> dict:
-        """Fingerprint (and a copy) of one split's rows as they came through the door; unreadable data is noted."""
-        if isinstance(rows, Unreadable):  # the round fails with this error, recorded in _run
-            return {"source": rows.source, "unreadable": f"{type(rows.error).__name__}: {rows.error}"[:300]}
-        info = {"fingerprint": fingerprint(rows), "rows": len(rows)}
-        if self.keep_data:
-            (folder / "data").mkdir(exist_ok=True)
-            write_rows(folder / "data" / f"{split}.jsonl", rows, scrub)
-            info["file"] = f"data/{split}.jsonl"
-        return info
-
     def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
              score=None, resume_from=None, problem=None) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""

@@ -1,0 +1,53 @@
+"""A new round's folder and record, holding everything known before it trains.
+
+``open_round`` numbers the folder, keeps each split's fingerprint (and, unless the lab was told not to,
+a copy of its rows, secrets scrubbed), the template's text, the knobs, the versions, the machine and the
+processes, and marks the round running. What the lab writes after training is ``ftlab.lab.running``.
+"""
+
+from __future__ import annotations
+
+from ftlab.data.splits import fingerprint
+from ftlab.distributed import launcher, world_size
+from ftlab.lab.materials import Unreadable, base_model_name, is_ftlab_template, template_text
+from ftlab.lab.provenance import hardware, this_process, versions
+from ftlab.lab.round import Round
+from ftlab.lab.storage import Scrubber, atomic_write_text, new_round_folder, now, write_rows
+
+
+def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model, notes, template=None,
+               repeat_of=None, keep_data: bool = True) -> Round:
+    """A new round folder in ``lab_path`` with everything known before training: knobs, data, template, machine."""
+    number, folder = new_round_folder(lab_path)
+    scrub, data = Scrubber(), {}
+    for split, rows in (("train", train), ("eval", eval)):
+        if rows is not None:
+            data[split] = keep_split(folder, split, rows, scrub, keep_data)
+    style, text = template_text(tokenizer, template)
+    atomic_write_text(folder / "template.txt", scrub.text(text))
+    path = str(getattr(model, "name_or_path", "") or "")
+    round_ = Round(folder, {
+        "id": number, "name": name, "status": "running", "started_at": now(),
+        "ended_at": None, "config": config.to_dict(), "seed": config.seed,
+        "base_model": base_model or base_model_name(path), "base_model_path": path, "data": data,
+        "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
+                     "ftlab": is_ftlab_template(style, text), "file": "template.txt"},
+        "versions": versions(), "hardware": hardware(), "process": this_process(), "heartbeat": now(),
+        "world_size": world_size(), "launcher": launcher(),  # processes training this round (DDP)
+        "effective_batch_size": config.effective_batch_size * world_size(),
+        "attempts": [], "repeat_of": repeat_of, "notes": notes, "last_checkpoint": None,
+        "metrics": None, "failure": None})
+    round_.update()
+    return round_
+
+
+def keep_split(folder, split, rows, scrub, keep_data: bool = True) -> dict:
+    """Fingerprint (and a copy) of one split's rows as they came through the door; unreadable data is noted."""
+    if isinstance(rows, Unreadable):  # the round fails with this error, recorded when it runs
+        return {"source": rows.source, "unreadable": f"{type(rows.error).__name__}: {rows.error}"[:300]}
+    info = {"fingerprint": fingerprint(rows), "rows": len(rows)}
+    if keep_data:
+        (folder / "data").mkdir(exist_ok=True)
+        write_rows(folder / "data" / f"{split}.jsonl", rows, scrub)
+        info["file"] = f"data/{split}.jsonl"
+    return info
