@@ -11,6 +11,14 @@ a micro-batch's rows end to end as one row of ``position_ids`` that restart at 0
 SDPA attention and no attention mask, transformers turns those position ids into a block-diagonal
 mask, so no row attends to another (tests/test_batches.py proves it on the tiny model).
 
+The output layer is the other place where work is wasted. It turns every position's hidden state
+into a score for each of the vocabulary's tokens (hidden x vocab multiply-adds per position:
+576 x 49,152 for SmolLM2, 2,048 x 32,000 for TinyLlama), but only the positions that carry loss
+need it. TRL's fused LM head scores only those on a GPU with Triton; everywhere else it scores every
+position (padding and prompt included, to keep tile shapes fixed for compiling backends) and zeroes the
+rest. ``score_loss_positions_only`` makes it score only the loss-carrying positions on the CPU too:
+the same loss and gradients (tests/test_batches.py), less work when the loss is on the answers alone.
+
 ``RoundMeter`` measures a round beside its plan: eta, token positions per second and, on a GPU, the
 peak memory allocated and reserved next to what ``ftlab.plan`` predicted.
 """
@@ -56,6 +64,35 @@ def count_useful_tokens(trainer) -> UsefulTokens:
     counter = UsefulTokens(trainer.data_collator, trainer.model)
     trainer.data_collator = counter
     return counter
+
+
+def score_loss_positions_only(model) -> bool:
+    """Make TRL's fused LM head on ``model`` (what ``SFTTrainer`` trains) score only the positions that carry loss.
+
+    Returns False, changing nothing, when the installed TRL has no such choice to make (the drift test
+    then fails: tests/test_batches.py).
+    """
+    import functools
+
+    import trl.trainer.utils as fused_head
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    forward = base.forward
+    if not hasattr(fused_head, "_use_triton") or getattr(forward, "scores_loss_positions_only", False):
+        return False
+
+    @functools.wraps(forward)
+    def compact_forward(*args, **kwargs):
+        # TRL reads this rule on every call to choose between scoring every position and only the masked ones
+        every_position, fused_head._use_triton = fused_head._use_triton, lambda device: True
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            fused_head._use_triton = every_position
+
+    compact_forward.scores_loss_positions_only = True
+    base.forward = compact_forward
+    return True
 
 
 class RoundMeter:

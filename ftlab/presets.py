@@ -33,7 +33,7 @@ PRESETS = _frozen({
                                max_length=1024, quantization="4bit", optim="paged_adamw_8bit",
                                max_grad_norm=0.3, save_steps=100)},
     "cpu-tiny": {"about": "ftlab's tiny model on a CPU: t4-lora's knobs, short enough to run in seconds.",
-                 "knobs": dict(learning_rate=1e-3, max_steps=120, batch_size=8, gradient_accumulation_steps=2,
+                 "knobs": dict(learning_rate=1e-3, max_steps=120, batch_size=16, gradient_accumulation_steps=1,
                                lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=ATTENTION,
                                max_length=256, gradient_checkpointing=False, logging_steps=10, eval_steps=20)},
     "cpu-small": {"about": "A small real model (e.g. SmolLM2-135M) on a CPU: t4-lora's LoRA, minutes at short length.",
@@ -53,6 +53,9 @@ CPU_TINY_DIFFERS = {
     "learning_rate": "120 steps instead of an epoch of thousands: a larger step learns the task in the time",
     "max_steps": "a fixed 120 steps, seconds on a CPU (the T4 round runs one epoch)",
     "max_length": "the tiny model's context is 256 tokens (TinyLlama's is 2048); the course's rows are far shorter",
+    "batch_size": "16 rows in one pass, the T4's 8 x 2 rows per update: accumulating saves GPU memory, and a CPU has "
+                  "memory to spare for the tiny model, while each extra pass costs time",
+    "gradient_accumulation_steps": "one pass per update: the same 16 rows per update as the T4's, the same gradient",
     "gradient_checkpointing": "a CPU has memory to spare for the tiny model: recomputing would only cost time",
     "eval_steps": "evaluate every 20 steps to draw a curve (the T4 round evaluates once per epoch)",
     "save_steps": "no checkpoints in a round of seconds",

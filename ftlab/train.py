@@ -201,6 +201,7 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
     """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and ftlab's quiet progress in a notebook)."""
     from trl import SFTTrainer
 
+    from ftlab.batches import score_loss_positions_only
     from ftlab.progress import take_over
     from ftlab.quiet import quiet_libraries
 
@@ -212,6 +213,7 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
                              callbacks=callbacks)
     take_over(trainer, callbacks)
     keep_trainables_fp32(trainer.model)
+    score_loss_positions_only(trainer.model)  # the output layer only where loss falls, on the CPU too
     return trainer
 
 

@@ -175,3 +175,39 @@ def test_token_lengths_do_not_count_padding(tiny):
     expected = [len(template.encode(messages)[0]) for messages in conversations]
     tokenizer.backend_tokenizer.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
     assert template.token_lengths(conversations) == expected and len(set(expected)) > 1
+
+
+def test_the_output_layer_scores_only_loss_positions_with_the_same_loss_and_gradients(tiny_path, monkeypatch):
+    """Drift test: TRL's fused LM head scores every position on the CPU unless told (trl.trainer.utils._use_triton)."""
+    import trl.trainer.utils as fused_head
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    from ftlab.batches import score_loss_positions_only
+
+    scored, chunked = [], fused_head._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *args):
+            scored.append(hidden.shape[0])
+            return chunked.apply(hidden, *args)
+
+    monkeypatch.setattr(fused_head, "_ChunkedLogProbFunction", Spy)
+    ids = torch.arange(3, 33).reshape(2, 15)
+    labels = torch.full_like(ids, -100)
+    labels[0, 10:], labels[1, 12:] = ids[0, 10:], ids[1, 12:]  # the answers: 8 positions of 28 shifted ones
+    results = []
+    for compact in (False, True):
+        model = AutoModelForCausalLM.from_pretrained(tiny_path).train()
+        add_fused_lm_head(model)
+        assert not compact or score_loss_positions_only(model)
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        results.append((out.loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    assert scored == [28, 8]  # every shifted position, then only those with a label
+    (loss, grads), (loss_compact, grads_compact) = results
+    assert torch.allclose(loss, loss_compact, atol=1e-6)
+    assert len(grads) == len(grads_compact) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_compact, strict=True))
+    assert not score_loss_positions_only(model)  # a second call does not wrap twice

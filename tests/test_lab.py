@@ -186,7 +186,8 @@ def test_out_of_memory_in_a_step_fails_with_advice(tiny, greet_data, tmp_path):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 14.75 GiB total)")
 
     lab = ftlab.Lab(tmp_path)
-    run = lab.train(RoundConfig.preset("cpu-tiny", **SHORT), *tiny, *greet_data, callbacks=[AtStep(2, oom)])
+    config = RoundConfig.preset("cpu-tiny", batch_size=8, gradient_accumulation_steps=2, **SHORT)  # the T4's batches
+    run = lab.train(config, *tiny, *greet_data, callbacks=[AtStep(2, oom)])
     assert run.status == "failed" and run.failure["kind"] == "out of memory"
     advice = run.failure["advice"]
     for hint in ("batch_size 8 -> 4", "gradient_accumulation_steps 2 -> 4", "max_length 256 -> 128",

@@ -160,3 +160,15 @@ def test_training_on_from_a_tuned_model_leaves_its_adapter_as_it_was(tiny, greet
     assert all(torch.equal(p, adapter[n]) for n, p in first.model.named_parameters() if "lora_" in n)
     moved = [n for n, p in second.model.named_parameters() if "lora_" in n and not torch.equal(p, adapter[n])]
     assert moved  # the second round trained on from the first adapter, in its own copy
+
+
+def test_one_pass_of_16_rows_takes_the_step_two_accumulated_passes_of_8_take(tiny_path, greet_data, tmp_path):
+    """What the CPU preset's batch_size 16 x 1 rests on: the T4's 8 x 2 rows per update give the same update."""
+    losses = []
+    for batch, passes in ((8, 2), (16, 1)):
+        config = RoundConfig.preset("cpu-tiny", max_steps=4, logging_steps=1, eval_steps=None, lora_dropout=0.0,
+                                    batch_size=batch, gradient_accumulation_steps=passes)
+        result = ftlab.train_round(config, *ftlab.tiny_model(path=tiny_path), greet_data[0],
+                                   output_dir=str(tmp_path / f"{batch}x{passes}"))
+        losses.append(result.curve("loss")[1])
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], rel=1e-4)
