@@ -24,6 +24,10 @@ def over_same_weights(model):
         if "lora_" not in name:
             memo[id(param)] = _same_numbers(param, memo)
     memo.update({id(b): b for name, b in model.named_buffers() if "lora_" not in name})
+    for module in model.modules():  # an 8-bit layer that has run keeps its int8 weights in its matmul state
+        state = getattr(module, "state", None)
+        if type(state).__name__ == "MatmulLtState":
+            memo.update({id(t): t for t in vars(state).values() if hasattr(t, "data_ptr")})
     tree = copy.deepcopy(model, memo=memo)
     for module in tree.modules():  # bitsandbytes' 4-bit weights point back at their layer: the new one
         for param in module._parameters.values():

@@ -49,3 +49,18 @@ def test_a_repack_of_the_new_trees_4bit_weights_leaves_the_callers_model_as_it_w
                                                                                       layer.weight.quant_state)
     with torch.no_grad():
         assert torch.equal(model(**prompt).logits, before)
+
+
+def test_an_8bit_layer_that_has_run_shares_its_int8_weights_with_the_new_tree(tiny_path):
+    """After a forward pass bitsandbytes keeps an 8-bit layer's weights in ``layer.state``, not only the weight."""
+    bnb = pytest.importorskip("bitsandbytes")
+
+    model, tokenizer = ftlab.tiny_model(quantization="8bit", path=tiny_path)
+    with torch.no_grad():
+        model(**tokenizer("Hello there", return_tensors="pt"))  # e.g. the base answering before a round
+    tree = over_same_weights(model)
+    pairs = [(old, new) for old, new in zip(model.modules(), tree.modules(), strict=True)
+             if isinstance(old, bnb.nn.Linear8bitLt)]
+    assert pairs and all(old.state.CB is not None for old, _ in pairs)
+    assert all(new.state.CB.data_ptr() == old.state.CB.data_ptr() == old.weight.data_ptr() for old, new in pairs)
+    assert all(new.state is not old.state and new.weight is not old.weight for old, new in pairs)
