@@ -222,8 +222,8 @@ def add_lora(model, config: RoundConfig):
     ``requires_grad`` flags); prints how much trains.
 
     What the caller's model does share: for a 4-bit or 8-bit base ``prepare_model_for_kbit_training``
-    turns the fp16 norms and embeddings to fp32, as QLoRA needs, and ``model`` is pointed at those fp32
-    tensors too rather than keep a second, fp16 copy of them.
+    turns every fp16 or bf16 weight it did not quantize (norms, embeddings, output layer) to fp32, as QLoRA
+    needs, and ``model`` is pointed at those fp32 tensors too rather than keep a second, fp16 copy of them.
     """
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
