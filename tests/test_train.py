@@ -63,6 +63,7 @@ def test_qlora_path_loads_4bit_on_cpu_and_trains_with_fp32_trainables(tiny_path,
     assert getattr(model, "is_loaded_in_4bit", False)
     assert "Linear4bit" in {type(m).__name__ for m in model.modules()}
     norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+    norms += [model.get_input_embeddings(), model.get_output_embeddings()]
     for norm in norms:
         norm.half()  # as a GPU load in fp16 has them: prepare_model_for_kbit_training casts them to fp32
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
