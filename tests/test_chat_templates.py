@@ -37,18 +37,6 @@ def fixture_tokenizer(tiny_path, name):
     return tokenizer, spec
 
 
-def loss_texts(tokenizer, ids, mask) -> list[str]:
-    """The decoded runs of tokens that carry loss."""
-    runs, run = [], []
-    for token, carries in zip(ids, mask, strict=True):
-        if carries:
-            run.append(token)
-        elif run:
-            runs.append(run)
-            run = []
-    return [tokenizer.decode(r) for r in runs + ([run] if run else [])]
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_path, name):
     tokenizer, spec = fixture_tokenizer(tiny_path, name)
@@ -56,7 +44,15 @@ def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_pat
     assert template.chat_template == spec["chat_template"]  # the model's own format, not TinyLlama's
     assert template.end_of_turn == spec["end_of_turn"]
     ids, mask = template.encode(CHAT)
-    assert loss_texts(tokenizer, ids, mask) == [answer + spec["end_of_turn"] for answer in ANSWERS]
+    runs, run = [], []
+    for token, carries in zip(ids, mask, strict=True):
+        if carries:
+            run.append(token)
+        elif run:
+            runs.append(run)
+            run = []
+    runs += [run] if run else []
+    assert [tokenizer.decode(r) for r in runs] == [answer + spec["end_of_turn"] for answer in ANSWERS]
     # BOS up front where the template writes it or the tokenizer adds it to every text, and never twice
     rendered = tokenizer.apply_chat_template(CHAT, tokenize=False)
     expects_bos = bool(spec["bos_token"]) and (rendered.startswith(spec["bos_token"]) or spec["tokenizer_adds_bos"])
@@ -133,6 +129,18 @@ def test_token_by_token_the_loss_is_on_each_assistant_turn_and_its_end_of_turn_o
             assert loss == [] and message["content"] in tokenizer.decode([t.id for t in tokens])
     assert shown.loss_by_role()["user"][0] == shown.loss_by_role()["system"][0] == 0
     assert str(shown).rsplit("\n", 1)[0].count("⟦") == shown.loss_tokens and "<span" in shown._repr_html_()
+
+
+def loss_texts(tokenizer, ids, mask) -> list[str]:
+    """The decoded runs of tokens that carry loss."""
+    runs, run = [], []
+    for token, carries in zip(ids, mask, strict=True):
+        if carries:
+            run.append(token)
+        elif run:
+            runs.append(run)
+            run = []
+    return [tokenizer.decode(r) for r in runs + ([run] if run else [])]
 
 
 def renders(tokenizer, messages) -> bool:
