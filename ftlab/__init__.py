@@ -45,7 +45,7 @@ _SUBMODULES = {"env", "models", "config", "train", "data", "generate", "checks",
                "lab", "quant", "planner", "sizes", "suggestions", "batches", "install", "tune", "sweeps", "widgets",
                "lora_by_hand", "sanity", "chat", "masks",
                "export", "merge", "streamed", "configfile", "distributed", "gguf_export",
-               "side_by_side"}
+               "side_by_side", "hub", "presets", "metric_inputs", "same_weights", "progress", "quiet"}
 
 __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 

@@ -16,8 +16,9 @@ into a score for each of the vocabulary's tokens (hidden x vocab multiply-adds p
 576 x 49,152 for SmolLM2, 2,048 x 32,000 for TinyLlama), but only the positions that carry loss
 need it. TRL's fused LM head scores only those on a GPU with Triton; everywhere else it scores every
 position (padding and prompt included, to keep tile shapes fixed for compiling backends) and zeroes the
-rest. ``score_loss_positions_only`` makes it score only the loss-carrying positions on the CPU too:
-the same loss and gradients (tests/test_batches.py), less work when the loss is on the answers alone.
+rest. Inside ``score_loss_positions_only`` it scores only the loss-carrying positions on the CPU too
+(``train_round`` trains and evaluates inside it): the same loss and gradients (tests/test_batches.py),
+less work when the loss is on the answers alone.
 
 ``RoundMeter`` measures a round beside its plan: eta, token positions per second and, on a GPU, the
 peak memory allocated and reserved next to what ``ftlab.plan`` predicted.
@@ -25,6 +26,8 @@ peak memory allocated and reserved next to what ``ftlab.plan`` predicted.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 
 
@@ -66,33 +69,37 @@ def count_useful_tokens(trainer) -> UsefulTokens:
     return counter
 
 
-def score_loss_positions_only(model) -> bool:
-    """Make TRL's fused LM head on ``model`` (what ``SFTTrainer`` trains) score only the positions that carry loss.
+_LOSS_POSITIONS_ONLY = contextvars.ContextVar("ftlab_loss_positions_only", default=False)
 
-    Returns False, changing nothing, when the installed TRL has no such choice to make (the drift test
-    then fails: tests/test_batches.py).
+
+@contextlib.contextmanager
+def score_loss_positions_only():
+    """Inside the block, in this thread only, TRL's fused LM head scores only the positions that carry loss.
+
+    TRL asks one rule (``trl.trainer.utils._use_triton``) on every forward pass whether to score every
+    position or only the labelled ones; ftlab extends that rule once so that it says "only the labelled
+    ones" wherever this block is open. Other threads, and TRL trainers of the learner's own, keep TRL's answer.
     """
-    import functools
+    _extend_trls_rule()
+    token = _LOSS_POSITIONS_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LOSS_POSITIONS_ONLY.reset(token)
 
+
+def _extend_trls_rule() -> None:
     import trl.trainer.utils as fused_head
 
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    forward = base.forward
-    if not hasattr(fused_head, "_use_triton") or getattr(forward, "scores_loss_positions_only", False):
-        return False
+    trls_rule = fused_head._use_triton  # an AttributeError here means TRL changed: tests/test_batches.py says so
+    if getattr(trls_rule, "extended_by_ftlab", False):
+        return
 
-    @functools.wraps(forward)
-    def compact_forward(*args, **kwargs):
-        # TRL reads this rule on every call to choose between scoring every position and only the masked ones
-        every_position, fused_head._use_triton = fused_head._use_triton, lambda device: True
-        try:
-            return forward(*args, **kwargs)
-        finally:
-            fused_head._use_triton = every_position
+    def labelled_positions_only(device) -> bool:
+        return _LOSS_POSITIONS_ONLY.get() or trls_rule(device)
 
-    compact_forward.scores_loss_positions_only = True
-    base.forward = compact_forward
-    return True
+    labelled_positions_only.extended_by_ftlab = True
+    fused_head._use_triton = labelled_positions_only
 
 
 class RoundMeter:

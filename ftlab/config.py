@@ -266,8 +266,10 @@ def differences(name: str = "cpu-tiny", reference: str = "t4-lora") -> str:
         print(text := f"{name}: the preset itself, no differences")
         return text
     lines = [f"{name} differs from {reference} in:"]
-    for knob, (value, other) in mine.diff(theirs).items():
-        lines.append(f"  {knob:<24} {value!r:<12} ({reference}: {other!r})  {reasons.get(knob, '')}".rstrip())
+    differing = mine.diff(theirs)
+    width = max(map(len, differing), default=0)
+    for knob, (value, other) in differing.items():
+        lines.append(f"  {knob:<{width}} {value!r:<12} ({reference}: {other!r})  {reasons.get(knob, '')}".rstrip())
     text = "\n".join(lines)
     print(text)
     return text

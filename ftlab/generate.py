@@ -92,8 +92,9 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
 
     ``template`` must be the one the model was trained with (default: the chat template).
     ``options`` override the preset's generation settings (``temperature``, ``repetition_penalty``,
-    ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...). A progress line appears when
-    generating takes more than a few seconds (``ftlab.quiet.worth_showing``); ``progress=False`` hides it.
+    ``no_repeat_ngram_size``, ftlab's ``answer_repetition_penalty``, ...). A progress line appears once the
+    batches done say generating will take more than a few seconds (``ftlab.quiet.worth_showing``: one
+    batch of ``batch_size`` prompts shows none); ``progress=False`` hides it.
     """
     import torch
 

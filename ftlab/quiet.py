@@ -14,13 +14,14 @@ A chapter's output should hold the numbers it explains. Four kinds of noise buri
   print the same problem once more itself. ``warn`` issues a normal warning (filters, ``pytest.warns``
   and ``-W error`` see it as any other) whose display is one line: ``⚠ message``.
 - A finished progress bar stays in the notebook, frozen, long after it told anything. ftlab's own loops
-  (generation, perplexity, templating) report through ``Progress``, written by ``Line``: in a notebook
+  (generation, perplexity, token lengths, near copies) report through ``Progress``, written by ``Line``: in a notebook
   one output updated in place, elsewhere one terminal line on stderr rewritten in place; cleared when
   the loop ends (or left as a one-line summary when it took ``LONG_S`` or more).
 
 One rule decides whether a loop shows progress at all, by time rather than by its count of batches or
 rows: ``worth_showing``, true once the loop has run ``SHOW_AFTER_S`` seconds or its first items say the
-whole loop will. A loop over in a blink shows nothing.
+whole loop will. A loop over in a blink shows nothing; so does one whose single item is slow (no timer
+thread: the pace is known only after an item ends).
 
 Light on purpose: the lab and the data modules import it without importing torch.
 """
@@ -163,7 +164,11 @@ class _KnownLines(logging.Filter):
         self.starts = starts
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.starts)
+        try:
+            message = record.getMessage()
+        except Exception:  # a call whose arguments do not fit its format: logging reports it, training goes on
+            return True
+        return not message.startswith(self.starts)
 
 
 @contextlib.contextmanager
@@ -200,7 +205,9 @@ class Progress:
         return f"{self.desc}: {self.n}{of} {self.unit} {'in' if done else 'after'} {took:.0f} s{left}"
 
     def _draw(self) -> None:
-        if self.line is None and self.show and worth_showing(time.perf_counter() - self.started, self.n, self.total):
+        finished = self.total is not None and self.n >= self.total  # a line shown only to be cleared tells nothing
+        if self.line is None and self.show and not finished and worth_showing(time.perf_counter() - self.started,
+                                                                               self.n, self.total):
             self.line = Line()
             self.line.show(self._text(), force=True)
         elif self.line is not None and self.line.due():

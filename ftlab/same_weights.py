@@ -33,6 +33,11 @@ def over_same_weights(model):
         for param in module._parameters.values():
             if getattr(param, "module", None) is not None:
                 param.module = module
+        forward = module.__dict__.get("forward")
+        if getattr(getattr(getattr(forward, "__func__", forward), "__code__", None), "co_name", "") == "_fused_forward":
+            # TRL's fused LM head closes over the model it was put on: copied, it would run the original model.
+            # The copy gets its class's forward back; SFTTrainer puts a head of its own on it.
+            del module.forward
     return tree
 
 

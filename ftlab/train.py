@@ -116,7 +116,7 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     """
     from transformers import set_seed
 
-    from ftlab.batches import RoundMeter
+    from ftlab.batches import RoundMeter, score_loss_positions_only
     from ftlab.quiet import known_lines_off
 
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
@@ -126,9 +126,9 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, precision,
                             output_dir, callbacks)
     meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
-    before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
-    meter.start()
-    with known_lines_off():  # e.g. transformers on checkpoint times in /tmp: nothing a learner can act on
+    with score_loss_positions_only(), known_lines_off():  # the output layer only where loss falls; no log noise
+        before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
+        meter.start()
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return finish_round(trainer, tokenizer, config, precision, output_dir, before, meter)
 
@@ -201,7 +201,6 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
     """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and ftlab's quiet progress in a notebook)."""
     from trl import SFTTrainer
 
-    from ftlab.batches import score_loss_positions_only
     from ftlab.progress import take_over
     from ftlab.quiet import quiet_libraries
 
@@ -213,7 +212,6 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
                              callbacks=callbacks)
     take_over(trainer, callbacks)
     keep_trainables_fp32(trainer.model)
-    score_loss_positions_only(trainer.model)  # the output layer only where loss falls, on the CPU too
     return trainer
 
 

@@ -178,7 +178,10 @@ def test_token_lengths_do_not_count_padding(tiny):
 
 
 def test_the_output_layer_scores_only_loss_positions_with_the_same_loss_and_gradients(tiny_path, monkeypatch):
-    """Drift test: TRL's fused LM head scores every position on the CPU unless told (trl.trainer.utils._use_triton)."""
+    """Drift test: TRL's fused LM head scores every position on the CPU unless its rule (trl.trainer.utils._use_triton)
+    says otherwise; inside ftlab's block it scores only the labelled ones, with the same loss and gradients."""
+    import threading
+
     import trl.trainer.utils as fused_head
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
@@ -194,20 +197,27 @@ def test_the_output_layer_scores_only_loss_positions_with_the_same_loss_and_grad
             return chunked.apply(hidden, *args)
 
     monkeypatch.setattr(fused_head, "_ChunkedLogProbFunction", Spy)
+    monkeypatch.setattr(fused_head, "_use_triton", fused_head._use_triton)  # put TRL's own rule back afterwards
+    model = AutoModelForCausalLM.from_pretrained(tiny_path).train()
+    add_fused_lm_head(model)
     ids = torch.arange(3, 33).reshape(2, 15)
     labels = torch.full_like(ids, -100)
     labels[0, 10:], labels[1, 12:] = ids[0, 10:], ids[1, 12:]  # the answers: 8 positions of 28 shifted ones
-    results = []
-    for compact in (False, True):
-        model = AutoModelForCausalLM.from_pretrained(tiny_path).train()
-        add_fused_lm_head(model)
-        assert not compact or score_loss_positions_only(model)
+
+    def loss_and_gradients():
+        model.zero_grad()
         out = model(input_ids=ids, labels=labels, fused_lm_head=True)
         out.loss.backward()
-        results.append((out.loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
-    assert scored == [28, 8]  # every shifted position, then only those with a label
-    (loss, grads), (loss_compact, grads_compact) = results
+        return out.loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    loss, grads = loss_and_gradients()
+    with score_loss_positions_only():
+        loss_compact, grads_compact = loss_and_gradients()
+        elsewhere = threading.Thread(target=loss_and_gradients)  # another thread keeps TRL's answer
+        elsewhere.start()
+        elsewhere.join()
+    loss_and_gradients()  # after the block, TRL's answer again
+    assert scored == [28, 8, 28, 28]  # every shifted position, then only those with a label
     assert torch.allclose(loss, loss_compact, atol=1e-6)
     assert len(grads) == len(grads_compact) > 0
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_compact, strict=True))
-    assert not score_loss_positions_only(model)  # a second call does not wrap twice

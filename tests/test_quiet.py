@@ -142,3 +142,25 @@ def test_only_small_local_models_load_without_a_bar(tmp_path):
     assert not _loads_in_a_blink(str(tmp_path))  # no weights here to judge by
     (tmp_path / "model.safetensors").write_bytes(b"0" * 1000)
     assert _loads_in_a_blink(str(tmp_path))
+
+
+def test_a_malformed_log_call_inside_the_block_does_not_stop_a_round_and_the_filter_goes_on_an_error(capsys):
+    import logging
+
+    from ftlab.quiet import known_lines_off
+
+    logger = logging.getLogger("transformers.trainer_utils")
+    filters, level, propagate = list(logger.filters), logger.level, logger.propagate
+    handler = logging.StreamHandler()  # logging's own handling (pytest's capture handler would raise instead)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    try:
+        with pytest.raises(RuntimeError, match="a failing round"), known_lines_off():
+            logger.warning("arguments that do not fit %s %s", 1)  # logging reports it on stderr, nothing raised
+            raise RuntimeError("a failing round")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    assert logger.filters == filters and "Logging error" in capsys.readouterr().err

@@ -161,6 +161,12 @@ def test_training_on_from_a_tuned_model_leaves_its_adapter_as_it_was(tiny, greet
     assert all(torch.equal(p, adapter[n]) for n, p in first.model.named_parameters() if "lora_" in n)
     moved = [n for n, p in second.model.named_parameters() if "lora_" in n and not torch.equal(p, adapter[n])]
     assert moved  # the second round trained on from the first adapter, in its own copy
+    prompt = tokenizer("Greet Anna politely.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():  # and the second model answers with its own weights, not the first round's
+        answers = [r.model(input_ids=prompt).logits for r in (first, second)]
+        base = second.model.get_base_model()
+        own = type(base).forward(base, input_ids=prompt).logits
+    assert torch.equal(answers[1], own) and not torch.allclose(answers[0], answers[1])
 
 
 def test_one_pass_of_16_rows_takes_the_step_two_accumulated_passes_of_8_take(tiny_path, greet_data, tmp_path):
