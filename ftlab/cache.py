@@ -48,6 +48,10 @@ def atomic_folder(target, replace: bool = False) -> Iterator[Path]:
     ``atomic_folder`` for the same target removes those of this machine whose process is gone. At the end,
     an existing ``target`` is kept if ``replace`` is False (another process finished first: its copy is as
     good as ours), or else replaced: moved aside, the new folder renamed in, the old one deleted.
+
+    What this does not cover: a kill in the instant between moving the old folder aside and renaming the new
+    one in leaves ``target`` absent (both copies under staging names, removed by the next call), and nothing
+    is flushed to disk (fsync): a power cut can still leave files that look whole and are not.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

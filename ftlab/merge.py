@@ -185,6 +185,10 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
     adapter, base, output = Path(adapter), Path(base), Path(output)
     if dtype not in OUT_DTYPES:
         raise MergeError(f"dtype={dtype!r}: choose one of {sorted(OUT_DTYPES)}")
+    for what, folder in (("adapter", adapter), ("base model", base)):
+        if output.resolve() == folder.resolve() or output.resolve() in folder.resolve().parents:
+            raise MergeError(f"output={str(output)!r} is the {what}'s folder (or holds it): the merge would replace it. "
+                             "Give the merged model a folder of its own, e.g. next to the adapter's.")
     before = reset_peak_rss()  # the merge's own peak is measured from here
     files = sorted(base.glob("*.safetensors"))
     if not files or not (base / "config.json").exists():

@@ -14,7 +14,7 @@ from pathlib import Path
 from ftlab.cache import cache_root  # noqa: F401 - where ftlab.models.cache_root used to be
 from ftlab.gguf_models import ModelNotAvailableError
 from ftlab.presets import DEFAULT_MODEL
-from ftlab.streamed import torch_dtype
+from ftlab.streamed import PRECISIONS, torch_dtype
 from ftlab.templates import CHAT_TEMPLATE
 
 QUANTIZATIONS = (None, "4bit", "8bit")
@@ -116,6 +116,8 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {sorted(PRECISIONS)} (or None: what this GPU supports)")
     if name == "tiny":
         return tiny_model(quantization=quantization)
     source, note = resolve(name)

@@ -14,6 +14,7 @@ Standard library only at import (torch is imported when a tensor is made), so ``
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from pathlib import Path
@@ -57,7 +58,12 @@ def _header_length(f, path) -> int:
     if len(raw) < 8:
         raise ValueError(f"{path} is not a safetensors file: it has {len(raw)} bytes, fewer than the 8 of a header's "
                          "length (a cut-off download or copy? fetch or save it again)")
-    return struct.unpack("<Q", raw)[0]
+    length = struct.unpack("<Q", raw)[0]
+    size = os.fstat(f.fileno()).st_size
+    if length > size - 8:  # e.g. a Git LFS pointer: a few lines of text where the weights should be
+        raise ValueError(f"{path} is not a safetensors file: its first 8 bytes announce a header of {length:,} bytes in a "
+                         f"file of {size:,} (a Git LFS pointer, or a cut-off download? fetch or save it again)")
+    return length
 
 
 def read_tensor(f, info: dict, data_start: int):

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from ftlab.config import RoundConfig
-from ftlab.lab.repeats import spread
+from ftlab.lab.repeats import metric_value, spread
 
 MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
 NOISE_RULE = ("a knob's effect is beyond noise when one of its values moves the metric further from the baseline's "
@@ -190,7 +190,7 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
         name = "sweep " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in knobs.items()) or "baseline")
         round_ = lab.train(config, model, tokenizer, train, eval, name=name, **train_options)
-        value = round_.metrics.get(metric) if round_.status == "succeeded" else None
+        value = metric_value(round_, metric)  # succeeded and finite, or None
         why = "" if round_.status == "succeeded" else (round_.record.get("failure") or {}).get("kind", "")
         points.append(SweepPoint(knobs, phase, round_.id, round_.status, value, why))
 

@@ -112,7 +112,7 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     an interrupted round; checkpoints are written every ``config.save_steps`` steps.
     ``model`` is left as it was, its ``requires_grad`` flags included: the result's ``.model`` is a new
     model over the same base weights (no copy) with the trained adapters, so running the cell again trains
-    a fresh adapter on the same base. (A 4-bit or 8-bit base shares QLoRA's fp32 norms: see ``add_lora``.)
+    a fresh adapter on the same base. (A 4-bit or 8-bit base shares QLoRA's fp32 casts of its norms, embeddings and output layer: see ``add_lora``.)
     """
     from transformers import set_seed
 

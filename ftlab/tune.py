@@ -7,8 +7,9 @@ curve shows where the loss falls fastest and where it blows up. Its suggestion i
 confirm with a short sweep, not an answer: range tests on transformers tend to suggest too high a
 value (transformers #16013), and a range test's steps are not a round's steps.
 
-The model it is given is left exactly as it was, ``requires_grad`` flags included: the adapter lives on
-a new module tree over the same base weights (``ftlab.train.add_lora``, ``ftlab.same_weights``).
+The model it is given keeps its weights and its ``requires_grad`` flags: the adapter lives on a new module
+tree over the same base weights (``ftlab.train.add_lora``, ``ftlab.same_weights``). A 4-bit or 8-bit base
+shares QLoRA's fp32 casts of its norms, embeddings and output layer, as ``add_lora`` says.
 """
 
 from __future__ import annotations

@@ -170,6 +170,10 @@ def test_a_merge_that_fails_writing_the_tokenizer_leaves_no_half_folder_and_the_
 def test_bad_inputs_are_named(tiny_path, tmp_path):
     model, tokenizer = adapted(tiny_path)
     folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    for output in (folder, tmp_path):  # the adapter's own folder, or one that holds it: refused, nothing lost
+        with pytest.raises(MergeError, match="the adapter's folder"):
+            export.merge_adapter(folder, output, progress=False)
+    assert (folder / "adapter_config.json").exists()
     with pytest.raises(export.ExportError, match="no adapter_config.json"):
         export.load_adapter(tmp_path)
     with pytest.raises(export.ExportError, match="PeftModel"):

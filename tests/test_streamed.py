@@ -34,6 +34,10 @@ def test_one_header_reader_serves_the_merge_and_the_parameter_count(tmp_path):
     for read in (lambda: read_header(tmp_path / "c.safetensors"), lambda: saved_parameters(tmp_path)):
         with pytest.raises(ValueError, match=r"c\.safetensors is not a safetensors file.*save it again"):
             read()
+    lfs = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 2200119864\n"  # weights never fetched
+    (tmp_path / "c.safetensors").write_text(lfs)
+    with pytest.raises(ValueError, match=r"c\.safetensors is not a safetensors file.*Git LFS pointer"):
+        read_header(tmp_path / "c.safetensors")
 
 
 def test_the_dtype_table_agrees_with_torch_and_reads_both_ways():
