@@ -156,7 +156,7 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
         eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
         train_rows = training_rows(template, train_set, config)
         template.check_loss(train_rows, config.max_length, "train")  # reads the masks just made: one encoding per row
-        return train_rows, training_rows(template, eval_set, config) if eval_set else None, precision
+        return train_rows, training_rows(template, eval_set, config, "eval") if eval_set else None, precision
 
 
 def check_machine(config: RoundConfig, model) -> str:
@@ -182,10 +182,15 @@ def check_machine(config: RoundConfig, model) -> str:
     return precision
 
 
-def training_rows(template: Template, rows, config: RoundConfig):
+def training_rows(template: Template, rows, config: RoundConfig, name: str = "train"):
     """Rows as TRL receives them: tokenized with ftlab's loss mask and cut to max_length (TRL does not cut
-    padding-free rows; for the others its own cut then changes nothing)."""
-    return template.format(rows, config.loss_on, config.max_length)
+    padding-free rows; for the others its own cut then changes nothing). A refusal names the split."""
+    from ftlab.masks import TemplateError
+
+    try:
+        return template.format(rows, config.loss_on, config.max_length)
+    except TemplateError as error:
+        raise TemplateError(f"{name} data, {error}") from error
 
 
 def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:

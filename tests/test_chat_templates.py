@@ -183,3 +183,8 @@ def test_format_refuses_a_prompt_whose_end_the_tokenizer_merges_with_the_answer(
     with pytest.raises(TemplateError, match=r"row 2: the tokenizer merges the end of the prompt .*nth"):
         template.format(rows)
     assert template.format(rows.select([0]))["input_ids"][0] == template.encode(CHAT)[0]  # the other rows are fine
+    from ftlab.config import RoundConfig
+    from ftlab.train import training_rows
+
+    with pytest.raises(TemplateError, match=r"^eval data, row 2: the tokenizer merges"):  # a round names the split too
+        training_rows(template, rows, RoundConfig.preset("cpu-tiny"), "eval")
