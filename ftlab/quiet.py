@@ -69,8 +69,10 @@ def time_left(elapsed: float, done: int, total: int | None) -> str:
 class Line:
     """One line of output rewritten in place: ``show(text)`` as things move, ``end(text)`` once (``""`` clears it).
 
-    In a notebook: one display output, updated by id. Elsewhere: one line on ``file`` (stderr), rewritten
-    with a carriage return. ``show`` redraws at most every ``REDRAW_S`` seconds unless ``force``.
+    In a notebook: one display output, updated by id. In a terminal: one line on ``file`` (stderr), rewritten
+    with a carriage return. Written to a file or a pipe (``ftlab train > log 2>&1``), where a rewrite would
+    pile up: nothing while it runs, and ``end``'s summary as a plain line. ``show`` redraws at most every
+    ``REDRAW_S`` seconds unless ``force``.
     """
 
     def __init__(self, file=None):
@@ -92,7 +94,7 @@ class Line:
                 self.handle = display({"text/plain": text}, raw=True, display_id=True)
             else:
                 self.handle.update({"text/plain": text}, raw=True)
-        else:
+        elif self._in_place():
             self._write("\r" + text.ljust(self.width))
             self.width = len(text)
 
@@ -101,9 +103,16 @@ class Line:
         if self.notebook:
             if self.handle is not None or text:
                 self.show(text, force=True)
+        elif not self._in_place():
+            if text:
+                self._write(f"{text}\n")
         elif self.width or text:
             self._write("\r" + " " * self.width + "\r" + (f"{text}\n" if text else ""))
         self.handle, self.width = None, 0
+
+    def _in_place(self) -> bool:
+        out = self.file or sys.stderr
+        return bool(getattr(out, "isatty", lambda: False)())
 
     def _write(self, text: str) -> None:
         out = self.file or sys.stderr  # looked up when written: a redirected stderr is honoured

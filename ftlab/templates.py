@@ -155,12 +155,28 @@ class Template:
         time (one render of the texts, one of the prompts, one tokenizer call), with the same result.
         """
         def tokenized(batch, rows):
-            encoded = self._encode_rows(batch["messages"], max_length, first_row=rows[0] + 1)
+            try:
+                encoded = self._encode_rows(batch["messages"], max_length, first_row=rows[0] + 1)
+            except TemplateError:
+                raise
+            except Exception as error:  # the chat template itself refuses a conversation (jinja's raise_exception)
+                raise self._refused_row(batch["messages"], rows[0] + 1, error) from error
             return {"input_ids": [ids for ids, _, _ in encoded],
                     "assistant_masks": [mask if loss_on == "answers" else [1] * len(ids) for ids, mask, _ in encoded]}
 
         return dataset.map(tokenized, batched=True, with_indices=True, remove_columns=dataset.column_names,
                            desc=f"{self.style} template")
+
+    def _refused_row(self, conversations, first_row: int, error: Exception) -> TemplateError:
+        """The first of ``conversations`` that the chat template refuses on its own, named by its row number."""
+        for number, messages in enumerate(conversations, start=first_row):
+            try:
+                self._training_texts([list(messages)])
+            except Exception as alone:
+                return TemplateError(f"row {number}: this chat template refuses the conversation ({alone}). Change "
+                                     f"the row (its roles: e.g. user and assistant taking turns), or: {WAY_OUT}.")
+        last = first_row + len(conversations) - 1
+        return TemplateError(f"rows {first_row}-{last}: this chat template failed on them ({error}). {WAY_OUT}.")
 
     # ------------------------------------------------------------------------ loss
     def _special_tokens(self) -> list[str]:

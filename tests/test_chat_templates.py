@@ -188,3 +188,14 @@ def test_format_refuses_a_prompt_whose_end_the_tokenizer_merges_with_the_answer(
 
     with pytest.raises(TemplateError, match=r"^eval data, row 2: the tokenizer merges"):  # a round names the split too
         training_rows(template, rows, RoundConfig.preset("cpu-tiny"), "eval")
+
+
+def test_a_conversation_the_chat_template_refuses_is_named_by_its_row(tiny_path):
+    from datasets import Dataset
+
+    tokenizer, _ = fixture_tokenizer(tiny_path, "mistral")  # Mistral's template raises unless roles alternate
+    turns = [{"role": "user", "content": "Hi."}, {"role": "user", "content": "Still there?"},
+             {"role": "assistant", "content": "Yes."}]
+    rows = Dataset.from_list([{"messages": CHAT}, {"messages": CHAT}, {"messages": turns}])
+    with pytest.raises(TemplateError, match=r"^row 3: this chat template refuses the conversation \(.*alternate.*its roles"):
+        Template.chat(tokenizer).format(rows)

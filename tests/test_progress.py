@@ -64,6 +64,11 @@ def test_a_quick_loop_shows_nothing_and_a_slow_one_shows_one_line_updated_in_pla
 
 def test_outside_a_notebook_the_same_line_is_rewritten_on_stderr_and_cleared(capsys, monkeypatch):
     monkeypatch.setattr(quiet, "SHOW_AFTER_S", 0.0)
+    redirected = quiet.Line(file=io.StringIO())  # a log file: no rewrites piling up, only the summary
+    redirected.show("perplexity: 1/3 batches", force=True)
+    redirected.end("perplexity: 3/3 batches in 9 s")
+    assert redirected.file.getvalue() == "perplexity: 3/3 batches in 9 s\n"
+    monkeypatch.setattr(quiet.Line, "_in_place", lambda line: True)  # a terminal
     assert list(quiet.track(range(3), "perplexity", unit="batches")) == [0, 1, 2]
     err = capsys.readouterr().err
     assert err.startswith("\rperplexity: 0/3 batches after 0 s") and err.endswith("\r") and "\n" not in err
