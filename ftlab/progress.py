@@ -47,8 +47,9 @@ class RoundProgress(TrainerCallback):
 
     def __init__(self):
         self.line, self.started = None, None
-        self.rows: list[tuple[int, float | None, float]] = []  # step, last train loss, eval loss
+        self.rows: list[tuple[int, float | None, float]] = []  # step, train loss logged since the last row, eval loss
         self.train_loss: float | None = None
+        self.train_step = -1  # the step of the last logged train loss
         self.first_train_loss: float | None = None
 
     # ------------------------------------------------------------------ trainer events
@@ -62,10 +63,12 @@ class RoundProgress(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
-            self.train_loss = logs["loss"]
+            self.train_loss, self.train_step = logs["loss"], state.global_step
             self.first_train_loss = self.first_train_loss if self.first_train_loss is not None else logs["loss"]
         if "eval_loss" in logs:
-            self.rows.append((state.global_step, self.train_loss if state.global_step else None, logs["eval_loss"]))
+            # a train loss only where one was logged since the previous row: a repeated old value reads as a stall
+            fresh = state.global_step and self.train_step > (self.rows[-1][0] if self.rows else 0)
+            self.rows.append((state.global_step, self.train_loss if fresh else None, logs["eval_loss"]))
             if self.started is None:  # the evaluation before training
                 self._show(f"before training: eval loss {logs['eval_loss']:.4f}", force=True)
 

@@ -81,6 +81,20 @@ def test_round_progress_keeps_the_losses_and_drops_trls_extra_columns(monkeypatc
     assert not any(word in "\n".join(shown) for word in ("entropy", "accuracy"))
 
 
+def test_a_rows_train_loss_is_one_logged_since_the_previous_row_never_a_repeated_old_one(monkeypatch):
+    shown = []
+    progress = RoundProgress()
+    monkeypatch.setattr(progress, "_show", lambda text, force=False: shown.append(text))
+    progress.on_train_begin(None, _State(0, 18), None)
+    for step in range(1, 19):  # train loss logged at steps 1 and 10, evaluations every 6 steps
+        if step in (1, 10):
+            progress.on_log(None, _State(step, 18), None, logs={"loss": 1 / step})
+        if step % 6 == 0:
+            progress.on_log(None, _State(step, 18), None, logs={"eval_loss": 0.5})
+    progress.on_train_end(None, _State(18, 18), None)
+    assert [line.split()[:2] for line in shown[-1].splitlines()[2:]] == [["6", "1.0000"], ["12", "0.1000"], ["18", "-"]]
+
+
 def test_a_long_table_keeps_its_ends():
     progress = RoundProgress()
     progress.rows = [(step, 1.0, 1.0) for step in range(0, 100, 5)]  # 20 evaluations

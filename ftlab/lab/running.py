@@ -32,6 +32,8 @@ def with_checkpoints(config, train):
         batches = math.ceil(len(train) / config.batch_size)
         steps = math.ceil(math.ceil(batches / config.gradient_accumulation_steps) * config.num_train_epochs)
     every = max(10, min(200, steps // 10))
+    if steps < every:  # a round this short writes no checkpoint: nothing to say, nothing to resume
+        return config
     print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
           "continue after a disconnect.")
     return dataclasses.replace(config, save_steps=every)
