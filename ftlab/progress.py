@@ -47,9 +47,9 @@ class RoundProgress(TrainerCallback):
 
     def __init__(self):
         self.line, self.started = None, None
-        self.rows: list[tuple[int, float | None, float]] = []  # step, train loss logged since the last row, eval loss
+        self.rows: list[tuple[int, float | None, float]] = []  # step, last train loss, eval loss
         self.train_loss: float | None = None
-        self.train_step = -1  # the step of the last logged train loss
+        self.logged_steps: list[int] = []  # the steps at which a train loss was logged
         self.first_train_loss: float | None = None
 
     # ------------------------------------------------------------------ trainer events
@@ -63,12 +63,11 @@ class RoundProgress(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
         if "loss" in logs:
-            self.train_loss, self.train_step = logs["loss"], state.global_step
+            self.train_loss = logs["loss"]
+            self.logged_steps.append(state.global_step)
             self.first_train_loss = self.first_train_loss if self.first_train_loss is not None else logs["loss"]
         if "eval_loss" in logs:
-            # a train loss only where one was logged since the previous row: a repeated old value reads as a stall
-            fresh = state.global_step and self.train_step > (self.rows[-1][0] if self.rows else 0)
-            self.rows.append((state.global_step, self.train_loss if fresh else None, logs["eval_loss"]))
+            self.rows.append((state.global_step, self.train_loss if state.global_step else None, logs["eval_loss"]))
             if self.started is None:  # the evaluation before training
                 self._show(f"before training: eval loss {logs['eval_loss']:.4f}", force=True)
 
@@ -97,8 +96,13 @@ class RoundProgress(TrainerCallback):
             keep = sorted({0, len(rows) - 1, *range(0, len(rows), -(-len(rows) // (MAX_ROWS - 1)))})
             rows = [rows[i] for i in keep]
         lines = [f"{'step':>6}  {'train loss':>10}  {'eval loss':>9}"]
-        lines += [f"{step:>6}  {'-' if train is None else f'{train:.4f}':>10}  {evaluated:>9.4f}"
-                  for step, train, evaluated in rows]
+        before = 0
+        for step, train, evaluated in rows:
+            # a train loss only where one was logged since the row above: a repeated old value reads as a stall
+            if not any(before < logged <= step for logged in self.logged_steps):
+                train = None
+            lines.append(f"{step:>6}  {'-' if train is None else f'{train:.4f}':>10}  {evaluated:>9.4f}")
+            before = step
         return "\n".join([head, *lines])
 
     def _show(self, text: str, force: bool = False) -> None:

@@ -93,6 +93,10 @@ def test_a_rows_train_loss_is_one_logged_since_the_previous_row_never_a_repeated
             progress.on_log(None, _State(step, 18), None, logs={"eval_loss": 0.5})
     progress.on_train_end(None, _State(18, 18), None)
     assert [line.split()[:2] for line in shown[-1].splitlines()[2:]] == [["6", "1.0000"], ["12", "0.1000"], ["18", "-"]]
+    progress.rows = [(step, 0.25, 0.5) for step in range(0, 100, 5)]  # 20 evaluations, the table keeps 8 of them
+    progress.logged_steps = [3, 13]  # logged between rows the table leaves out: shown on the next row it keeps
+    kept = [line.split()[:2] for line in progress.final(95).splitlines()[2:]]
+    assert kept[:3] == [["0", "-"], ["15", "0.2500"], ["30", "-"]], kept
 
 
 def test_a_long_table_keeps_its_ends():
