@@ -101,7 +101,7 @@ def test_the_command_refuses_a_bad_file_in_one_line_and_checks_a_good_one_withou
             "print('torch' in sys.modules, status)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.stdout.split()[-2:] == ["False", "0"], out.stdout + out.stderr
-    assert "learning_rate                0.001" in out.stdout and "effective batch 8 x 2 = 16" in out.stdout
+    assert "learning_rate                0.001" in out.stdout and "effective batch 16 x 1 = 16" in out.stdout
 
 
 def test_a_model_that_cannot_load_here_is_said_in_one_line(tmp_path):

@@ -75,7 +75,7 @@ def test_two_processes_train_one_round_record_world_size_2_and_write_each_file_o
     assert {"round.json", "log.jsonl", "adapter/adapter_model.safetensors", "checkpoint-8/optimizer.pt"} <= main
     assert other == {"checkpoint-4/rng_state_1.pth", "checkpoint-8/rng_state_1.pth"}, other
     assert not main & other and {Path(p).name for p in main if "rng_state" in p} == {"rng_state_0.pth"}
-    assert out.stdout.count("effective batch 8 x 2 x 2 = 32, 2 processes (torchrun)") == 1  # printed once
+    assert out.stdout.count("effective batch 16 x 1 x 2 = 32, 2 processes (torchrun)") == 1  # printed once
     assert out.stdout.count("succeeded") == 1, out.stdout
 
 
