@@ -44,15 +44,7 @@ def test_the_loss_covers_exactly_every_answer_and_its_end_of_turn_token(tiny_pat
     assert template.chat_template == spec["chat_template"]  # the model's own format, not TinyLlama's
     assert template.end_of_turn == spec["end_of_turn"]
     ids, mask = template.encode(CHAT)
-    runs, run = [], []
-    for token, carries in zip(ids, mask, strict=True):
-        if carries:
-            run.append(token)
-        elif run:
-            runs.append(run)
-            run = []
-    runs += [run] if run else []
-    assert [tokenizer.decode(r) for r in runs] == [answer + spec["end_of_turn"] for answer in ANSWERS]
+    assert loss_texts(tokenizer, ids, mask) == [answer + spec["end_of_turn"] for answer in ANSWERS]
     # BOS up front where the template writes it or the tokenizer adds it to every text, and never twice
     rendered = tokenizer.apply_chat_template(CHAT, tokenize=False)
     expects_bos = bool(spec["bos_token"]) and (rendered.startswith(spec["bos_token"]) or spec["tokenizer_adds_bos"])
