@@ -130,8 +130,8 @@ class DecodingComparison:
             lines.append(f"{row['name']:<28} {row['repeated']:>16.0%} {stopped:>8} {right:>14}")
         if self.best:
             settings = ", ".join(f"{k}={v}" for k, v in self.row(self.best)["settings"].items()) or "greedy"
-            lines.append(f"least repetition while keeping {self.keep:.0%} of the most right answers: {self.best} "
-                         f"({settings})")
+            named = self.best if settings == self.best else f"{self.best} ({settings})"  # a name that says it once
+            lines.append(f"least repetition while keeping {self.keep:.0%} of the most right answers: {named}")
         return "\n".join(lines)
 
     def row(self, name: str) -> dict:
