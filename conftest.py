@@ -3,7 +3,7 @@ must be the same after the run as before it. Tests and notebooks write into temp
 a file they leave here (a lab, a checkpoint, a data file) fails the run and is named.
 
 Every notebook nbmake executes must also be quiet: a run whose outputs hold more than a handful of
-progress bars, or any trainer table, fails with the cells named (``ftlab.renderings.too_noisy``).
+progress bars, or any trainer table, fails with the cells named (``ftlab.course.renderings.too_noisy``).
 The executed renderings in ``docs/`` are for readers on GitHub and are never collected.
 
 It compares a listing of files (path, size, modification time) rather than ``git status``, so it
@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 # caches and environments that tools keep here by design; not the tests' output
-collect_ignore = ["docs"]  # docs/executed: the chapters' renderings (ftlab.renderings), read on GitHub, not run
+collect_ignore = ["docs"]  # docs/executed: the chapters' renderings (ftlab.course.renderings), read on GitHub, not run
 SKIPPED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints"}
 
 
@@ -61,7 +61,7 @@ def pytest_configure(config):
         from nbmake.nb_result import NotebookError
     except ImportError:  # a run without nbmake executes no notebooks
         return
-    from ftlab.renderings import too_noisy
+    from ftlab.course.renderings import too_noisy
 
     class QuietNotebookRun(pytest_items.NotebookRun):
         def execute(self):

@@ -49,7 +49,7 @@ def main() -> int:
 
     import ftlab
     from ftlab.data import instructions
-    from ftlab.data.synthetic import SKILLS
+    from ftlab.data.course_sets.synthetic import SKILLS
 
     torch.set_num_threads(1)
     base, tokenizer = ftlab.load_model("HuggingFaceTB/SmolLM2-135M-Instruct")

@@ -1,7 +1,7 @@
 """The demo's round on the CPU, idle and beside one busy process: torch's default threads against ftlab's.
 
 Free Colab and Kaggle CPU runtimes and CI machines have 2 shared vCPUs. torch's intra-op threads spin
-while they wait for each other, so one other busy process can stall every step. ``ftlab.env.
+while they wait for each other, so one other busy process can stall every step. ``ftlab.machine.
 use_cpu_threads`` gives a small model one thread. This runs ``ftlab demo``'s round (the tiny model,
 preset cpu-tiny, 120 steps, the demo's data, its seed) in a fresh process for each case:
 
@@ -32,7 +32,7 @@ ROUND = """
 import json, sys, time, tempfile, contextlib, io, resource
 import torch
 import ftlab
-from ftlab.demo import demo_data
+from ftlab.course.demo import demo_data
 model, tokenizer = ftlab.tiny_model(progress=False)
 train, evaluation = demo_data()
 config = ftlab.RoundConfig.preset("cpu-tiny", max_steps=int(sys.argv[1]), eval_steps=20)

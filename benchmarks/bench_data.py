@@ -55,9 +55,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=52_000)
     args = parser.parse_args()
 
-    from ftlab.data import dedup, length_report, load
-    from ftlab.data.synthetic import instructions
-    from ftlab.tiny import build_tokenizer
+    from ftlab.data import dedup, load
+    from ftlab.data.course_sets.synthetic import instructions
+    from ftlab.models.tiny import build_tokenizer
+    from ftlab.templates import length_report
 
     tokenizer = build_tokenizer(instructions(200, "skills"))
     rows = alpaca_rows(args.rows)

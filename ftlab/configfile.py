@@ -29,8 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from ftlab.config import ConfigError, RoundConfig
-from ftlab.presets import PRESETS
+from ftlab.config import PRESETS, ConfigError, RoundConfig
 
 MATERIALS = {
     "preset": "the preset whose knobs the file starts from",
@@ -70,7 +69,7 @@ class RunFile:
     def train_round(self, callbacks: list | None = None):
         """Load the model and data, and train the round in the lab; returns the lab's ``Round``."""
         import ftlab
-        from ftlab.demo import demo_data
+        from ftlab.course.demo import demo_data
         from ftlab.distributed import main_first
 
         with main_first():  # under torchrun: built or downloaded once, then read by the other processes
@@ -158,7 +157,8 @@ def parse(path: Path) -> tuple[dict, dict]:
 
 def default_preset(model: str) -> str:
     """The preset ``ftlab.setup().preset_for(model)`` would choose, read without torch (nvidia-smi)."""
-    from ftlab.env import gpus, preset_for
+    from ftlab.config import preset_for
+    from ftlab.machine import gpus
 
     return preset_for(model, has_gpu=bool(gpus()))
 

@@ -51,7 +51,7 @@ def sharded() -> bool:
 def too_few_gpus() -> str | None:
     """Why this launch cannot work, when it starts more processes on this machine than it has GPUs (two processes
     on one GPU make NCCL fail with "Duplicate GPU detected"); None when each process has its own GPU, or on a CPU."""
-    from ftlab.env import gpus
+    from ftlab.machine import gpus
 
     here, found = int(os.environ.get("LOCAL_WORLD_SIZE", world_size())), len(gpus())
     if found == 0 or here <= found:

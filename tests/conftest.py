@@ -10,8 +10,8 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_path():
-    from ftlab import tiny
-    from ftlab.models import tiny_model
+    from ftlab.models import tiny
+    from ftlab.models.loading import tiny_model
 
     path = tiny.cache_dir()
     if not (path / "config.json").exists():

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ftlab.batches import UsefulTokens, batch_counts  # noqa: E402
+from ftlab.round.useful_tokens import UsefulTokens, batch_counts  # noqa: E402
 
 
 def test_eta_of_a_constructed_padded_batch():
@@ -111,11 +111,11 @@ def test_a_round_measures_tokens_per_second_and_the_lab_records_it(tiny, tmp_pat
 def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypatch):
     from types import SimpleNamespace
 
-    import ftlab.env
-    from ftlab.batches import RoundMeter
+    import ftlab.machine
     from ftlab.config import RoundConfig
+    from ftlab.round.useful_tokens import RoundMeter
 
-    monkeypatch.setattr(ftlab.env, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))  # a T4, faked
+    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))  # a T4, faked
     trainer = SimpleNamespace(data_collator=lambda rows: rows, model=tiny[0])
     meter = RoundMeter(trainer, RoundConfig.preset("cpu-tiny"), tiny[0])
     meter.start()
@@ -129,14 +129,15 @@ def test_on_a_gpu_a_round_reports_its_measured_peak_beside_the_plan_for_its_rows
 
     from datasets import Dataset
 
-    import ftlab.env
-    from ftlab.batches import RoundMeter
+    import ftlab.machine
     from ftlab.config import RoundConfig
-    from ftlab.planner import plan
-    from ftlab.sizes import gpu_for, model_shape
-    from ftlab.train import RoundResult
+    from ftlab.memory.estimate import plan
+    from ftlab.memory.gpus import gpu_for
+    from ftlab.memory.shapes import model_shape
+    from ftlab.round.train import RoundResult
+    from ftlab.round.useful_tokens import RoundMeter
 
-    monkeypatch.setattr(ftlab.env, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))
+    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**30)
@@ -167,7 +168,7 @@ def test_on_a_gpu_a_round_reports_its_measured_peak_beside_the_plan_for_its_rows
 def test_token_lengths_do_not_count_padding(tiny):
     """eta and the plan need real row lengths, also from a tokenizer whose backend pads (as saved, or left so)."""
     from ftlab.data import general
-    from ftlab.templates import Template
+    from ftlab.templates.template import Template
 
     _, tokenizer = tiny
     template = Template.chat(tokenizer)
@@ -186,7 +187,7 @@ def test_the_output_layer_scores_only_loss_positions_with_the_same_loss_and_grad
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
-    from ftlab.batches import score_loss_positions_only
+    from ftlab.round.useful_tokens import score_loss_positions_only
 
     scored, chunked = [], fused_head._ChunkedLogProbFunction
 
@@ -218,6 +219,7 @@ def test_the_output_layer_scores_only_loss_positions_with_the_same_loss_and_grad
         elsewhere.join()
     loss_and_gradients()  # after the block, TRL's answer again
     assert scored == [28, 8, 28, 28]  # every shifted position, then only those with a label
-    assert torch.allclose(loss, loss_compact, atol=1e-6)
+    # the same sums in another order: equal up to float32 rounding, relative to each tensor's scale (any CPU's kernels)
+    assert torch.allclose(loss, loss_compact, rtol=1e-5, atol=0)
     assert len(grads) == len(grads_compact) > 0
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_compact, strict=True))
+    assert all((a - b).abs().max() <= 1e-5 * a.abs().max() for a, b in zip(grads, grads_compact, strict=True))

@@ -136,7 +136,7 @@ def test_notebook_05_in_jupyterlab_set_a_knob_click_train_and_find_the_round_in_
             page.screenshot(path=tmp_path / "05_panel.png")
             shots.append(tmp_path / "05_panel.png")
 
-            view = page.locator(".jp-CodeCell", has_text="ftlab.widgets.Compare(lab")
+            view = page.locator(".jp-CodeCell", has_text="ftlab.lab.widgets.Compare(lab")
             view.locator(".cm-content").click()
             page.keyboard.press("Shift+Enter")
             table = view.locator("table.dataframe")

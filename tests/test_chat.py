@@ -6,10 +6,10 @@ import json
 import pytest
 
 import ftlab
-from ftlab.chat import Chat, compare_decoding
 from ftlab.data import DataFormatError, leakage, load, validate
-from ftlab.data.dialogues import dialogues, last_answers
-from ftlab.generate import repeated_share
+from ftlab.data.course_sets.dialogues import dialogues, last_answers
+from ftlab.evaluation.chat import Chat, compare_decoding
+from ftlab.evaluation.generation import repeated_share
 
 
 def test_the_course_conversations_are_unique_and_the_eval_side_shares_no_name_with_training():
@@ -81,7 +81,7 @@ def test_compare_decoding_measures_each_setting_and_keeps_the_right_answers(tiny
     settings = {"greedy": {}, "repetition_penalty=1.3": {"repetition_penalty": 1.3}}
     result = compare_decoding(model, tokenizer, settings, ["Say good day to Ben and Mia."], prompts, references,
                               long_tokens=12)
-    greedy = ftlab.generate.generate(model, tokenizer, ["Say good day to Ben and Mia."], max_new_tokens=20,
+    greedy = ftlab.evaluation.generation.generate(model, tokenizer, ["Say good day to Ben and Mia."], max_new_tokens=20,
                                      min_new_tokens=12)
     assert result.row("greedy")["repeated"] == pytest.approx(repeated_share(greedy[0].text))
     assert [row["name"] for row in result.rows] == list(settings) and all(r["asked"] == 3 for r in result.rows)
@@ -94,7 +94,7 @@ def test_compare_decoding_measures_each_setting_and_keeps_the_right_answers(tiny
 def test_the_answer_repetition_penalty_spares_the_history_and_penalises_the_answers_own_repeats():
     import torch
 
-    from ftlab.generate import with_answer_penalty
+    from ftlab.evaluation.generation import with_answer_penalty
 
     settings = with_answer_penalty({"answer_repetition_penalty": 2.0, "max_new_tokens": 8}, prompt_length=4)
     assert "answer_repetition_penalty" not in settings and settings["max_new_tokens"] == 8
@@ -111,4 +111,4 @@ def test_a_sampled_chat_with_a_seed_answers_the_same_twice(tiny):
     replies = [Chat(model, tokenizer, seed=3, max_new_tokens=12).ask("Say hello to Mia.", stream=False).text
                for _ in range(2)]
     assert replies[0] == replies[1]
-    assert Chat(model, tokenizer).preset == "chat" and "answer_repetition_penalty" in ftlab.generate.DECODING["chat"]
+    assert Chat(model, tokenizer).preset == "chat" and "answer_repetition_penalty" in ftlab.evaluation.generation.DECODING["chat"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab.templates import CHAT_TEMPLATE, Template, TemplateError
+from ftlab.templates.template import CHAT_TEMPLATE, Template, TemplateError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chat_templates"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
@@ -101,7 +101,7 @@ def test_a_template_without_end_of_turn_token_is_refused(tiny_path):
 
 @pytest.mark.parametrize("name", ["tinyllama", "smollm2"])
 def test_token_by_token_the_loss_is_on_each_assistant_turn_and_its_end_of_turn_only(tiny_path, name):
-    from ftlab.masks import loss_mask
+    from ftlab.templates.masks import loss_mask
 
     tokenizer, spec = fixture_tokenizer(tiny_path, name)
     template = Template.chat(tokenizer)
@@ -176,7 +176,7 @@ def test_format_refuses_a_prompt_whose_end_the_tokenizer_merges_with_the_answer(
         template.format(rows)
     assert template.format(rows.select([0]))["input_ids"][0] == template.encode(CHAT)[0]  # the other rows are fine
     from ftlab.config import RoundConfig
-    from ftlab.train import training_rows
+    from ftlab.round.train import training_rows
 
     with pytest.raises(TemplateError, match=r"^eval data, row 2: the tokenizer merges"):  # a round names the split too
         training_rows(template, rows, RoundConfig.preset("cpu-tiny"), "eval")

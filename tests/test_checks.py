@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from ftlab import checks
-from ftlab.checks import CheckFailed
+from ftlab.course import checks
+from ftlab.course.checks import CheckFailed
 
 
 def test_lora_config_check_names_the_wrong_field():
@@ -153,7 +153,7 @@ def test_the_tinyllama_figures_quoted_in_the_course():
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ftlab.checks.lora import _naive_lora_count
+    from ftlab.course.checks.lora import _naive_lora_count
 
     config = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                          num_attention_heads=32, num_key_value_heads=4)  # TinyLlama-1.1B's config.json
@@ -238,7 +238,7 @@ def test_the_chat_labels_check_names_the_turn_and_the_idea_missed(tiny, mistake,
     conversation = [{"role": "system", "content": "Be brief."}, *ftlab.data.dialogues(5, eval_size=1)[0][0]["messages"][-6:]]
     ids, mask = template.encode(conversation)
     right = [token if carries else -100 for token, carries in zip(ids, mask, strict=True)]
-    tokens = ftlab.masks.loss_mask(template, conversation).tokens
+    tokens = ftlab.templates.loss_mask(template, conversation).tokens
     answers = [t for t in tokens if t.role == "assistant"]
     first_answer = [t for t in answers if t.turn == answers[0].turn]
     wrong = {"everything": list(ids),

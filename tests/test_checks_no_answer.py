@@ -1,7 +1,7 @@
 """The no-answer rule, for every exercise check: a wrong answer's message never contains the right one.
 
 A learner who could copy the expected value out of a failed check would learn nothing from the exercise.
-Each public ``check_*`` in ``ftlab.checks`` has a case here: a wrong answer, and the right value in
+Each public ``check_*`` in ``ftlab.course.checks`` has a case here: a wrong answer, and the right value in
 the forms a message could print it. A new check needs a case (a test fails until it has one), or a
 reason in ``EXEMPT`` why it has no single right value to leak.
 """
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from ftlab import checks
-from ftlab.checks import CheckFailed
-from ftlab.checks.lora import _naive_lora_count
+from ftlab.course import checks
+from ftlab.course.checks import CheckFailed
+from ftlab.course.checks.lora import _naive_lora_count
 
 
 def shown(value) -> set[str]:
@@ -138,7 +138,7 @@ def case_t4_predictions(tiny):
 
 
 def case_precision_choice(tiny):
-    from ftlab.env import choose_precision
+    from ftlab.machine import choose_precision
 
     right = {device: choose_precision(capability) for device, capability in checks.PRECISION_DEVICES.items()}
     for device in right:
@@ -237,7 +237,7 @@ def case_merged_weight(tiny):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from ftlab import export
+    from ftlab.export import adapter as export
 
     model, tokenizer = tiny
     peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["v_proj"], task_type="CAUSAL_LM"))

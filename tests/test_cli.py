@@ -86,7 +86,7 @@ def test_demo_is_quiet_and_recorded_in_the_lab_that_runs_shows_next(tmp_path, ti
 
 @pytest.mark.slow
 def test_two_demo_rounds_with_one_seed_give_the_same_losses(tmp_path, tiny_path, capsys):
-    from ftlab.demo import run_demo
+    from ftlab.course.demo import run_demo
 
     first, second = (run_demo(lab=tmp_path / name) for name in ("a", "b"))
     assert first.status == second.status == "succeeded"

@@ -6,7 +6,7 @@ import pytest
 import ftlab
 from ftlab.config import RoundConfig
 from ftlab.data import COURSE_SETS, arithmetic, course_set, dedup, split
-from ftlab.evaluation import base_vs_tuned, discriminates
+from ftlab.evaluation.scoring import base_vs_tuned, discriminates
 
 
 def _prompts(rows) -> list[str]:

@@ -8,6 +8,7 @@ import pytest
 from datasets import Dataset
 
 from ftlab.data import DataFormatError, HubUnavailableError, detect_format, load, load_alpaca, validate
+from ftlab.templates import Template
 
 GOOD = {"instruction": "Say hi.", "input": "", "output": "Hi!"}
 NEIGHBOURS = {  # a good row of each format, to surround a bad one
@@ -19,8 +20,8 @@ NEIGHBOURS = {  # a good row of each format, to surround a bad one
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from ftlab.data.synthetic import instructions
-    from ftlab.tiny import build_tokenizer
+    from ftlab.data.course_sets.synthetic import instructions
+    from ftlab.models.tiny import build_tokenizer
 
     return build_tokenizer(instructions(200, "skills"))
 
@@ -244,11 +245,11 @@ def test_findings_are_capped_with_a_note():
 
 def test_rows_too_long_for_max_length(tokenizer):
     rows = [chat("Hi", "Hello."), chat("Tell me " * 40, "Sure " * 40), chat("Hey", "Yo")]
-    from ftlab.templates import Template
+    from ftlab.templates.template import Template
 
     lengths = [len(Template.chat(tokenizer).encode(r["messages"])[0]) for r in rows]
     limit = lengths[0] + 5
-    findings = validate(rows, tokenizer=tokenizer, max_length=limit)
+    findings = validate(rows, template=Template.chat(tokenizer), max_length=limit)
     assert [f.row for f in findings] == [i + 1 for i, n in enumerate(lengths) if n > limit] == [2]
     assert f"{lengths[1]} tokens" in findings[0].message
 
@@ -273,7 +274,7 @@ def test_missing_file_is_a_file_not_found_error(tmp_path):
 
 
 def test_a_split_passed_down_as_loaded_is_not_converted_again_but_any_dataset_is(monkeypatch, tokenizer):
-    from ftlab.data import loader
+    from ftlab.data import loading as loader
 
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     converted = load([good], quiet=True)
@@ -283,7 +284,7 @@ def test_a_split_passed_down_as_loaded_is_not_converted_again_but_any_dataset_is
     assert load(loader.Loaded(converted), quiet=True) is converted and passes == []  # converted once: not again
     assert load(converted, quiet=True)["messages"] == converted["messages"] and len(passes) == 1  # a Dataset: checked
     with pytest.raises(DataFormatError, match="over max_length=2"):  # a length check asked for still runs
-        load(loader.Loaded(converted), quiet=True, tokenizer=tokenizer, max_length=2)
+        load(loader.Loaded(converted), quiet=True, template=Template.chat(tokenizer), max_length=2)
     bad = Dataset.from_list([good, {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}])
     with pytest.raises(DataFormatError) as error:
         load(bad, file="train", quiet=True)  # a Dataset built elsewhere is converted and checked as before

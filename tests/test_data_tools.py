@@ -18,18 +18,18 @@ from ftlab.data import (
     fingerprint,
     general,
     leakage,
-    length_report,
     load,
     split,
     validate,
 )
-from ftlab.data.word_problems import CATEGORIES
+from ftlab.data.course_sets.arithmetic import CATEGORIES
+from ftlab.templates import length_report
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from ftlab.data.synthetic import instructions
-    from ftlab.tiny import build_tokenizer
+    from ftlab.data.course_sets.synthetic import instructions
+    from ftlab.models.tiny import build_tokenizer
 
     return build_tokenizer(instructions(200, "skills"))
 
@@ -306,7 +306,7 @@ def test_general_set_is_valid_varied_and_unique():
 # --- length report -------------------------------------------------------------------------------
 
 def test_length_report_counts_what_the_trainer_sees(tokenizer):
-    from ftlab.templates import Template
+    from ftlab.templates.template import Template
 
     rows = general() + [chat("Tell me more. " * 30, "Here is more. " * 30)]
     report = length_report(rows, tokenizer, max_length=96, batch_size=4)

@@ -89,7 +89,7 @@ def test_a_plain_process_is_a_world_of_one(monkeypatch):
 
 
 def test_each_launched_process_keeps_its_gpu(monkeypatch):
-    from ftlab.env import choose_gpus
+    from ftlab.machine import choose_gpus
 
     environ = {"WORLD_SIZE": "2"}  # Kaggle's T4 x2 under torchrun: setup() must not hide GPU 1 from rank 1
     assert choose_gpus(2, 1, environ, cuda_started=False) is None and "CUDA_VISIBLE_DEVICES" not in environ
@@ -147,14 +147,14 @@ def test_the_lab_table_shows_processes_and_a_ddp_round_is_not_a_one_knob_change(
 
 
 def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch):
-    import ftlab.env
+    import ftlab.machine
     from ftlab.distributed import too_few_gpus
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    monkeypatch.setattr(ftlab.env, "gpus", lambda: [ftlab.env.GPU("Tesla T4", (7, 5), 14.7)])  # Colab: one T4
+    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)])  # Colab: one T4
     assert "2 processes" in too_few_gpus() and "--nproc_per_node 1" in too_few_gpus()
-    monkeypatch.setattr(ftlab.env, "gpus", lambda: [ftlab.env.GPU("Tesla T4", (7, 5), 14.7)] * 2)  # Kaggle T4 x2
+    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)] * 2)  # Kaggle T4 x2
     assert too_few_gpus() is None
-    monkeypatch.setattr(ftlab.env, "gpus", lambda: [])  # a CPU: gloo, any number of processes
+    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [])  # a CPU: gloo, any number of processes
     assert too_few_gpus() is None

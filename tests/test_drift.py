@@ -111,7 +111,7 @@ def test_the_drift_check_catches_the_renames_that_broke_tutorials(call):
 
 def test_generation_presets_use_settings_transformers_knows():
     # the presets reach model.generate through ** and so escape the scan above
-    from ftlab.generate import DECODING, FTLAB_OPTIONS
+    from ftlab.evaluation.generation import DECODING, FTLAB_OPTIONS
 
     known = targets()["generate"]
     assert not FTLAB_OPTIONS & known  # ftlab's own options are turned into processors, never passed on by name
@@ -279,9 +279,9 @@ def test_the_listener_hears_deprecations_said_either_way(tiny_path):
 def test_ftlab_calls_raise_no_deprecation_warning(tiny_path, greet_data, tmp_path):
     """One of each of ftlab's calls into trl, transformers, peft and datasets, every warning recorded."""
     import ftlab
-    from ftlab import tiny
     from ftlab.config import RoundConfig
     from ftlab.data import instructions
+    from ftlab.models import tiny
 
     train, evaluation = greet_data
     with listening() as heard:
@@ -289,7 +289,7 @@ def test_ftlab_calls_raise_no_deprecation_warning(tiny_path, greet_data, tmp_pat
         model, tokenizer = ftlab.tiny_model(path=tiny_path)
         config = RoundConfig.preset("cpu-tiny", max_steps=2, eval_steps=1, logging_steps=1)
         result = ftlab.train_round(config, model, tokenizer, train[:32], evaluation, output_dir=str(tmp_path / "a"))
-        ftlab.generate.answers(result.model, tokenizer, ["Hello"], max_new_tokens=4)
+        ftlab.evaluation.answers(result.model, tokenizer, ["Hello"], max_new_tokens=4)
         ftlab.evaluation.perplexity(result.model, tokenizer, evaluation)
         ftlab.data.load(train[:8], quiet=True)
         model, tokenizer = ftlab.tiny_model(quantization="4bit", path=tiny_path)

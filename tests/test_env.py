@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ftlab
-from ftlab import env as ftenv
+from ftlab import machine as ftenv
 
 
 @pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16"),
@@ -84,7 +84,7 @@ def test_setup_disables_tracker_logins(monkeypatch):
 
 
 def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
-    from ftlab import env
+    from ftlab import machine as env
 
     if torch.cuda.is_available():
         pytest.skip("thread settings apply to training on the CPU")
@@ -107,7 +107,8 @@ def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
 
 @pytest.mark.slow
 def test_a_tinyllama_learning_rate_on_the_tiny_model_gets_a_hint_that_holds(tiny_path, greet_data, tmp_path):
-    from ftlab import RoundConfig, env, tiny_model, train_round
+    from ftlab import RoundConfig, tiny_model, train_round
+    from ftlab import machine as env
 
     model, _ = tiny_model(path=tiny_path)
     assert "cpu-tiny" in env.small_model_hint(RoundConfig.preset("t4-lora"), model)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import ftlab
-from ftlab import evaluation
 from ftlab.config import RoundConfig
-from ftlab.generate import generate, is_repetitive
+from ftlab.evaluation import scoring as evaluation
+from ftlab.evaluation.generation import generate, is_repetitive
 
 
 def test_perplexity_equals_exp_of_a_mean_nll_computed_row_by_row(tiny, greet_data):
@@ -47,7 +47,7 @@ def test_token_and_batch_weighted_means_differ_on_rows_of_different_lengths(tiny
     short_answers = ftlab.data.instructions(4, "double", seed=2)  # "14": one or two tokens and the end of turn
     rows = long_answers + short_answers  # eval batches of 8: one of long answers, one of short ones
     config = RoundConfig.preset("cpu-tiny", max_steps=4, eval_steps=None, batch_size=8)
-    result = ftlab.train_round(config, model, tokenizer, ftlab.demo.demo_data()[0], rows, output_dir=str(tmp_path))
+    result = ftlab.train_round(config, model, tokenizer, ftlab.data.course_set("demo")[0], rows, output_dir=str(tmp_path))
     by_token, tokens = evaluation.mean_nll(result.model, tokenizer, rows, batch_size=8, per="token")
     by_batch, same_tokens = evaluation.mean_nll(result.model, tokenizer, rows, batch_size=8, per="batch")
     assert tokens == same_tokens and abs(by_token - by_batch) > 0.01 * by_token  # the short batch weighs more

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab import exercises
+from ftlab.course import exercises
 
 ROOT = Path(__file__).resolve().parent.parent / "exercises"
 
@@ -58,5 +58,5 @@ def test_unsolved_copy_fails_only_in_exercise_cells_with_a_helpful_check(tmp_pat
                 assert errors[0].ename == "CheckFailed", (errors[0].ename, errors[0].evalue)
                 # the learner sees the check's message, not a traceback through ftlab's source
                 assert not any("ftlab/checks" in line or "Traceback" in line for line in errors[0].traceback)
-        checks = [c for c in notebook.cells if c.cell_type == "code" and "ftlab.checks." in c.source]
+        checks = [c for c in notebook.cells if c.cell_type == "code" and "ftlab.course.checks." in c.source]
         assert checks and all(any(o.output_type == "error" for o in c.outputs) for c in checks)

@@ -14,8 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ftlab  # noqa: E402
-from ftlab import export  # noqa: E402
-from ftlab.merge import MergeError, MergeWontFit, merge_files, nf4_round_trip, planned_merge_memory  # noqa: E402
+from ftlab.export import adapter as export  # noqa: E402
+from ftlab.export.merge import MergeError, MergeWontFit, merge_files, nf4_round_trip, planned_merge_memory  # noqa: E402
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def test_reloaded_adapter_in_a_fresh_process_gives_the_same_logits_and_answers(t
         model, tokenizer = adapted(tiny_path, quantization)
         folder = export.save_adapter(model, tokenizer, tmp_path / f"adapter-{quantization}")
         expected[quantization] = logits(model, tokenizer)
-        answers[quantization] = ftlab.generate.answers(model, tokenizer, list(export.PROMPTS), max_new_tokens=12)
+        answers[quantization] = ftlab.evaluation.answers(model, tokenizer, list(export.PROMPTS), max_new_tokens=12)
         record = json.loads((folder / export.RECORD).read_text())
         assert record["base_model"] == "tiny"
         assert (record["base_quantization"] or {}).get("bits") == (4 if quantization else None)
@@ -66,13 +66,13 @@ def test_reloaded_adapter_in_a_fresh_process_gives_the_same_logits_and_answers(t
     out = run_python(f"""
         import json, torch
         import ftlab
-        from ftlab import export
+        from ftlab.export import adapter as export
         from tests.test_export import logits
         answers = {{}}
         for q in (None, "4bit"):
             model, tokenizer = export.load_adapter({str(tmp_path)!r} + f"/adapter-{{q}}")
             torch.save(logits(model, tokenizer), {str(tmp_path)!r} + f"/reloaded-{{q}}.pt")
-            answers[str(q)] = ftlab.generate.answers(model, tokenizer, list(export.PROMPTS), max_new_tokens=12)
+            answers[str(q)] = ftlab.evaluation.answers(model, tokenizer, list(export.PROMPTS), max_new_tokens=12)
         print(json.dumps(answers))
     """)
     reloaded_answers = json.loads(out.splitlines()[-1])
@@ -122,7 +122,7 @@ def test_nf4_round_trip_reproduces_the_loaded_4bit_weights(tiny_path):
 
 
 def test_a_merge_that_would_not_fit_says_so_before_starting(tiny_path, tmp_path, monkeypatch):
-    from ftlab import merge
+    from ftlab.export import merge
 
     model, tokenizer = adapted(tiny_path)
     folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
@@ -134,7 +134,7 @@ def test_a_merge_that_would_not_fit_says_so_before_starting(tiny_path, tmp_path,
 
 def test_a_merge_that_fails_writing_the_tokenizer_leaves_no_half_folder_and_the_old_one_untouched(
         tiny_path, tmp_path, monkeypatch):
-    from ftlab import merge
+    from ftlab.export import merge
 
     model, tokenizer = adapted(tiny_path)
     folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
@@ -193,7 +193,7 @@ def test_bad_inputs_are_named(tiny_path, tmp_path):
         merge_files(folder, tiny_path, tmp_path / "merged", progress=False)
 
 
-ONE_LAYER_TINYLLAMA = {**ftlab.sizes.TINYLLAMA, "num_hidden_layers": 1}
+ONE_LAYER_TINYLLAMA = {**ftlab.memory.shapes.TINYLLAMA, "num_hidden_layers": 1}
 
 
 def write_one_layer_tinyllama(folder: Path, r: int = 16) -> int:
@@ -203,7 +203,7 @@ def write_one_layer_tinyllama(folder: Path, r: int = 16) -> int:
     from safetensors.torch import save_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from ftlab.streamed import write_header
+    from ftlab.files.safetensors import write_header
 
     config = dict(ONE_LAYER_TINYLLAMA)
     with torch.device("meta"):
@@ -236,8 +236,8 @@ def test_merge_peak_memory_stays_under_its_plan_scaled_to_tinyllama(tmp_path):
     out = run_python(f"""
         import json, transformers, bitsandbytes.functional, safetensors.torch
         from transformers import AutoModelForCausalLM
-        from ftlab.merge import merge_files
-        from ftlab.streamed import rss_kib
+        from ftlab.export.merge import merge_files
+        from ftlab.memory.ram import rss_kib
         quantization = {{"bits": 4, "quant_type": "nf4", "double_quant": True, "blocksize": 64, "load_dtype": "F16"}}
         report = merge_files({str(tmp_path / 'adapter')!r}, {str(tmp_path / 'base')!r},
                                {str(tmp_path / 'merged')!r}, dtype="fp16", quantization=quantization, progress=False)
@@ -258,8 +258,8 @@ def test_merge_peak_memory_stays_under_its_plan_scaled_to_tinyllama(tmp_path):
 
 
 def test_plan_from_sizes_equals_plan_from_files(tiny_path):
-    from ftlab.merge import merge_memory
-    from ftlab.streamed import numel, read_header
+    from ftlab.export.merge import merge_memory
+    from ftlab.files.safetensors import numel, read_header
 
     header = read_header(tiny_path / "model.safetensors")
     adapted = {k for k in header if any(f"{t}.weight" in k for t in TARGETS)}
@@ -314,7 +314,7 @@ def test_push_needs_a_token_and_the_token_is_written_nowhere(tiny_path, greet_da
 def test_the_merge_check_names_each_mistake_without_the_answer(tiny_path, tmp_path):
     from safetensors.torch import load_file
 
-    from ftlab.checks import CheckFailed, check_merged_weight
+    from ftlab.course.checks import CheckFailed, check_merged_weight
 
     for quantization, layer in ((None, "model.layers.0.self_attn.q_proj"), ("4bit", "model.layers.1.self_attn.v_proj")):
         model, tokenizer = adapted(tiny_path, quantization)
@@ -339,7 +339,7 @@ def test_gguf_written_by_ftlab_reads_back_with_the_same_logits_tokens_and_templa
     pytest.importorskip("gguf")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ftlab.gguf_export import GGUFExportError, write_gguf
+    from ftlab.export.gguf import GGUFExportError, write_gguf
 
     model, tokenizer = adapted(tiny_path)
     folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ftlab.env import choose_gpus
+from ftlab.machine import choose_gpus
 
 
 def test_two_gpus_one_wanted_hides_the_second_and_says_so():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab import install
+from ftlab.course import install
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHES = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
@@ -33,7 +33,7 @@ def not_source(folder, names):
 def test_every_notebook_opens_with_the_generated_install_block():
     for path in install.notebook_paths(ROOT) + sorted((ROOT / "exercises").glob("*.ipynb")):
         first = "".join(install.setup_cell(json.loads(path.read_text()))["source"])
-        assert first.startswith(install.INSTALL_BLOCK), f"{path.name}: run `python -m ftlab.exercises build`"
+        assert first.startswith(install.INSTALL_BLOCK), f"{path.name}: run `python -m ftlab.course.exercises build`"
         assert "\nimport ftlab\n" in first and "env = ftlab.setup()" in first, path.name
 
 
@@ -161,7 +161,7 @@ def test_sdist_and_wheel_pass_twine_check_and_hold_what_they_should(dist):
     import zipfile
 
     names = zipfile.ZipFile(next(dist.glob("*.whl"))).namelist()
-    assert "ftlab/install.py" in names and "ftlab/lab/__init__.py" in names and "ftlab/py.typed" in names
+    assert "ftlab/course/install.py" in names and "ftlab/lab/__init__.py" in names and "ftlab/py.typed" in names
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "notebooks/", "exercises/")) for n in names)
 

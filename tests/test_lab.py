@@ -21,7 +21,7 @@ from ftlab.lab import NotComparableWarning
 from ftlab.lab.provenance import process_alive
 from ftlab.lab.storage import seconds_between
 from ftlab.lab.watchers import DivergenceGuard
-from ftlab.templates import CHAT_TEMPLATE
+from ftlab.templates.template import CHAT_TEMPLATE
 
 SHORT = dict(max_steps=20, eval_steps=10, logging_steps=5)
 
@@ -292,13 +292,13 @@ def test_no_secret_lands_in_any_file_of_the_lab(tiny_path, greet_data, tmp_path,
 
 
 def test_default_lab_survives_the_platforms_disconnects(monkeypatch, capsys):
-    monkeypatch.setattr("ftlab.env.detect_platform", lambda: "kaggle")
+    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "kaggle")
     assert str(ftlab.Lab.default().path) == "/kaggle/working/ftlab-lab"
-    monkeypatch.setattr("ftlab.env.detect_platform", lambda: "colab")
+    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "colab")
     lab = ftlab.Lab.default()
     if not os.path.isdir("/content/drive/MyDrive"):
         assert str(lab.path) == "/content/ftlab-lab" and "drive.mount" in capsys.readouterr().out
-    monkeypatch.setattr("ftlab.env.detect_platform", lambda: "local")
+    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "local")
     assert str(ftlab.Lab.default().path) == "lab"
 
 
@@ -359,14 +359,14 @@ class StopAt(TrainerCallback):
 
 
 def test_a_data_file_is_read_once_and_checkpoints_follow_its_rows(tmp_path, tiny_path, monkeypatch):
-    from ftlab.data import read
+    from ftlab.data import files as read
 
     path = tmp_path / "greetings.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in instructions(2000, "greet_politely", seed=3)))
     reads = []
     real = read.read_file
     monkeypatch.setattr(read, "read_file", lambda *a, **k: reads.append(a) or real(*a, **k))
-    monkeypatch.setattr("ftlab.data.loader.read_file", read.read_file)
+    monkeypatch.setattr("ftlab.data.loading.read_file", read.read_file)
     model, tokenizer = ftlab.tiny_model(path=tiny_path)
     config = RoundConfig.preset("cpu-tiny", max_steps=-1, num_train_epochs=1, batch_size=1, gradient_accumulation_steps=1,
                                 eval_steps=None)
@@ -403,7 +403,7 @@ def test_the_record_says_which_optimizer_ran_and_why(tmp_path, tiny_path, greet_
 
 def test_each_data_set_is_converted_once_at_the_door_and_carried_down_to_training_and_samples(
         tmp_path, tiny_path, greet_data, monkeypatch):
-    from ftlab.data import loader
+    from ftlab.data import loading as loader
 
     train, eval = greet_data
     path = tmp_path / "train.jsonl"

@@ -86,7 +86,7 @@ class _FakeLab:
 
 
 def test_exercise_04_checks_say_what_is_wrong_without_the_right_numbers():
-    from ftlab import checks
+    from ftlab.course import checks
 
     lab = _FakeLab(_lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81]))
     found = lab.effect(1, 2)

@@ -82,7 +82,7 @@ def test_compare_views_error_bars_are_the_unrounded_sd_of_the_repeats(tmp_path):
     from matplotlib.container import BarContainer
 
     import ftlab
-    from ftlab.widgets import Compare
+    from ftlab.lab.widgets import Compare
 
     _rounds(tmp_path / "lab")
     lab = ftlab.Lab(tmp_path / "lab")
@@ -109,7 +109,7 @@ def test_a_template_rebuilt_from_the_record_is_the_recorded_one(tiny_path, tmp_p
 
     from ftlab.data.splits import fingerprint
     from ftlab.lab.materials import recorded_template, template_text
-    from ftlab.templates import Template
+    from ftlab.templates.template import Template
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_path)
     for k, given in enumerate((None, Template.alpaca(tokenizer), Template.chat(tokenizer, OTHER_CHAT))):

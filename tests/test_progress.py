@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ftlab import quiet
+from ftlab.console import lines as quiet
 
 
 class _Handle:
@@ -80,7 +80,7 @@ def test_outside_a_notebook_the_same_line_is_rewritten_on_stderr_and_cleared(cap
 
 
 def test_a_rounds_display_and_a_loops_display_are_the_same_line(notebook, monkeypatch):
-    from ftlab.progress import RoundProgress
+    from ftlab.round.progress import RoundProgress
 
     drawn = []
     original = quiet.Line.show
@@ -108,21 +108,21 @@ def test_generate_and_perplexity_follow_the_one_rule(tiny, notebook, monkeypatch
     model, tokenizer = tiny
     rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}]
     monkeypatch.setattr(quiet, "SHOW_AFTER_S", 1e9)  # quick, whatever the machine's load: nothing
-    ftlab.generate.answers(model, tokenizer, ["hi"], max_new_tokens=2)
+    ftlab.evaluation.answers(model, tokenizer, ["hi"], max_new_tokens=2)
     ftlab.evaluation.perplexity(model, tokenizer, rows)
     assert notebook == []
     monkeypatch.setattr(quiet, "SHOW_AFTER_S", 0.0)  # one slow batch each: both show a line (no batch count says no)
-    ftlab.generate.answers(model, tokenizer, ["hi"], max_new_tokens=2)
+    ftlab.evaluation.answers(model, tokenizer, ["hi"], max_new_tokens=2)
     ftlab.evaluation.perplexity(model, tokenizer, rows)
     shown = [text for kind, text in notebook if kind == "display"]
     assert [text.split(":")[0] for text in shown] == ["generating", "perplexity"]
     notebook.clear()
-    ftlab.generate.answers(model, tokenizer, ["hi"], max_new_tokens=2, progress=False)
+    ftlab.evaluation.answers(model, tokenizer, ["hi"], max_new_tokens=2, progress=False)
     assert notebook == []
 
 
 def test_ftlab_train_and_demo_print_one_line_per_evaluation():
-    from ftlab.progress import LossLines
+    from ftlab.round.progress import LossLines
 
     out = io.StringIO()
     lines = LossLines(out)

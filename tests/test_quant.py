@@ -6,14 +6,8 @@ torch = pytest.importorskip("torch")
 bnb = pytest.importorskip("bitsandbytes")
 
 import ftlab  # noqa: E402
-from ftlab.quant import (  # noqa: E402
-    compare_with_bitsandbytes,
-    dequantize_nf4,
-    keep_4bit_trainable,
-    nf4_bytes,
-    nf4_levels,
-    quantize_nf4,
-)
+from ftlab.course.by_hand.nf4 import compare_with_bitsandbytes, dequantize_nf4, nf4_levels, quantize_nf4  # noqa: E402
+from ftlab.models.quantized import keep_4bit_trainable, nf4_bytes  # noqa: E402
 
 TARGETS = ["q_proj", "v_proj", "down_proj"]
 

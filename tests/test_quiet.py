@@ -5,8 +5,9 @@ import warnings
 
 import pytest
 
-from ftlab.progress import RoundProgress
-from ftlab.quiet import quiet_libraries, warn
+from ftlab.console.lines import warn
+from ftlab.console.quiet import quiet_libraries
+from ftlab.round.progress import RoundProgress
 
 
 @pytest.mark.parametrize("users_choice", [True, False])
@@ -50,7 +51,7 @@ def test_warn_is_a_warning_shown_as_one_line():
         warn("rounds differ", Custom)
     assert warnings.formatwarning.__name__ == "formatwarning"  # the usual formatter is back
     # shown as Python shows warnings outside pytest (a notebook's stderr): no file, line number or source line
-    script = ("import warnings\nfrom ftlab.quiet import warn\ndef compare():\n    warn('rounds differ')\n"
+    script = ("import warnings\nfrom ftlab.console.lines import warn\ndef compare():\n    warn('rounds differ')\n"
               "for _ in range(2):\n    compare()\nwarnings.warn('plain')\n")
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stderr
     assert shown.startswith("⚠ rounds differ\n") and shown.count("rounds differ") == 1  # once per calling line
@@ -125,7 +126,7 @@ def test_the_known_checkpoint_line_is_silenced_inside_and_other_lines_pass(tmp_p
 
     from transformers.trainer_utils import sort_checkpoints
 
-    from ftlab.quiet import known_lines_off
+    from ftlab.console.quiet import known_lines_off
 
     for step in (10, 20):  # written in the same second, as a fast round writes them
         (tmp_path / f"checkpoint-{step}").mkdir()
@@ -154,7 +155,7 @@ def test_the_known_checkpoint_line_is_silenced_inside_and_other_lines_pass(tmp_p
 
 
 def test_only_small_local_models_load_without_a_bar(tmp_path):
-    from ftlab.models import _loads_in_a_blink
+    from ftlab.models.loading import _loads_in_a_blink
 
     assert not _loads_in_a_blink("TinyLlama/TinyLlama-1.1B-Chat-v1.0")  # a download: keep its bar
     assert not _loads_in_a_blink(str(tmp_path))  # no weights here to judge by
@@ -165,7 +166,7 @@ def test_only_small_local_models_load_without_a_bar(tmp_path):
 def test_a_malformed_log_call_inside_the_block_does_not_stop_a_round_and_the_filter_goes_on_an_error(capsys):
     import logging
 
-    from ftlab.quiet import known_lines_off
+    from ftlab.console.quiet import known_lines_off
 
     logger = logging.getLogger("transformers.trainer_utils")
     filters, level, propagate = list(logger.filters), logger.level, logger.propagate

@@ -30,7 +30,7 @@ def test_readme_snippet_runs_as_written(number, tmp_path, tiny_path):
 
 
 def test_the_layout_section_names_every_module():
-    """The README's layout lists the library by chapter: a module added or split off is listed there too."""
+    """The README's layout lists the library by package: a module added or split off is listed there too."""
     text = README.read_text()
     layout = text[text.index("## Layout"):]
     layout = layout[:layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
@@ -40,3 +40,5 @@ def test_the_layout_section_names_every_module():
                and p.parent.name != "checks"]  # checks/: one module per exercise, listed as the folder
     assert "checks/" in named
     assert [str(p.relative_to(root)) for p in modules if p.stem not in named] == []
+    packages = [p.parent for p in root.glob("*/__init__.py")]
+    assert [p.name for p in packages if f"{p.name}/" not in named] == []

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ftlab import renderings
+from ftlab.course import renderings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +56,7 @@ def test_every_chapter_has_an_executed_rendering_linked_from_the_readme():
     assert chapters
     for chapter in chapters:
         rendering = renderings.rendering_of(chapter)
-        assert rendering.exists(), f"no rendering of {chapter.name}: run `python -m ftlab.renderings {chapter}`"
+        assert rendering.exists(), f"no rendering of {chapter.name}: run `python -m ftlab.course.renderings {chapter}`"
         cells = [c for c in json.loads(rendering.read_text())["cells"] if c["cell_type"] == "code"]
         assert any(c["outputs"] for c in cells), f"{rendering.name} holds no outputs"
         errors = [o for c in cells for o in c["outputs"] if o["output_type"] == "error"]

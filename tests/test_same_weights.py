@@ -1,11 +1,11 @@
-"""A second tree over a model's weights (ftlab.same_weights): the numbers shared, the flags and the
+"""A second tree over a model's weights (ftlab.round.shared_base): the numbers shared, the flags and the
 4-bit quantisation state its own, so PEFT or bitsandbytes working on one tree leave the other as it was."""
 
 import pytest
 import torch
 
 import ftlab
-from ftlab.same_weights import over_same_weights
+from ftlab.round.shared_base import over_same_weights
 
 
 def test_the_new_tree_shares_the_numbers_but_not_the_flags(tiny):

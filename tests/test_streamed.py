@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 import ftlab
-from ftlab import streamed
-from ftlab.cache import atomic_folder, saved_parameters
-from ftlab.streamed import DTYPE_TABLE, DTYPES, PRECISIONS, dtype_code, read_header, torch_dtype
+from ftlab.files import safetensors as streamed
+from ftlab.files.atomic import atomic_folder
+from ftlab.files.cache import saved_parameters
+from ftlab.files.safetensors import DTYPE_TABLE, DTYPES, PRECISIONS, dtype_code, read_header, torch_dtype
 
 ROOT = Path(ftlab.__file__).parent
 
@@ -49,16 +50,16 @@ def test_the_dtype_table_agrees_with_torch_and_reads_both_ways():
 
 
 # A mapping whose key is a dtype's name ("F16":, "fp16":, "torch.float16":) and whose value is another name,
-# a size or a torch dtype: a dtype table. ftlab.streamed holds the only one.
+# a size or a torch dtype: a dtype table. ftlab.files.safetensors holds the only one.
 DTYPE_TABLE_ENTRY = re.compile(r"[\"'](torch\.)?(F16|BF16|F32|fp16|bf16|fp32|float16|bfloat16|float32)[\"']\s*:"
                                r"\s*(torch\.\w+|[\"']\w+[\"']|\d|\()")
 
 
-def test_no_module_but_streamed_spells_a_dtype_table():
+def test_no_module_but_the_safetensors_one_spells_a_dtype_table():
     assert DTYPE_TABLE_ENTRY.search('{"torch.float16": "F16"}') and DTYPE_TABLE_ENTRY.search('{"bf16": torch.bfloat16}')
-    found = [f"{path.relative_to(ROOT)}:{n}" for path in ROOT.rglob("*.py") if path.name != "streamed.py"
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in ROOT.rglob("*.py") if path != ROOT / "files" / "safetensors.py"
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if DTYPE_TABLE_ENTRY.search(line)]
-    assert not found, f"dtype tables outside ftlab.streamed (use DTYPE_TABLE / PRECISIONS / torch_dtype): {found}"
+    assert not found, f"dtype tables outside ftlab.files.safetensors (use DTYPE_TABLE / PRECISIONS / torch_dtype): {found}"
 
 
 def test_an_atomic_folder_appears_whole_or_not_at_all(tmp_path):
@@ -85,7 +86,7 @@ def test_staging_left_by_a_killed_process_is_removed_by_the_next_write(tmp_path)
     import subprocess
     import sys
 
-    from ftlab.cache import _staging_prefix
+    from ftlab.files.atomic import _staging_prefix
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
 

@@ -5,9 +5,9 @@ import random
 import pytest
 
 from ftlab.config import RoundConfig
-from ftlab.planner import plan
-from ftlab.sizes import PlanInputError, model_shape
-from ftlab.suggestions import suggest, warn_if_it_does_not_fit
+from ftlab.memory.estimate import plan
+from ftlab.memory.shapes import PlanInputError, model_shape
+from ftlab.memory.suggestions import suggest, warn_if_it_does_not_fit
 
 
 def alpaca_like(rows=2000, seed=0):
@@ -69,11 +69,11 @@ def test_a_round_that_will_not_fit_warns_naming_the_change(tiny):
 
 
 def test_prepare_round_plans_on_a_gpu(tiny, greet_data, monkeypatch):
-    import ftlab.env
-    from ftlab.templates import Template
-    from ftlab.train import prepare_round
+    import ftlab.machine
+    from ftlab.round.train import prepare_round
+    from ftlab.templates.template import Template
 
     model, tokenizer = tiny
-    monkeypatch.setattr(ftlab.env, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 0.3))  # a T4 with 0.3 GiB
+    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 0.3))  # a T4 with 0.3 GiB
     with pytest.warns(UserWarning, match="predicted NOT to fit on the T4"):
         prepare_round(RoundConfig.preset("cpu-tiny"), model, Template.chat(tokenizer), greet_data[0], None)

@@ -7,7 +7,7 @@ import pytest
 import ftlab
 from ftlab.config import RoundConfig
 from ftlab.data import DataFormatError
-from ftlab.templates import Template
+from ftlab.templates.template import Template
 
 ROW = {"messages": [{"role": "user", "content": "Greet Anna politely."},
                     {"role": "assistant", "content": "Good day to you, Anna."}]}
@@ -50,7 +50,7 @@ def test_some_truncated_rows_give_a_warning_naming_them(tiny):
 
 
 def test_the_trainer_puts_the_loss_exactly_where_the_template_says(tiny, greet_data):
-    from ftlab.train import prepare_round
+    from ftlab.round.train import prepare_round
 
     model, tokenizer = tiny
     template = Template.chat(tokenizer)
@@ -66,7 +66,7 @@ def test_an_alpaca_round_trains_and_answers_with_the_same_template(tiny, greet_d
     result = ftlab.train_round(RoundConfig.preset("cpu-tiny", max_steps=80, max_length=256), model, tokenizer,
                                train, evaluation, output_dir=str(tmp_path), template=template)
     assert result.eval_loss < 0.5 * result.eval_loss_before
-    answers = ftlab.generate.answers(result.model, tokenizer, ["Greet Anna politely."], template=template)
+    answers = ftlab.evaluation.answers(result.model, tokenizer, ["Greet Anna politely."], template=template)
     assert answers[0].startswith("Good day to you")
     ppl = ftlab.evaluation.perplexity(result.model, tokenizer, evaluation)  # chat template: not what it trained on
     assert ftlab.evaluation.perplexity(result.model, tokenizer, evaluation, template=template) < ppl

@@ -8,7 +8,7 @@ import torch
 import ftlab
 from ftlab.config import RoundConfig
 from ftlab.data import DataFormatError
-from ftlab.train import keep_trainables_fp32
+from ftlab.round.train import keep_trainables_fp32
 
 
 def test_a_tiny_round_learns_and_only_lora_changes(tiny, greet_data, tmp_path):
@@ -41,10 +41,10 @@ def test_the_tuned_model_answers_the_new_task(tiny, greet_data, tmp_path):
     train, evaluation = greet_data
     prompts = [r["messages"][0]["content"] for r in evaluation]
     expected = [r["messages"][1]["content"] for r in evaluation]
-    before = ftlab.generate.answers(model, tokenizer, prompts, max_new_tokens=16)
+    before = ftlab.evaluation.answers(model, tokenizer, prompts, max_new_tokens=16)
     result = ftlab.train_round(RoundConfig.preset("cpu-tiny"), model, tokenizer, train, evaluation,
                                output_dir=str(tmp_path))
-    after = ftlab.generate.answers(result.model, tokenizer, prompts, max_new_tokens=16)
+    after = ftlab.evaluation.answers(result.model, tokenizer, prompts, max_new_tokens=16)
     hits_before = sum(a == e for a, e in zip(before, expected, strict=True))
     hits_after = sum(a == e for a, e in zip(after, expected, strict=True))
     assert hits_before == 0 and hits_after >= len(prompts) // 2, (before, after)

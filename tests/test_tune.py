@@ -13,7 +13,7 @@ def checksums(model):
 @pytest.fixture(scope="module")
 def found(tiny_path, greet_data):
     import ftlab
-    from ftlab.tune import lr_find
+    from ftlab.round.lr_finder import lr_find
 
     model, tokenizer = ftlab.tiny_model(path=tiny_path)
     before = checksums(model)
@@ -54,7 +54,7 @@ def test_lr_find_suggestion_trains_while_ten_times_it_learns_clearly_worse(found
 
 def test_lr_find_refuses_an_unknown_rule(tiny):
     import ftlab
-    from ftlab.tune import lr_find
+    from ftlab.round.lr_finder import lr_find
 
     with pytest.raises(ValueError, match="rule"):
         lr_find(ftlab.RoundConfig.preset("cpu-tiny"), *tiny, [], rule="middle")
@@ -102,7 +102,7 @@ def test_sweep_ranks_the_learning_rate_above_dropout(swept):
 def result_of(baseline_values, dropout_values):
     """A sweep's result written by hand: baseline repeats and lora_dropout=0.1 rounds with these eval losses."""
     import ftlab
-    from ftlab.sweeps import SweepPoint, SweepResult
+    from ftlab.lab.sweeps import SweepPoint, SweepResult
 
     points = [SweepPoint({}, "baseline", i, "succeeded", v) for i, v in enumerate(baseline_values)]
     points += [SweepPoint({"lora_dropout": 0.1}, "one factor", 10 + i, "succeeded", v)
@@ -140,7 +140,7 @@ def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path
 # ------------------------------------------------------------------------------------------ exercise 05's checks
 def test_exercise_checks_say_what_is_wrong_without_giving_the_answer(found, tmp_path):
     import ftlab
-    from ftlab.checks import CheckFailed, check_lr_reading, check_lr_rounds
+    from ftlab.course.checks import CheckFailed, check_lr_reading, check_lr_rounds
 
     finding = found[0]
     bottom = finding.lrs[finding.smoothed.index(min(finding.smoothed))]
@@ -159,7 +159,7 @@ def test_the_advice_check_says_what_is_wrong_without_giving_the_learning_rate(ti
     import dataclasses
 
     import ftlab
-    from ftlab.checks import CheckFailed, check_lr_advice
+    from ftlab.course.checks import CheckFailed, check_lr_advice
 
     model, tokenizer = ftlab.tiny_model(path=tiny_path)
     train, eval = greet_data

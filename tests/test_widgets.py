@@ -15,7 +15,7 @@ def checksums(model):
 @pytest.fixture
 def panel(tiny, greet_data, tmp_path):
     import ftlab
-    from ftlab.widgets import Panel
+    from ftlab.lab.widgets import Panel
 
     model, tokenizer = tiny
     train, eval = greet_data
@@ -40,7 +40,7 @@ def test_train_button_trains_a_round_with_exactly_the_knobs_set_and_keeps_the_ba
     assert len(panel.lab.rounds()) == 3
     assert checksums(panel.model) == before  # three rounds, the base weights untouched
 
-    from ftlab.widgets import Compare
+    from ftlab.lab.widgets import Compare
 
     view = Compare(panel.lab)
     assert view.choose.value == (1, 2, 3) and view.notes.value == ""  # all succeeded: no advice to show
@@ -77,7 +77,7 @@ def test_a_knob_refused_by_roundconfig_is_shown_in_the_panel_not_raised(panel):
 
 def test_compare_view_on_an_empty_lab_says_how_to_train_the_first_round(tmp_path):
     import ftlab
-    from ftlab.widgets import Compare
+    from ftlab.lab.widgets import Compare
 
     view = Compare(ftlab.Lab(tmp_path / "empty"))
     assert "no rounds yet" in view.notes.value and "lab.train" in view.notes.value
@@ -105,8 +105,8 @@ def test_chat_compare_answers_from_each_rounds_adapter_over_one_untouched_base(t
     from peft import PeftModel
 
     import ftlab
-    from ftlab.generate import generate
-    from ftlab.widgets import Compare
+    from ftlab.evaluation.generation import generate
+    from ftlab.lab.widgets import Compare
 
     lab, model, tokenizer = three_rounds
     before = checksums(model)
@@ -134,7 +134,7 @@ def test_chat_compare_answers_from_each_rounds_adapter_over_one_untouched_base(t
 
 
 def test_chat_compare_refuses_a_base_the_rounds_were_not_trained_on(three_rounds):
-    from ftlab.widgets import Compare
+    from ftlab.lab.widgets import Compare
 
     lab, model, tokenizer = three_rounds
     name, model.name_or_path = model.name_or_path, "someone/else"
@@ -149,7 +149,7 @@ def test_chat_compare_refuses_a_base_the_rounds_were_not_trained_on(three_rounds
 def test_curves_go_by_tokens_seen_when_batch_sizes_differ(three_rounds):
     import matplotlib.pyplot as plt
 
-    from ftlab.side_by_side import curve, plot_curves, tokens_per_step_differ
+    from ftlab.lab.answers_and_curves import curve, plot_curves, tokens_per_step_differ
 
     lab, _, _ = three_rounds
     small, big = lab.round(1), lab.round(2)
@@ -164,7 +164,7 @@ def test_curves_go_by_tokens_seen_when_batch_sizes_differ(three_rounds):
     assert list(ax.lines[0].get_xdata()) == seen_small
     assert plot_curves([small], plt.subplots()[1]).get_xlabel() == "optimiser step"
     assert plot_curves([small, big], plt.subplots()[1], by="step").get_xlabel() == "optimiser step"
-    from ftlab.widgets import Compare
+    from ftlab.lab.widgets import Compare
 
     view = Compare(lab)  # the view picks tokens seen by itself for these two, and steps when asked
     view.choose.value = (1, 2)

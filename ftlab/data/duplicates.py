@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ftlab.data.formats import conversation_text, normalise, prompt_text
-from ftlab.data.loader import chat_dataset
+from ftlab.data.loading import chat_dataset
 
 _PRIME = np.uint64(1_099_511_628_211)  # FNV's 64-bit prime: spreads code points in the rolling hash
 
@@ -121,7 +121,7 @@ def _bands_for(threshold: float, num_perm: int) -> int:
 def _near(texts: list[str], threshold: float, shingle_size: int, num_perm: int, seed: int,
           progress: bool | None) -> dict[int, tuple[int, float]]:
     """{index dropped: (index kept, estimated similarity)} over ``texts`` (greedy, in order)."""
-    from ftlab.quiet import track
+    from ftlab.console.lines import track
 
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 2**63, size=(num_perm, 1), dtype=np.uint64) | np.uint64(1)  # odd multipliers

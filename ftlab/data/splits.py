@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass
 
 from ftlab.data.duplicates import key_texts
-from ftlab.data.loader import chat_dataset
-from ftlab.data.read import as_rows
+from ftlab.data.files import as_rows
+from ftlab.data.loading import chat_dataset
 
 
 def _group_indices(values) -> dict:

@@ -1,8 +1,11 @@
-"""The lab book: every round of fine-tuning recorded in a folder that survives a disconnect.
+"""The lab book (chapters 04 and 05): every round recorded in a folder that survives a disconnect, compared.
 
 ``ftlab.Lab`` is the one name most people need. The package, module by module, as a reader looks for it:
 
+- ``widgets``: a panel to set the knobs and train rounds, and a view to compare them (core ipywidgets).
 - ``book``: ``Lab``, the entry point: train / rerun / resume a round, read the table, compare rounds.
+- ``sweeps``: the knobs ranked: one factor at a time around a baseline, then a small grid over the best.
+- ``answers_and_curves``: rounds side by side beyond the table: one prompt's answers, curves on a fair axis.
 - ``effects``: is a change beyond noise? One knob's effect against the spread of repeats (``Effect``).
 - ``table``: the table of rounds and fair comparisons (``NotComparableWarning``).
 - ``opening``: a new round's folder and record, with everything known before it trains.
@@ -17,7 +20,7 @@
 - ``storage``: the folder's files: atomic writes, JSONL, secrets scrubbed, round folders, checkpoints.
 
 Each module imports only modules below it in this list (tests/test_imports.py checks it); ``storage``
-needs only the standard library. torch loads only when a round trains (``watchers``, ``ftlab.train``)
+needs only the standard library. torch loads only when a round trains (``watchers``, ``ftlab.round.train``)
 or a base model is loaded again (``materials.load_base``), so reading a lab (``ftlab runs``) stays fast.
 """
 

@@ -60,7 +60,7 @@ class Lab:
         """
         import os
 
-        from ftlab.env import detect_platform
+        from ftlab.machine import detect_platform
 
         if os.environ.get("FTLAB_LAB"):
             return cls(os.environ["FTLAB_LAB"])
@@ -160,8 +160,8 @@ class Lab:
 
     def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
-        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.sweeps.sweep`` says how)."""
-        from ftlab.sweeps import sweep
+        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how)."""
+        from ftlab.lab.sweeps import sweep
 
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
 
@@ -200,7 +200,7 @@ class Lab:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""
         from ftlab.lab.capture import capture_output, tracker_env
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
-        from ftlab.train import train_round
+        from ftlab.round.train import train_round
 
         self._let_go_of_last_model()
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
@@ -240,7 +240,7 @@ class Lab:
         process only). Its divergence guard stops it at the same step as the main one's: both read the same
         averaged losses and the same weights."""
         from ftlab.lab.watchers import DivergenceGuard
-        from ftlab.train import train_round
+        from ftlab.round.train import train_round
 
         folder = Path(share(None))
         if problem is not None:

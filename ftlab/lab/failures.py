@@ -103,7 +103,7 @@ def oom_advice(config=None, error: BaseException | None = None) -> str:
             lines.append(f"- batch_size {b} -> {b // 2} with gradient_accumulation_steps {g} -> {g * 2}: the same "
                          f"effective batch of {b * g}, half the activations.")
         if config.max_length >= 128:
-            lines.append(f"- max_length {config.max_length} -> {config.max_length // 2} (ftlab.data.length_report "
+            lines.append(f"- max_length {config.max_length} -> {config.max_length // 2} (ftlab.templates.length_report "
                          "shows how many rows that would cut).")
         if not config.gradient_checkpointing:
             lines.append("- gradient_checkpointing=True: recompute activations, far less memory, ~30% slower.")

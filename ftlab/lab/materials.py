@@ -32,7 +32,7 @@ def as_rows(rows) -> Rows:
         kept = Rows(dataset.to_list())
         kept.dataset = dataset
         return kept
-    from ftlab.data.read import as_rows as rows_of
+    from ftlab.data.files import as_rows as rows_of
 
     return Rows(rows_of(rows))
 
@@ -85,7 +85,7 @@ def converted(rows: Rows | None, split: str) -> Exception | None:
 def loaded(rows):
     """What ``train_round`` takes: the split's Dataset, converted at the door, marked ``Loaded`` so that
     ``ftlab.data.load`` does not convert it again (None stays None)."""
-    from ftlab.data.loader import Loaded
+    from ftlab.data.loading import Loaded
 
     return rows if rows is None else Loaded(rows.dataset)
 
@@ -102,21 +102,21 @@ def template_text(tokenizer, template=None) -> tuple[str, str]:
 
 
 def is_ftlab_template(style: str, text: str) -> bool:
-    from ftlab.templates import CHAT_TEMPLATE
+    from ftlab.templates.template import CHAT_TEMPLATE
 
     return style == "chat" and text == CHAT_TEMPLATE
 
 
 def base_model_name(path: str) -> str:
     """"tiny" for ftlab's tiny model (its cache path differs between machines), else the Hub id or path."""
-    from ftlab import tiny
+    from ftlab.models import tiny
 
     return "tiny" if path and Path(path).name == tiny.cache_dir().name else path
 
 
 def load_base(record: dict, config):
     """Load the recorded base model again (ftlab's tiny model, a Hub id or a local folder)."""
-    from ftlab.models import load_model, tiny_model
+    from ftlab.models.loading import load_model, tiny_model
 
     path = record.get("base_model_path")
     if record.get("base_model") == "tiny":
@@ -150,7 +150,7 @@ def recorded_template(round_, tokenizer):
     """The template a round was trained with, rebuilt from its record: ``Template(tokenizer, style)`` for
     Alpaca; for the chat style None (the tokenizer's own chat template, as ``train_round`` takes it) unless
     the round kept another chat template's text (``Template.chat(tokenizer, text)``), which is rebuilt."""
-    from ftlab.templates import Template
+    from ftlab.templates.template import Template
 
     info = round_.record.get("template") or {}
     style = info.get("style", "chat")

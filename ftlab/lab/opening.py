@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from ftlab.data.splits import fingerprint
 from ftlab.distributed import launcher, world_size
+from ftlab.files.atomic import atomic_write_text
 from ftlab.lab.materials import Unreadable, base_model_name, is_ftlab_template, template_text
 from ftlab.lab.provenance import hardware, this_process, versions
 from ftlab.lab.round import Round
-from ftlab.lab.storage import Scrubber, atomic_write_text, new_round_folder, now, write_rows
+from ftlab.lab.storage import Scrubber, new_round_folder, now, write_rows
 
 
 def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model, notes, template=None,

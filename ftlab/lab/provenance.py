@@ -2,7 +2,7 @@
 
 A round's record keeps ``versions()`` and ``hardware()`` so a result can be reproduced or explained
 later, and ``this_process()`` so a reader of the lab can tell a round still training from one whose
-kernel died (``process_alive``). The machine's facts come from ``ftlab.env``; nothing here imports torch.
+kernel died (``process_alive``). The machine's facts come from ``ftlab.machine``; nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ STALE_AFTER_S = 15 * 60  # a round on another machine silent this long is taken 
 
 def versions() -> dict:
     from ftlab import __version__
-    from ftlab.env import library_versions
+    from ftlab.machine import library_versions
 
     return {"ftlab": __version__, "python": sys.version.split()[0], **library_versions()}
 
@@ -28,7 +28,7 @@ def hardware() -> dict:
 
     import psutil
 
-    from ftlab.env import detect_platform, gpus
+    from ftlab.machine import detect_platform, gpus
 
     found = {"platform": detect_platform(), "os": platform.platform(), "cpu_count": os.cpu_count(),
              "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None}

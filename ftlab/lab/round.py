@@ -10,20 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ftlab.files.atomic import atomic_write_json, atomic_write_text, jsonable
 from ftlab.lab.failures import INTERRUPTED, Failure, interrupted
 from ftlab.lab.provenance import process_alive
-from ftlab.lab.storage import (
-    LOG,
-    RECORD,
-    Scrubber,
-    atomic_write_json,
-    atomic_write_text,
-    checkpoints,
-    jsonable,
-    now,
-    read_jsonl,
-    seconds_between,
-)
+from ftlab.lab.storage import LOG, RECORD, Scrubber, checkpoints, now, read_jsonl, seconds_between
 
 MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "interrupted": "❎", "running": "⏳"}
 

@@ -66,8 +66,8 @@ def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
     ``rows``: a Dataset of chat rows (as the lab converted them at its door), or anything ``ftlab.data.load`` reads.
     """
     from ftlab.data import load
-    from ftlab.data.loader import chat_dataset
-    from ftlab.generate import generate
+    from ftlab.data.loading import chat_dataset
+    from ftlab.evaluation.generation import generate
 
     rows = chat_dataset(rows) if hasattr(rows, "column_names") else load(rows, strict=False, quiet=True)
     chats = list(rows["messages"])

@@ -17,11 +17,12 @@ Only the standard library here: nothing in storage loads a model or reads data f
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+
+from ftlab.files.atomic import atomic_write_json, atomic_write_text, jsonable  # noqa: F401 - the lab's writers
 
 RECORD = "round.json"
 LOG = "log.jsonl"
@@ -86,36 +87,6 @@ class Scrubber:
         if isinstance(obj, list | tuple):
             return [self(v) for v in obj]
         return obj
-
-
-# ------------------------------------------------------------------------------------------ writing
-def jsonable(obj):
-    """JSON that every parser reads: NaN and infinity become the strings "nan" / "inf" / "-inf"."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set):
-        return [jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return obj
-    if hasattr(obj, "item"):  # numpy and torch scalars
-        return jsonable(obj.item())
-    return str(obj)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(jsonable(obj), indent=1, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def append_jsonl(path: Path, obj) -> None:

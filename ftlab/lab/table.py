@@ -12,9 +12,9 @@ import json
 import math
 from dataclasses import dataclass
 
+from ftlab.console.lines import warn
 from ftlab.lab.repeats import Spread, groups, spread, values
 from ftlab.lab.round import MARKS, Round
-from ftlab.quiet import warn
 
 BOOKKEEPING = ("logging_steps", "eval_steps", "save_steps", "report_to")  # they do not change what is learned
 CORE_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",

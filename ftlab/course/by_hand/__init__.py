@@ -1,0 +1,5 @@
+"""What the libraries do, written out in a few lines of torch: LoRA's layer (chapter 00) and NF4 (chapter 02).
+
+Each is checked against the library it imitates (PEFT's ``lora.Linear``, bitsandbytes' NF4); the course shows
+the code with ``inspect.getsource`` rather than redefining it in a notebook.
+"""

@@ -1,0 +1,95 @@
+"""Checks of exercise 05 (read the learning-rate finder, confirm it, follow the lab's advice)."""
+
+from __future__ import annotations
+
+from ftlab.course.checks.base import CheckFailed, mistake, passed, still_none
+
+
+def _lr_range(finding) -> tuple[float, float]:
+    return finding.lrs[0], finding.lrs[-1]
+
+
+def check_lr_reading(finding, good_lr, too_high_lr) -> bool:
+    """Exercise 05: a learning rate that trains well and one where training diverges, read off ``finding``."""
+    if good_lr is None or too_high_lr is None:
+        raise CheckFailed("good_lr or too_high_lr is still None: fill in the TODO cell above.")
+    low, high = _lr_range(finding)
+    for name, value in (("good_lr", good_lr), ("too_high_lr", too_high_lr)):
+        if not isinstance(value, int | float) or not low <= value <= high:
+            raise CheckFailed(f"{name} should be a learning rate inside the range the test tried ({low:.0e} to "
+                              f"{high:.0e}); read it off the x axis of finding.plot().")
+    bottom = finding.lrs[min(range(len(finding.smoothed)), key=finding.smoothed.__getitem__)]
+    if good_lr >= bottom:
+        raise CheckFailed("good_lr sits where the smoothed loss has stopped falling or climbs again.\n"
+                          "Hint: revisit how the range test is read: a good lr is where the loss falls fastest, "
+                          "before its lowest point, not at or after it.")
+    if good_lr < bottom / 1000:
+        raise CheckFailed("good_lr is where the curve is still flat: steps that small barely move the weights "
+                          "in a short round.\nHint: revisit why the loss stays flat at the left of the curve.")
+    if too_high_lr < bottom / 2:
+        raise CheckFailed("at too_high_lr the smoothed loss was still falling in the range test.\nHint: revisit "
+                          "where divergence begins: after the lowest point, where the curve turns upward.")
+    return passed("both learning rates read off the curve; now confirm them with two rounds")
+
+
+def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
+    """Exercise 05: rounds named "good" and "too high" in ``lab`` at those learning rates confirm the reading."""
+    import math
+
+    rounds = {r.name: r for r in lab.rounds()}
+    for name, lr in (("good", good_lr), ("too high", too_high_lr)):
+        if name not in rounds:
+            raise CheckFailed(f"the lab has no round named {name!r}: train it with lab.train(..., name={name!r}).")
+        if not math.isclose(rounds[name].config.learning_rate, lr, rel_tol=1e-3):
+            raise CheckFailed(f"round {name!r} did not train at the learning rate you predicted for it; set "
+                              f"learning_rate in its RoundConfig to that value.")
+    good, bad = rounds["good"], rounds["too high"]
+    if good.status != "succeeded":
+        raise CheckFailed(f"round 'good' is {good.status}: {good.verdict()}\nHint: revisit the left part of the "
+                          "curve: a good lr sits well before the loss turns upward.")
+    before, after = good.metrics.get("eval_loss_before"), good.metrics.get("eval_loss")
+    if before is None or after is None:
+        raise CheckFailed("round 'good' has no eval loss: pass the evaluation rows to lab.train.")
+    if after > 0.8 * before:
+        raise CheckFailed("round 'good' barely learned (its eval loss fell less than 20%).\nHint: revisit where "
+                          "the range test's loss falls fastest; a step much smaller than that hardly moves.")
+    worse = bad.status in ("diverged", "failed") or (bad.metrics.get("eval_loss") or 0) > after + 0.3 * (before - after)
+    if not worse:
+        raise CheckFailed("round 'too high' learned about as well as 'good': it did not diverge.\nHint: revisit "
+                          "where the smoothed loss climbs back in the range test, and predict higher.")
+    return passed("the prediction holds: 'good' learned, 'too high' " +
+                   ("diverged" if bad.status == "diverged" else "learned clearly worse"))
+
+
+def check_lr_advice(lab, diverging_lr, advised_lr) -> bool:
+    """Exercise 05: a round named "diverges" that the lab recorded as diverged, and a round named "advised" at
+    the learning rate its advice gives, which learns."""
+    import math
+
+    still_none("diverging_lr", diverging_lr)
+    still_none("advised_lr", advised_lr)
+    rounds = {r.name: r for r in lab.rounds()}
+
+    def trained(name: str, lr):
+        if name not in rounds:
+            raise CheckFailed(f"the lab has no round named {name!r}: train it with lab.train(..., name={name!r}).")
+        if not math.isclose(rounds[name].config.learning_rate, lr, rel_tol=1e-3):
+            raise CheckFailed(f"round {name!r} did not train at the learning rate you chose for it; set "
+                              "learning_rate in its RoundConfig to that value.")
+        return rounds[name]
+
+    broken = trained("diverges", diverging_lr)
+    if broken.status != "diverged":
+        mistake(f"round 'diverges' is {broken.status}, not diverged: at this learning rate the lab saw no NaN and "
+               "no exploding loss", "where the range test stopped: it spent a few steps at each lr, a round spends "
+               "all of its steps at one, and only a lr well past that point blows up")
+    if not isinstance(advised_lr, int | float) or not 0 < advised_lr <= diverging_lr / 10 * (1 + 1e-9):
+        mistake("advised_lr does not follow the lab's advice for round 'diverges'",
+               "the advice printed under the round's verdict: by how much it says to lower the learning rate")
+    advised = trained("advised", advised_lr)
+    before, after = advised.metrics.get("eval_loss_before"), advised.metrics.get("eval_loss")
+    if advised.status != "succeeded" or before is None or after is None or after > 0.8 * before:
+        mistake(f"round 'advised' is {advised.status} and did not learn (its eval loss fell less than 20%)",
+               "the advice says how much lower at least, not as low as you like: steps far too small barely move "
+               "the weights in a short round")
+    return passed("'diverges' blew up, and following the lab's advice gave a round that learns")

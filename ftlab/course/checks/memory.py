@@ -1,0 +1,121 @@
+"""Checks of exercise 02 (will it fit on a T4, and in which precision)."""
+
+from __future__ import annotations
+
+from ftlab.course.checks.base import CheckFailed, passed
+
+TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+
+
+def _lora_count_diagnosis(name: str, got: int, r: int, targets) -> str:
+    """Which idea a wrong LoRA count missed (never the right number itself)."""
+    from ftlab.memory.shapes import model_shape
+
+    shape = model_shape(TINYLLAMA)
+    chosen = [t for t, *_ in shape.linears] if targets == "all-linear" else targets
+    layers = shape.layers
+    per_layer = {t: (i, o) for t, i, o, _ in shape.linears}
+    without_gqa = sum(r * (i + (i if t in ("k_proj", "v_proj") else o)) for t, (i, o) in per_layer.items()
+                      if t in chosen) * layers
+    right = shape.lora_params(r, chosen)
+    if got == without_gqa:
+        return ("you gave k_proj and v_proj as many outputs as q_proj. Revisit grouped-query attention: "
+                "num_key_value_heads x head_dim (hidden_size / num_attention_heads) is their output size")
+    if got * layers == right:
+        return "that is one decoder layer's worth: revisit how many layers carry adapters (num_hidden_layers)"
+    if got in (sum(r * per_layer[t][side] for t in chosen) * layers for side in (0, 1)):  # only A or only B
+        return "each adapted Linear(in, out) gets A (r x in) and B (out x r): revisit the LoRA update B @ A"
+    if targets == "all-linear" and got == shape.lora_params(r, ["q_proj", "k_proj", "v_proj", "o_proj"]):
+        return "'all linear layers' includes the MLP's gate_proj, up_proj and down_proj (intermediate_size)"
+    return "revisit r x (in_features + out_features) for every adapted layer, times the number of layers"
+
+
+def check_tinyllama_lora_counts(lora_qv, lora_all) -> bool:
+    """TinyLlama's LoRA parameters: r 8 on q_proj, v_proj (``lora_qv``); r 16 on all linear layers (``lora_all``)."""
+    from ftlab.memory.shapes import model_shape
+
+    shape = model_shape(TINYLLAMA)
+    for name, got, r, targets in (("lora_qv", lora_qv, 8, ["q_proj", "v_proj"]), ("lora_all", lora_all, 16, "all-linear")):
+        if got is None:
+            raise CheckFailed(f"{name} is still None: fill in the TODO cell above.")
+        if not isinstance(got, int) or isinstance(got, bool):
+            raise CheckFailed(f"{name} is {got!r}: it should be a whole number of parameters (an int).")
+        if got != shape.lora_params(r, targets):
+            raise CheckFailed(f"{name} = {got:,} is not the number of LoRA parameters.\n"
+                              f"Hint: {_lora_count_diagnosis(name, got, r, targets)}.")
+    return passed(f"both counts are exact ({lora_qv:,} and {lora_all:,}), grouped-query attention included")
+
+
+def check_t4_predictions(configs, fits, fastest) -> bool:
+    """``fits``: for each config, will it fit on a T4? ``fastest``: the index of the fastest that fits (plan's estimate)."""
+    from ftlab.memory.estimate import plan
+
+    if fits is None or fastest is None:
+        raise CheckFailed("fits or fastest is still None: fill in the TODO cell above.")
+    if not isinstance(fits, list | tuple) or len(fits) != len(configs) or not all(isinstance(f, bool) for f in fits):
+        raise CheckFailed(f"fits should be a list of {len(configs)} True/False values, one per configuration.")
+    plans = [plan(TINYLLAMA, gpu="T4", **c) for c in configs]
+    for i, (p, guess) in enumerate(zip(plans, fits, strict=True)):
+        if guess != p.fits:
+            idea = ("what activations cost per token and layer, and what gradient checkpointing keeps of them"
+                    if p.largest.name.startswith("activations") else "how many bytes a weight takes in fp16 and NF4")
+            raise CheckFailed(f"fits[{i}] is not right for configuration {i} ({configs[i]}).\n"
+                              f"Hint: add up the terms with the memory of a T4 in mind; revisit {idea}.")
+    fitting = [i for i, p in enumerate(plans) if p.fits]
+    if not isinstance(fastest, int) or fastest not in range(len(configs)):
+        raise CheckFailed(f"fastest should be the index (0 to {len(configs) - 1}) of one configuration.")
+    if fastest not in fitting:
+        raise CheckFailed(f"configuration {fastest} does not fit on a T4, so it cannot be the fastest that does.")
+    best = min(fitting, key=lambda i: plans[i].epoch_s)
+    if fastest != best:
+        raise CheckFailed(f"configuration {fastest} is not the fastest that fits.\nHint: revisit what 4-bit weights "
+                          "(dequantized in every matmul) and gradient checkpointing (a second forward pass) cost "
+                          "in time, against what a bigger micro-batch saves.")
+    return passed(f"all {len(configs)} predictions right; configuration {best} is the fastest that fits "
+                   f"(~{plans[best].epoch_s / 60:.0f} min per epoch, an estimate until calibrated on a T4)")
+
+
+# the GPUs of exercise 02's precision question, with their compute capability (None: no GPU)
+PRECISION_DEVICES = {"T4": (7, 5), "V100": (7, 0), "A100": (8, 0), "L4": (8, 9), "CPU": None}
+
+
+def _precision_diagnosis(device: str, got: str, capability) -> str:
+    """Why ``got`` is the wrong precision for ``device`` (never naming the right one)."""
+    if capability is None:
+        return ("revisit what half precision needs from the hardware (tensor cores, a GPU's autocast) and "
+                "whether a CPU has it")
+    if got == "fp32":
+        return (f"a GPU with compute capability {capability[0]}.{capability[1]} has half-precision tensor cores that fp32 "
+                "leaves idle, and fp32 doubles the memory of activations: revisit mixed precision")
+    if got == "bf16":
+        return (f"compute capability {capability[0]}.{capability[1]} has no native bf16 (torch.cuda.is_bf16_supported() "
+                "may still say True: it counts emulation). Revisit which GPU generation brought bf16")
+    return ("fp16 runs here, but needs loss scaling to keep small gradients from underflowing; revisit which "
+            "16-bit format keeps fp32's exponent range, and from which compute capability it runs natively")
+
+
+def check_precision_choice(precision) -> bool:
+    """Exercise 02: ``precision`` maps each device of ``PRECISION_DEVICES`` to "fp16", "bf16" or "fp32"."""
+    from ftlab.machine import choose_precision
+
+    if precision is None:
+        raise CheckFailed("precision is still None: fill in the TODO cell above.")
+    if not isinstance(precision, dict):
+        raise CheckFailed(f"precision should be a dict from device name to 'fp16', 'bf16' or 'fp32', not a "
+                          f"{type(precision).__name__}.")
+    missing = [d for d in PRECISION_DEVICES if d not in precision]
+    if missing:
+        raise CheckFailed(f"precision has no entry for {', '.join(missing)}: give one for each of "
+                          f"{', '.join(PRECISION_DEVICES)}.")
+    wrong = []
+    for device, capability in PRECISION_DEVICES.items():
+        got = precision[device]
+        if got not in ("fp16", "bf16", "fp32"):
+            raise CheckFailed(f"precision[{device!r}] is {got!r}: each value should be 'fp16', 'bf16' or 'fp32'.")
+        if got != choose_precision(capability):
+            wrong.append(f"precision[{device!r}] = {got!r} is not what the hardware calls for.\n"
+                         f"Hint: {_precision_diagnosis(device, got, capability)}.")
+    if wrong:
+        raise CheckFailed(f"Wrong precision for {len(wrong)} of {len(PRECISION_DEVICES)} devices. The first:\n"
+                          + wrong[0])
+    return passed("each device gets the precision ftlab.setup() would choose for it (ftlab.choose_precision)")

@@ -1,0 +1,10 @@
+"""The course's own data sets, made offline and deterministically (same seed, same rows).
+
+- ``synthetic``: the skills ftlab's tiny model is pre-trained on, and the course's tasks with their
+  train/eval splits (``course_set``: distinct prompts, held-out names).
+- ``arithmetic``: seed 001's kind of arithmetic word problems, in English and Chinese.
+- ``starter_set``: a small general instruction set written for ftlab; Alpaca when the Hub is reachable.
+- ``dialogues``: multi-turn conversations whose last answer depends on the first turn (chapter 06).
+
+``ftlab.data`` names the functions; this package adds nothing to them.
+"""

