@@ -33,7 +33,7 @@ def test_one_header_reader_serves_the_merge_and_the_parameter_count(tmp_path):
     assert streamed.data_start(tmp_path / "b.safetensors") % 8 == 0  # the header is padded to 8 bytes, as safetensors does
     (tmp_path / "c.safetensors").write_bytes(b"\x01\x02")  # a cut-off copy: both callers get the reader's message
     for read in (lambda: read_header(tmp_path / "c.safetensors"), lambda: saved_parameters(tmp_path)):
-        with pytest.raises(ValueError, match=r"c\.safetensors is not a safetensors file.*save it again"):
+        with pytest.raises(ValueError, match=r"c\.safetensors is cut short: 2 of 8 bytes.*save it again"):
             read()
     lfs = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 2200119864\n"  # weights never fetched
     (tmp_path / "c.safetensors").write_text(lfs)
@@ -100,3 +100,37 @@ def test_staging_left_by_a_killed_process_is_removed_by_the_next_write(tmp_path)
     with atomic_folder(tmp_path / "merged") as staging:
         (staging / "weights").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, other_target.name, "merged"])
+
+
+def test_a_weights_file_cut_short_is_refused_by_its_header_and_by_the_bytes_read(tmp_path):
+    """A copy that stopped early used to merge (and write a GGUF) from garbage: every read now checks the file."""
+    torch = pytest.importorskip("torch")
+    from ftlab.files.faults import CutShort, DamagedFile
+
+    path = tmp_path / "model.safetensors"
+    write_safetensors(path, {"a": [4, 4], "b": [8]})  # 32 + 16 bytes of data after the header
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-10])
+    with pytest.raises(CutShort) as caught:
+        read_header(path)
+    assert str(caught.value).startswith(f"{path} is cut short: {len(whole) - 10:,} of {len(whole):,} bytes. A download "
+                                        "or copy that stopped early")
+    with pytest.raises(CutShort):  # the parameter count reads the same header: refused too
+        saved_parameters(tmp_path)
+    path.write_bytes(whole)
+    header, start = read_header(path), streamed.data_start(path)
+    with open(path, "rb") as f:
+        assert torch.equal(streamed.read_tensor(f, header["b"], start), torch.zeros(8, dtype=torch.float16))
+        os.truncate(path, len(whole) - 4)  # cut while it is open: after its header was read, before the tensor
+        with pytest.raises(CutShort, match=rf"is cut short: {len(whole) - 4:,} of {len(whole):,} bytes"):
+            streamed.read_tensor(f, header["b"], start)
+    path.write_bytes(whole)
+    every = streamed.read_tensors(path)
+    assert set(every) == {"a", "b"} and every["a"].shape == (4, 4)
+    lying = tmp_path / "lying.safetensors"  # a header whose byte range does not fit its shape
+    with open(lying, "wb") as f:
+        text = b'{"w":{"dtype":"F16","shape":[4,4],"data_offsets":[0,8]}}'
+        f.write(len(text).to_bytes(8, "little") + text + bytes(8))
+    with pytest.raises(DamagedFile, match=r"lying\.safetensors is damaged: its header gives 'w' bytes 0-8, but a F16 "
+                                          r"tensor of shape \[4, 4\] takes 32 bytes"):
+        read_header(lying)
