@@ -361,3 +361,160 @@ def test_gguf_written_by_ftlab_reads_back_with_the_same_logits_tokens_and_templa
     (tmp_path / "merged-fp16" / "tokenizer.json").write_text(json.dumps(sentencepiece))
     with pytest.raises(GGUFExportError, match="not byte-level BPE.*convert_hf_to_gguf.py"):
         write_gguf(tmp_path / "merged-fp16", tmp_path / "x.gguf")
+
+
+# ------------------------------------------------------------------------------------------ nothing lost at the edges
+def contents(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+def test_an_output_folder_holding_other_files_is_refused_and_nothing_in_it_is_lost(tiny_path, tmp_path):
+    from ftlab.files.faults import OutputInUse
+
+    model, tokenizer = adapted(tiny_path)
+    folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    mine = tmp_path / "my_models"  # a learner's folder: notes, another model
+    (mine / "other-model").mkdir(parents=True)
+    (mine / "other-model" / "model.safetensors").write_bytes(b"weights")
+    (mine / "notes.txt").write_text("three weeks of notes")
+    before = contents(mine)
+    with pytest.raises(OutputInUse, match=r"my_models already exists and holds notes\.txt, other-model/, not a merged "
+                                          r"model ftlab wrote\. Not writing over it: .*replace=True"):
+        export.merge_adapter(folder, mine, progress=False)
+    with pytest.raises(OutputInUse, match=r"holds notes\.txt, other-model/, not an adapter ftlab wrote"):
+        export.save_adapter(model, tokenizer, mine)
+    assert contents(mine) == before and sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "my_models"]
+    merged = tmp_path / "merged"
+    export.merge_adapter(folder, merged, progress=False)
+    export.merge_adapter(folder, merged, dtype="fp32", progress=False)  # its own earlier merge: replaced
+    assert json.loads((merged / "config.json").read_text())["dtype"] == "float32"
+    (merged / "notes.txt").write_text("written beside the merge")
+    with pytest.raises(OutputInUse, match=r"merged already exists and holds notes\.txt beside the merged model"):
+        export.merge_adapter(folder, merged, progress=False)
+    export.save_adapter(model, tokenizer, folder)  # an adapter saved again over its own folder: replaced
+    export.merge_adapter(folder, mine, progress=False, replace=True)  # asked for: what was there is gone
+    assert not (mine / "notes.txt").exists() and (mine / "model.safetensors").exists()
+
+
+def test_damaged_missing_or_cut_adapter_files_are_named_before_anything_loads(tiny_path, tmp_path):
+    import shutil
+
+    from ftlab.files.faults import CutShort, DamagedFile
+
+    model, tokenizer = adapted(tiny_path)
+    good = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+
+    def damaged(name, change):
+        folder = tmp_path / f"{name}-{change.__name__}"
+        shutil.copytree(good, folder)
+        change(folder / name)
+        return folder
+
+    def cut(path):
+        path.write_bytes(path.read_bytes()[:-100])
+
+    def half(path):
+        path.write_text(path.read_text()[:40])
+
+    def gone(path):
+        path.unlink()
+
+    for call in (export.load_adapter, lambda f: export.merge_adapter(f, tmp_path / "out", progress=False)):
+        with pytest.raises(DamagedFile, match=r"adapter_config\.json is damaged: not valid JSON \(.* at line \d+, "
+                                              r"column \d+\)\. Save the adapter again"):
+            call(damaged("adapter_config.json", half))
+        with pytest.raises(DamagedFile, match=r"ftlab_export\.json is damaged: not valid JSON .*base="):
+            call(damaged(export.RECORD, half))
+        with pytest.raises(export.ExportError, match=r"holds adapter_config\.json but not adapter_model\.safetensors, "
+                                                     r"the LoRA weights \(no weights file at all\)"):
+            call(damaged("adapter_model.safetensors", gone))
+        with pytest.raises(CutShort, match=r"adapter_model\.safetensors is cut short: [\d,]+ of [\d,]+ bytes"):
+            call(damaged("adapter_model.safetensors", cut))
+        for folder in tmp_path.glob("*-*"):
+            shutil.rmtree(folder)
+    with pytest.raises(export.ExportError, match="no such folder"):
+        export.load_adapter(tmp_path / "nowhere")
+    base = tmp_path / "cut-base"  # a base whose copy stopped halfway: refused, not merged from garbage
+    shutil.copytree(tiny_path, base)
+    weights = base / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CutShort, match=r"cut-base/model\.safetensors is cut short: [\d,]+ of [\d,]+ bytes"):
+        merge_files(good, base, tmp_path / "merged", progress=False)
+    assert not (tmp_path / "merged").exists() and not (tmp_path / "out").exists()
+
+
+def test_write_gguf_names_each_mistake_and_never_replaces_a_file_it_did_not_write(tiny_path, tmp_path):
+    pytest.importorskip("gguf")
+    import shutil
+
+    from ftlab.export.gguf import GGUFExportError, write_gguf
+    from ftlab.files.faults import CutShort, OutputInUse
+
+    model, tokenizer = adapted(tiny_path)
+    folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    with pytest.raises(GGUFExportError, match=r"adapter is a LoRA adapter, not a whole model: .*ftlab\.merge_adapter\("):
+        write_gguf(folder, tmp_path / "model.gguf")
+    with pytest.raises(GGUFExportError, match="nowhere: no such folder"):
+        write_gguf(tmp_path / "nowhere", tmp_path / "model.gguf")
+    merged = tmp_path / "merged"
+    export.merge_adapter(folder, merged, progress=False)
+    target = tmp_path / "not" / "yet" / "model.gguf"  # its folder does not exist yet: made
+    write_gguf(merged, target)
+    good = target.read_bytes()
+    write_gguf(merged, target)  # a GGUF ftlab wrote: replaced
+    with pytest.raises(GGUFExportError, match=r"output='.*yet' is a folder: give the GGUF file's own name"):
+        write_gguf(merged, target.parent)
+    notes = tmp_path / "notes.gguf"
+    notes.write_text("not a model")
+    with pytest.raises(OutputInUse, match=r"notes\.gguf already exists and is a file of 11 bytes, not a GGUF file"):
+        write_gguf(merged, notes)
+    assert notes.read_text() == "not a model"
+    cut = tmp_path / "cut"
+    shutil.copytree(merged, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    with pytest.raises(CutShort, match=r"cut/model\.safetensors is cut short"):
+        write_gguf(cut, target)
+    assert target.read_bytes() == good and sorted(p.name for p in target.parent.iterdir()) == ["model.gguf"]
+    write_gguf(merged, notes, replace=True)  # asked for
+    assert notes.read_bytes()[:4] == b"GGUF"
+
+
+def test_a_full_disk_during_any_export_replaces_nothing(tiny_path, tmp_path):
+    """In a process whose files may not grow past a limit (RLIMIT_FSIZE: the kernel answers EFBIG, "File too
+    large", as a full Drive answers ENOSPC), each writer fails with ftlab's message and leaves its earlier output."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("resource")
+    model, tokenizer = adapted(tiny_path)
+    folder = export.save_adapter(model, tokenizer, tmp_path / "adapter")
+    export.merge_adapter(folder, tmp_path / "merged", progress=False)
+    ftlab.write_gguf(tmp_path / "merged", tmp_path / "model.gguf")
+    before = {name: contents(tmp_path / name) for name in ("adapter", "merged")}
+    gguf = (tmp_path / "model.gguf").read_bytes()
+    out = run_python(f"""
+        import resource, signal
+        from pathlib import Path
+        from peft import PeftModel
+        import ftlab
+        from ftlab.export import adapter as export
+        work = Path({str(tmp_path)!r})
+        model, tokenizer = ftlab.tiny_model(path={str(tiny_path)!r})
+        model = PeftModel.from_pretrained(model, work / "adapter")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of ending the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+        for name, write in (("adapter", lambda: export.save_adapter(model, tokenizer, work / "adapter")),
+                            ("merge", lambda: export.merge_adapter(work / "adapter", work / "merged", dtype="fp32",
+                                                                    progress=False)),
+                            ("gguf", lambda: ftlab.write_gguf(work / "merged", work / "model.gguf", dtype="f32"))):
+            try:
+                write()
+            except OSError as error:
+                print(name, type(error).__name__, error)
+        """)
+    lines = out.strip().splitlines()
+    assert [line.split()[:2] for line in lines] == [["adapter", "WriteFailed"], ["merge", "WriteFailed"],
+                                                    ["gguf", "WriteFailed"]], out
+    assert all("could not be written" in line and "Nothing was replaced" in line for line in lines)
+    assert {name: contents(tmp_path / name) for name in ("adapter", "merged")} == before
+    assert (tmp_path / "model.gguf").read_bytes() == gguf
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter", "merged", "model.gguf"]  # no partial copy left

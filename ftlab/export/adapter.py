@@ -15,26 +15,31 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftlab.export.merge import TOKENIZER_FILES, merge_files  # noqa: F401 - TOKENIZER_FILES: what a merged folder gets
-from ftlab.files.atomic import atomic_write_json
+from ftlab.export.merge import (  # noqa: F401 - TOKENIZER_FILES: what a merged folder gets
+    SAVE_AGAIN,
+    TOKENIZER_FILES,
+    ExportError,
+    adapter_weights,
+    merge_files,
+)
+from ftlab.files.atomic import atomic_folder, atomic_write_json
+from ftlab.files.records import read_json
 from ftlab.files.safetensors import dtype_code
 
 RECORD = "ftlab_export.json"
+ADAPTER = "adapter"  # the kind of output save_adapter writes (ftlab.files.atomic.claim: what it may replace)
 
 
-class ExportError(ValueError):
-    """A folder or argument export cannot use; the message says what it needs."""
-
-
-def save_adapter(model, tokenizer, folder, produced_by=None) -> Path:
+def save_adapter(model, tokenizer, folder, produced_by=None, replace: bool = False) -> Path:
     """Save the LoRA adapter of ``model`` (a PeftModel), ``tokenizer`` and what produced them into ``folder``.
 
     ``produced_by``: a lab ``Round``, a ``RoundResult`` or a ``RoundConfig`` (its knobs are recorded).
+    ``folder`` appears whole or not at all; an existing one is replaced only if it is an adapter ftlab saved
+    there and holds nothing else, or ``replace=True`` (``ftlab.files.atomic.claim``).
     """
     from peft import PeftModel
 
@@ -42,12 +47,13 @@ def save_adapter(model, tokenizer, folder, produced_by=None) -> Path:
         raise ExportError(f"save_adapter needs the model with its LoRA adapters (a peft.PeftModel, e.g. a round's "
                           f"result.model), not a {type(model).__name__}")
     folder = Path(folder)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
     record = {"ftlab_export": 1, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), "base_model": base_name(model),
               "base_quantization": quantization_of(model), "produced_by": _provenance(produced_by),
               "libraries": _versions()}
-    atomic_write_json(folder / RECORD, record)
+    with atomic_folder(folder, replace, kind=ADAPTER) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        atomic_write_json(staging / RECORD, record)
     return folder
 
 
@@ -94,14 +100,27 @@ def _versions() -> dict:
 
 
 def read_record(folder) -> dict:
-    """``ftlab_export.json`` of an adapter folder, or what PEFT's own adapter_config.json says."""
+    """``ftlab_export.json`` of an adapter folder, or what PEFT's own adapter_config.json says.
+
+    Checked before anything loads: both records parse, and the LoRA weights file is there and whole
+    (``ftlab.files.faults``: the file named, and what to do).
+    """
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"{folder}: no such folder; give the folder an adapter was saved in "
+                          "(ftlab.save_adapter(model, tokenizer, folder), or a lab round's adapter folder)")
     if not (folder / "adapter_config.json").exists():
         raise ExportError(f"{folder} holds no adapter_config.json, so it is not a saved adapter (save one with "
                           "ftlab.export.save_adapter(model, tokenizer, folder))")
+    config = read_json(folder / "adapter_config.json", SAVE_AGAIN)
+    adapter_weights(folder)
     if (folder / RECORD).exists():
-        return json.loads((folder / RECORD).read_text())
-    config = json.loads((folder / "adapter_config.json").read_text())
+        record = read_json(folder / RECORD, f"{SAVE_AGAIN} Or delete {RECORD} and give the base model yourself "
+                                            "(merge_adapter(..., base=...)); it also said whether the base was 4-bit.")
+        if not isinstance(record.get("base_model"), str):
+            raise ExportError(f"{folder / RECORD} names no base model (base_model: {record.get('base_model')!r}). "
+                              f"{SAVE_AGAIN}")
+        return record
     return {"base_model": config.get("base_model_name_or_path"), "base_quantization": None}
 
 
@@ -147,18 +166,22 @@ def base_folder(name: str) -> Path:
 
 
 def merge_adapter(folder, output, dtype: str = "fp16", base: str | None = None, shard_bytes: int = 2 * 10**9,
-                  progress: bool = True):
+                  progress: bool = True, replace: bool = False):
     """Merge the adapter saved in ``folder`` into its base, streamed, with the adapter's tokenizer in the same folder.
 
     The base is the one recorded at saving (or ``base``); a 4-bit base is dequantized first, exactly
     as bitsandbytes rounded it in training. Shards hold at most ``shard_bytes`` each (a loader reads one at
     a time). ``output`` appears complete (weights, config, tokenizer) or not at all; a failed merge leaves an
-    existing ``output`` as it was. Returns ``ftlab.export.merge.MergeReport``: what was merged, the peak memory
+    existing ``output`` as it was. An existing ``output`` is written over only if it is an earlier merge of
+    ftlab's holding nothing else, or with ``replace=True``: a folder of your own files is refused, naming them. Returns ``ftlab.export.merge.MergeReport``: what was merged, the peak memory
     planned and measured.
     """
     record = read_record(folder)
+    if not (base or record.get("base_model")):
+        raise ExportError(f"{folder}: its records name no base model; give it with base= (a Hub id, a folder or 'tiny')")
     return merge_files(folder, base_folder(base or record["base_model"]), output, dtype=dtype,
-                       quantization=record.get("base_quantization"), shard_bytes=shard_bytes, progress=progress)
+                       quantization=record.get("base_quantization"), shard_bytes=shard_bytes, progress=progress,
+                       replace=replace)
 
 
 def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = True):
@@ -185,7 +208,7 @@ def push_to_hub(folder, repo_id: str, token: str | None = None, private: bool = 
     commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload with ftlab")
     url = str(getattr(commit, "commit_url", commit))
     if (folder / RECORD).exists():  # where it went, never with what
-        record = json.loads((folder / RECORD).read_text())
+        record = read_json(folder / RECORD, SAVE_AGAIN)
         record.setdefault("pushed", []).append({"repo": repo_id, "private": private, "commit": url})
         atomic_write_json(folder / RECORD, record)
     print(f"Pushed {folder} to https://huggingface.co/{repo_id} ({'private' if private else 'public'}).")

@@ -11,14 +11,24 @@ so the writer holds little more than one tensor in memory.
 It handles byte-level BPE tokenizers (ftlab's tiny model, SmolLM2, GPT-2 style) only. TinyLlama's is a
 SentencePiece tokenizer: convert its merged folder with llama.cpp's ``convert_hf_to_gguf.py`` (``python
 convert_hf_to_gguf.py MERGED_FOLDER --outtype f16``, from a clone of the llama.cpp repository).
+
+The file is written under a temporary name and renamed into place, so a failed write (a full disk) never
+replaces a good file; an existing ``output`` is written over only if ftlab wrote it (its ``MARK`` key) or
+``replace=True`` (``ftlab.files.atomic.claim``). The merged folder is checked first: an adapter folder is
+sent to ``merge_adapter``, and cut weight files are refused (``ftlab.files.safetensors``).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ftlab.files.atomic import atomic_file
+from ftlab.files.records import read_json
+
 SUPPORTED = ("LlamaForCausalLM",)
+KIND = "GGUF file"  # what write_gguf writes (ftlab.files.atomic.claim: what it may replace)
+MARK = "ftlab.written_by"  # a key every GGUF file ftlab writes carries (llama.cpp ignores keys it does not know)
+MERGE_AGAIN = "Merge the adapter again (ftlab.merge_adapter(adapter_folder, merged_folder)), then write the GGUF from it."
 CONVERTER = ("python convert_hf_to_gguf.py MERGED_FOLDER --outtype f16 (llama.cpp's converter, from a clone of the "
              "llama.cpp repository)")
 
@@ -32,8 +42,39 @@ def permute(weight, heads: int):
     return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
+def written_by_ftlab(path: Path) -> bool:
+    """True for a GGUF file ftlab wrote (it carries ``MARK``): one that ``write_gguf`` may write over."""
+    try:
+        from gguf import GGUFReader
+
+        return MARK in GGUFReader(path).fields
+    except Exception:  # noqa: BLE001 - not a GGUF file, or one gguf cannot read: not ours to replace
+        return False
+
+
+def check_merged_folder(folder: Path, output: Path) -> None:
+    """The mistakes a learner makes with ``folder`` before anything is written: refused, saying what to give."""
+    if not folder.is_dir():
+        raise GGUFExportError(f"{folder}: no such folder; give the folder of a merged model "
+                              "(ftlab.merge_adapter(adapter_folder, merged_folder) writes one)")
+    if not (folder / "config.json").exists():
+        if (folder / "adapter_config.json").exists():
+            raise GGUFExportError(f"{folder} is a LoRA adapter, not a whole model: a GGUF file needs the adapter "
+                                  f"merged into its base first: ftlab.merge_adapter({str(folder)!r}, 'merged'), "
+                                  f"then ftlab.write_gguf('merged', {str(output)!r})")
+        raise GGUFExportError(f"{folder} holds no config.json, so it is not a saved model. {MERGE_AGAIN}")
+    if not any(folder.glob("*.safetensors")):
+        raise GGUFExportError(f"{folder} holds no .safetensors weights. {MERGE_AGAIN}")
+    if not (folder / "tokenizer.json").exists():
+        raise GGUFExportError(f"{folder} holds no tokenizer.json (a merge copies it from the adapter folder). "
+                              f"{MERGE_AGAIN}")
+    if output.is_dir():
+        raise GGUFExportError(f"output={str(output)!r} is a folder: give the GGUF file's own name, e.g. "
+                              f"{str(output / (folder.name + '.gguf'))!r}")
+
+
 def _tokenizer(folder: Path) -> dict:
-    data = json.loads((folder / "tokenizer.json").read_text())
+    data = read_json(folder / "tokenizer.json", MERGE_AGAIN)
     model, pre = data.get("model", {}), data.get("pre_tokenizer") or {}
     byte_level = pre.get("type") == "ByteLevel" or any(
         p.get("type") == "ByteLevel" for p in pre.get("pretokenizers", []))
@@ -44,23 +85,24 @@ def _tokenizer(folder: Path) -> dict:
     return data
 
 
-def write_gguf(folder, output, dtype: str = "f16") -> Path:
-    """Write the model in ``folder`` (a merged model: safetensors, config.json, tokenizer) as one GGUF file."""
-    import numpy as np
+def write_gguf(folder, output, dtype: str = "f16", replace: bool = False) -> Path:
+    """Write the model in ``folder`` (a merged model: safetensors, config.json, tokenizer) as one GGUF file.
 
+    ``output`` appears whole or not at all; an existing file is replaced only if ftlab wrote it, or with
+    ``replace=True``. Its folder is made if it does not exist.
+    """
     try:
-        from gguf import MODEL_ARCH, GGUFWriter, LlamaFileType, TokenType, get_tensor_name_map
+        from gguf import GGUFWriter
     except ImportError as missing:
         raise GGUFExportError("writing GGUF needs llama.cpp's Python package gguf: pip install gguf==0.19.0 "
                               "(the version ftlab is tested with)") from missing
-
-    from ftlab.files.safetensors import data_start, read_header, read_tensor
 
     folder, output = Path(folder), Path(output)
     if dtype not in ("f16", "f32"):
         raise GGUFExportError(f"dtype={dtype!r}: choose 'f16' or 'f32' (quantize afterwards with llama.cpp's "
                               "llama-quantize)")
-    config = json.loads((folder / "config.json").read_text())
+    check_merged_folder(folder, output)
+    config = read_json(folder / "config.json", MERGE_AGAIN)
     if not set(config.get("architectures") or []) & set(SUPPORTED):
         raise GGUFExportError(f"{folder}: ftlab writes GGUF for {SUPPORTED} only, this is "
                               f"{config.get('architectures')}; convert it with {CONVERTER}")
@@ -68,8 +110,25 @@ def write_gguf(folder, output, dtype: str = "f16") -> Path:
     heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads") or config["num_attention_heads"]
     layers, head_dim = config["num_hidden_layers"], config["hidden_size"] // config["num_attention_heads"]
 
-    writer = GGUFWriter(str(output), "llama", use_temp_file=True)
+    with atomic_file(output, KIND, replace, ours=written_by_ftlab) as temp:
+        writer = GGUFWriter(str(temp), "llama", use_temp_file=True)
+        try:
+            _write(writer, folder, config, tokenizer, dtype, heads, kv_heads, layers, head_dim)
+        finally:
+            writer.close()
+    return output
+
+
+def _write(writer, folder: Path, config: dict, tokenizer: dict, dtype: str, heads: int, kv_heads: int, layers: int,
+           head_dim: int) -> None:
+    """The architecture's numbers, the tokenizer and every tensor (q/k permuted for llama.cpp), into ``writer``."""
+    import numpy as np
+    from gguf import MODEL_ARCH, LlamaFileType, TokenType, get_tensor_name_map
+
+    from ftlab.files.safetensors import data_start, read_header, read_tensor
+
     writer.add_name(folder.name)
+    writer.add_string(MARK, f"ftlab write_gguf of {folder.name}")
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
     writer.add_block_count(layers)
@@ -101,8 +160,6 @@ def write_gguf(folder, output, dtype: str = "f16") -> Path:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file(progress=False)
-    writer.close()
-    return output
 
 
 def _add_tokenizer(writer, tokenizer: dict, folder: Path, vocab_size: int, token_type) -> None:
@@ -120,7 +177,7 @@ def _add_tokenizer(writer, tokenizer: dict, folder: Path, vocab_size: int, token
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
-    settings = json.loads((folder / "tokenizer_config.json").read_text()) if (folder / "tokenizer_config.json").exists() else {}
+    settings = read_json(folder / "tokenizer_config.json", MERGE_AGAIN) if (folder / "tokenizer_config.json").exists() else {}
     for role, add in (("bos", writer.add_bos_token_id), ("eos", writer.add_eos_token_id),
                       ("pad", writer.add_pad_token_id), ("unk", writer.add_unk_token_id)):
         token = settings.get(f"{role}_token")

@@ -24,7 +24,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ftlab.files.atomic import atomic_folder
+from ftlab.files.atomic import atomic_folder, claim
+from ftlab.files.records import read_json
 from ftlab.files.safetensors import (
     DTYPE_TABLE,
     DTYPES,
@@ -33,6 +34,7 @@ from ftlab.files.safetensors import (
     numel,
     read_header,
     read_tensor,
+    read_tensors,
     torch_dtype,
     write_header,
 )
@@ -48,9 +50,17 @@ NF4_WORK = 4.6  # bytes per weight while quantizing: the load-dtype copy (<=4), 
 # Python objects, the meta-device model that lists the 4-bit layers, the allocator's slack (tests/test_export.py
 # measures a merge of TinyLlama's largest tensors in a fresh process and checks its peak stays under the plan)
 ALLOWANCE = 64 * 2**20
+MERGED = "merged model"  # the kind of output a merge writes (ftlab.files.atomic.claim: what it may replace)
+BASE_AGAIN = "Fetch the base model again, or give the folder of a whole copy with base=."
+SAVE_AGAIN = ("Save the adapter again from the trained model (ftlab.save_adapter(model, tokenizer, folder)), or copy "
+              "the adapter folder again from where it was saved.")
 
 
-class MergeError(ValueError):
+class ExportError(ValueError):
+    """A folder or argument export cannot use; the message says what it needs."""
+
+
+class MergeError(ExportError):
     """An adapter or base that cannot be merged here; the message says why and what to do."""
 
 
@@ -117,9 +127,7 @@ def planned_merge_memory(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", r: int = 16
 # ---------------------------------------------------------------------------------------- merging
 def lora_pairs(adapter: Path) -> tuple[dict, float]:
     """{base weight name: (A, B)} from a saved PEFT adapter, and the scale alpha/r it was trained with."""
-    from safetensors.torch import load_file
-
-    config = json.loads((adapter / "adapter_config.json").read_text())
+    config = read_json(adapter / "adapter_config.json", SAVE_AGAIN)
     unsupported = {key: config.get(key) for key in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save",
                                                     "trainable_token_indices", "fan_in_fan_out") if config.get(key)}
     if config.get("bias", "none") != "none":
@@ -128,9 +136,12 @@ def lora_pairs(adapter: Path) -> tuple[dict, float]:
         raise MergeError(f"{adapter}: this adapter uses {unsupported or config.get('peft_type')}, which ftlab's "
                          "streamed merge does not fold in. Merge it with PEFT instead: "
                          "PeftModel.from_pretrained(base, folder).merge_and_unload()")
+    if not all(isinstance(config.get(key), int | float) for key in ("r", "lora_alpha")):
+        raise MergeError(f"{adapter / 'adapter_config.json'} gives no numbers for r and lora_alpha "
+                         f"(r={config.get('r')!r}, lora_alpha={config.get('lora_alpha')!r}). {SAVE_AGAIN}")
     r, alpha = config["r"], config["lora_alpha"]
     scale = alpha / r ** 0.5 if config.get("use_rslora") else alpha / r
-    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    weights = read_tensors(adapter_weights(adapter))
     pairs = {}
     for key, a in weights.items():
         if ".lora_A." in key:
@@ -140,6 +151,19 @@ def lora_pairs(adapter: Path) -> tuple[dict, float]:
             raise MergeError(f"{adapter}: the adapter holds {key!r}, which is not a LoRA A or B matrix; merge it with "
                              "PEFT instead: PeftModel.from_pretrained(base, folder).merge_and_unload()")
     return pairs, scale
+
+
+def adapter_weights(adapter: Path) -> Path:
+    """The adapter's LoRA weights file, its header checked against its size; ``ExportError`` when it is missing,
+    ``ftlab.files.faults.CutShort`` when it is cut short."""
+    path = adapter / "adapter_model.safetensors"
+    if not path.is_file():
+        found = ("only adapter_model.bin, the old PyTorch format" if (adapter / "adapter_model.bin").exists()
+                 else "no weights file at all")
+        raise ExportError(f"{adapter} holds adapter_config.json but not adapter_model.safetensors, the LoRA weights "
+                          f"({found}). {SAVE_AGAIN}")
+    read_header(path)
+    return path
 
 
 def quantized_names(base: Path, skip=()) -> set[str]:
@@ -168,11 +192,13 @@ def nf4_round_trip(weight, quantization: dict):
 
 
 def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict | None = None,
-                  shard_bytes: int = 2 * GB, progress: bool = True) -> MergeReport:
+                shard_bytes: int = 2 * GB, progress: bool = True, replace: bool = False) -> MergeReport:
     """Write ``base`` with ``adapter`` folded in to ``output`` (safetensors shards, config, tokenizer), streamed.
 
     ``output`` appears whole or not at all (``ftlab.files.atomic.atomic_folder``): everything, the adapter folder's
     tokenizer files included, is written beside it first; a failure leaves an existing ``output`` untouched.
+    An existing ``output`` is replaced only if it is an earlier merge of ftlab's holding nothing else, or
+    ``replace=True``; anything else there is refused (``OutputInUse``) before anything is read.
     ``base`` is a folder with the base's safetensors files and config.json; ``quantization`` (a dict:
     quant_type, double_quant, blocksize, load_dtype) says the adapter was trained on a 4-bit base.
     ``dtype`` is the merged model's: "fp16" (what a T4 runs), "bf16" or "fp32".
@@ -186,11 +212,13 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
         if output.resolve() == folder.resolve() or output.resolve() in folder.resolve().parents:
             raise MergeError(f"output={str(output)!r} is the {what}'s folder (or holds it): the merge would replace it. "
                              "Give the merged model a folder of its own, e.g. next to the adapter's.")
+    claim(output, MERGED, replace)  # before minutes of work: what is there and not ftlab's is refused at once
     before = reset_peak_rss()  # the merge's own peak is measured from here
     files = sorted(base.glob("*.safetensors"))
     if not files or not (base / "config.json").exists():
         raise MergeError(f"{base} holds no safetensors weights and config.json; give the base model's folder "
                          "(a Hub model's folder comes from huggingface_hub.snapshot_download)")
+    read_json(base / "config.json", BASE_AGAIN)  # a damaged one is named here, not inside transformers
     pairs, scale = lora_pairs(adapter)
     quantized = quantized_names(base, quantization.get("skip")) if quantization else set()
     headers = {path: read_header(path) for path in files}
@@ -222,7 +250,7 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
              [f"model-{i:05d}-of-{len(shards):05d}.safetensors" for i in range(1, len(shards) + 1)])
     where = {name: (info, path) for name, info, path in entries}
     started, done = time.perf_counter(), 0
-    with atomic_folder(output, replace=True) as staging, ExitStack() as stack:
+    with atomic_folder(output, replace, kind=MERGED) as staging, ExitStack() as stack:
         sources = {path: (stack.enter_context(open(path, "rb")), data_start(path)) for path in files}
         for file_name, shard in zip(names, shards, strict=True):
             with open(staging / file_name, "wb") as f:
@@ -256,7 +284,7 @@ def merge_files(adapter, base, output, dtype: str = "fp16", quantization: dict |
 
 
 def _write_config(base: Path, output: Path, dtype: str) -> None:
-    config = json.loads((base / "config.json").read_text())
+    config = read_json(base / "config.json", BASE_AGAIN)
     config.pop("quantization_config", None)  # the merged weights are plain fp16 / bf16 / fp32
     config["dtype"] = DTYPE_TABLE[OUT_DTYPES[dtype]][1]  # torch's name: "float16"
     config.pop("torch_dtype", None)
