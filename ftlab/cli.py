@@ -64,8 +64,8 @@ def show_runs(args) -> int:
     lab = Lab(args.path) if args.path else Lab.default()
     if not lab.path.is_dir() and args.path:
         raise CommandError(f"no lab folder {lab.path}: give the folder a Lab was created with")
-    rounds = lab.rounds()
-    if not rounds:
+    rounds, damaged = lab.rounds(), lab.unreadable()
+    if not rounds and not damaged:
         print(f"No rounds in {lab.path} yet: `ftlab demo` trains one, or lab.train(config, model, tokenizer, "
               "train, eval) in a notebook.")
         return 0
@@ -80,8 +80,11 @@ def show_runs(args) -> int:
         table.to_csv(args.csv)
     if args.markdown:
         lab.to_markdown(args.markdown, baseline)
-    print(f"{lab.path}: {len(table)} round(s); **bold** = differs from baseline round {table.attrs['baseline']}\n")
+    marked = f"; **bold** = differs from baseline round {table.attrs['baseline']}" if rounds else ""
+    print(f"{lab.path}: {len(table)} round(s){f', {len(damaged)} unreadable' if damaged else ''}{marked}\n")
     print(lab.to_markdown(baseline=baseline))
+    for round_ in damaged:  # the table's cell is cut by the terminal: the whole message once, below it
+        print(round_.verdict())
     return 0
 
 

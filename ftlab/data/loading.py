@@ -65,8 +65,9 @@ def _read(source, file: str | None, split: str) -> Read:
         path = Path(source).expanduser()
         if path.is_file():
             return read_file(path, file or str(source))
-        if path.is_dir():
-            raise ValueError(f"{str(source)!r} is a folder; pass one of its files ({', '.join(FILE_SUFFIXES)})")
+        if path.is_dir():  # a data problem (the round's failure says so), not an unknown one
+            raise DataFormatError([Finding(None, None, f"a folder, not a data file; pass one of its files "
+                                           f"({', '.join(FILE_SUFFIXES)})", str(source))])
         text = str(source)
         if path.suffix.lower() in FILE_SUFFIXES or text.startswith((".", "/", "~")) or not HUB_ID.match(text):
             raise FileNotFoundError(f"No such file: {text!r} (the current folder is {os.getcwd()})")

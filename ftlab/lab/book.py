@@ -22,15 +22,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ftlab.data.splits import warn_if_shared
 from ftlab.distributed import barrier, is_main, share, world_size
 from ftlab.lab.failures import classify
 from ftlab.lab.materials import at_the_door, loaded, recorded_materials
 from ftlab.lab.opening import open_round
 from ftlab.lab.provenance import hardware, this_process
 from ftlab.lab.repeats import repeat_group, repeats_of
-from ftlab.lab.round import MARKS, Round
+from ftlab.lab.round import MARKS, Round, UnreadableRound, read_round
 from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
-from ftlab.lab.storage import LOG, Scrubber, checkpoints, now, round_folders
+from ftlab.lab.storage import LOG, Scrubber, checkpoints, lab_folder, now, round_folders
 from ftlab.lab.table import (
     Comparison,
     NotComparableWarning,
@@ -38,6 +39,7 @@ from ftlab.lab.table import (
     highlighted,
     markdown,
     rounds_table,
+    with_unreadable,
 )
 
 __all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
@@ -50,6 +52,7 @@ class Lab:
         self.path = Path(path).expanduser()
         self.keep_data = keep_data  # a copy of each round's data lets rerun/resume work after a restart
         self._holding = None  # the last round whose trained model is still in memory
+        self._told_unreadable = False  # a damaged round is mentioned once, at the first round trained here
 
     @classmethod
     def default(cls, name: str = "ftlab-lab") -> Lab:
@@ -79,11 +82,20 @@ class Lab:
         return cls("lab")
 
     def __repr__(self) -> str:
-        return f"Lab({str(self.path)!r}): {len(self.rounds())} round(s)"
+        damaged = len(self.unreadable())
+        return f"Lab({str(self.path)!r}): {len(self.rounds())} round(s)" + (f", {damaged} unreadable" if damaged else "")
 
     # ------------------------------------------------------------------------------------ reading
     def rounds(self) -> list[Round]:
-        return [Round(folder) for folder in round_folders(self.path)]
+        """Every round whose record reads; a damaged one never hides them (it is in ``unreadable()``)."""
+        return [r for r in self._read() if isinstance(r, Round)]
+
+    def unreadable(self) -> list[UnreadableRound]:
+        """The rounds whose ``round.json`` cannot be read, each with its file and where parsing stopped."""
+        return [r for r in self._read() if isinstance(r, UnreadableRound)]
+
+    def _read(self) -> list:
+        return [read_round(folder) for folder in round_folders(self.path)]
 
     def round(self, id) -> Round:
         """Round ``id`` (its number, or its name)."""
@@ -91,6 +103,9 @@ class Lab:
         for round_ in self.rounds():
             if id in (round_.id, round_.name):
                 return round_
+        for damaged in self.unreadable():
+            if id == damaged.id:
+                raise KeyError(f"round {id} of {self.path} is unreadable: {damaged.problem}")
         raise KeyError(f"no round {id!r} in {self.path} (it has {[r.id for r in self.rounds()]})")
 
     __getitem__ = round
@@ -102,7 +117,7 @@ class Lab:
         from it, and ``styled=True`` returns a Styler with those cells highlighted for a notebook.
         Repeats (``rerun``) show their spread. Knob columns: the main ones plus any that vary.
         """
-        table = rounds_table(self.rounds(), baseline, all_knobs)
+        table = with_unreadable(rounds_table(self.rounds(), baseline, all_knobs), self.unreadable())
         return highlighted(table) if styled else table
 
     def to_markdown(self, path=None, baseline=None) -> str:
@@ -145,7 +160,10 @@ class Lab:
         ``train`` and ``eval`` become lists of rows once, here: a file path is loaded strictly (a bad row
         fails the round, naming it), and that list is what is fingerprinted, kept and trained on.
         """
+        self._before_training()
         train, eval, problem = at_the_door(train, eval)  # rows once, here; carried down from now on
+        if problem is None and is_main():
+            warn_if_shared(train.dataset, eval.dataset if eval is not None else None)
         config = with_checkpoints(config, train)
         if not is_main():  # another process of a distributed round (torchrun, accelerate launch)
             return self._follow(config, model, tokenizer, train, eval, template, callbacks, problem)
@@ -171,6 +189,7 @@ class Lab:
 
         Seed 000 cloned a round to rule out luck. Model and data are reloaded from the record unless given.
         """
+        self._before_training()
         original = self.round(id)
         seeds = [r.record["seed"] for r in repeats_of(self.rounds(), original)]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
@@ -183,6 +202,7 @@ class Lab:
     def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:
         """Continue round ``id`` from its last complete checkpoint (the trainer restores optimiser, scheduler,
         RNG and data position: on the CPU tiny model the final loss matches an uninterrupted round)."""
+        self._before_training()
         round_ = self.round(id)
         if round_.status in ("succeeded", "running"):
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
@@ -195,6 +215,20 @@ class Lab:
                          resume_from=str(found[0]) if found else None, problem=problem, **options)
 
     # ------------------------------------------------------------------------------------ the steps
+    def _before_training(self) -> None:
+        """The lab's folder must be one (a file of that name is refused before anything loads), and damaged
+        rounds already in it are mentioned once, at the first round trained into this lab."""
+        lab_folder(self.path)
+        if self._told_unreadable or not is_main():
+            return
+        self._told_unreadable = True
+        damaged = self.unreadable()
+        if damaged:
+            from ftlab.console.lines import warn
+
+            more = f" (and {len(damaged) - 1} more: lab.unreadable() lists them)" if len(damaged) > 1 else ""
+            warn(f"{damaged[0].problem}{more} New rounds are recorded beside it as usual.", stacklevel=3)
+
     def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
              score=None, resume_from=None, problem=None) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""

@@ -2,20 +2,26 @@
 
 ``Round`` wraps one ``round-NNN/round.json`` (plus its live log) and says its real status: a
 record left "running" by a process that no longer exists reads as interrupted. Every change to the
-record is written atomically with secrets scrubbed (``storage``). Nothing here imports torch.
+record is written atomically with secrets scrubbed (``storage``). A ``round.json`` that cannot be read
+(damaged by hand, or by a copy that stopped early) makes an ``UnreadableRound``: listed with its file
+and where parsing stopped, so the lab shows every other round as usual. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ftlab.files.atomic import atomic_write_json, atomic_write_text, jsonable
+from ftlab.files.faults import DamagedFile, FileFault
+from ftlab.files.records import read_json
 from ftlab.lab.failures import INTERRUPTED, Failure, interrupted
 from ftlab.lab.provenance import process_alive
 from ftlab.lab.storage import LOG, RECORD, Scrubber, checkpoints, now, read_jsonl, seconds_between
 
-MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "interrupted": "❎", "running": "⏳"}
+MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "interrupted": "❎", "running": "⏳", "unreadable": "⚠"}
+DAMAGED_RECORD = ("The lab lists this round as unreadable and every other round as usual. Restore round.json from "
+                  "a copy (Drive keeps earlier versions of a file), or move the round's folder out of the lab.")
+NEEDED = ("id", "status", "config")  # what every reader of a round takes from its record
 
 
 class Round:
@@ -23,7 +29,7 @@ class Round:
 
     def __init__(self, folder, record: dict | None = None, result=None):
         self.path = Path(folder)
-        self.record = record if record is not None else json.loads((self.path / RECORD).read_text(encoding="utf-8"))
+        self.record = record if record is not None else read_record(self.path / RECORD)
         self.result = result
 
     id = property(lambda self: self.record["id"])
@@ -100,7 +106,7 @@ class Round:
 
     def samples(self) -> list[dict]:
         path = self.path / "samples.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        return read_json(path, kind=list) if path.exists() else []
 
     def wall_time(self) -> float | None:
         if self.metrics.get("wall_time_s") is not None:
@@ -133,3 +139,42 @@ class Round:
 
     def __repr__(self) -> str:
         return self.verdict().splitlines()[0] + f"  [{self.path}]"
+
+
+def read_record(path: Path) -> dict:
+    """A round's record, checked: ``DamagedFile`` (the file, the line and column) when it cannot be used."""
+    record = read_json(path, DAMAGED_RECORD)
+    missing = [key for key in NEEDED if key not in record]
+    if missing:
+        raise DamagedFile.lacks(path, f"it has no {', '.join(map(repr, missing))}", DAMAGED_RECORD)
+    if not isinstance(record["config"], dict):
+        raise DamagedFile.lacks(path, f"its 'config' is {record['config']!r}, not the round's knobs", DAMAGED_RECORD)
+    return record
+
+
+class UnreadableRound:
+    """A round whose ``round.json`` cannot be read: its number (from the folder's name), file and the problem.
+
+    Listed by ``Lab.unreadable()``, in ``lab.table()`` and ``ftlab runs``; never trained, compared or resumed.
+    """
+
+    status = "unreadable"
+
+    def __init__(self, folder, problem: FileFault):
+        self.path, self.problem = Path(folder), problem
+        number = self.path.name.removeprefix("round-")
+        self.id = int(number) if number.isdigit() else self.path.name
+
+    def verdict(self) -> str:
+        return f"{MARKS['unreadable']} Round {self.id}: unreadable: {self.problem}"
+
+    def __repr__(self) -> str:
+        return f"{MARKS['unreadable']} Round {self.id}: unreadable  [{self.path / RECORD}]"
+
+
+def read_round(folder) -> Round | UnreadableRound:
+    """The round in ``folder``, or an ``UnreadableRound`` when its record is damaged."""
+    try:
+        return Round(folder)
+    except FileFault as problem:  # not JSON, not UTF-8, or lacking what a round needs
+        return UnreadableRound(folder, problem)

@@ -22,7 +22,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ftlab.files.atomic import atomic_write_json, atomic_write_text, jsonable  # noqa: F401 - the lab's writers
+from ftlab.files.atomic import atomic_write_json, atomic_write_text, ensure_folder, jsonable  # noqa: F401 - the lab's writers
 
 RECORD = "round.json"
 LOG = "log.jsonl"
@@ -125,10 +125,15 @@ def round_folder(root: Path, number: int) -> Path:
     return Path(root) / f"round-{number:03d}"
 
 
+def lab_folder(root: Path) -> Path:
+    """The lab's folder, made if absent: ftlab only adds round folders to it, never replaces anything there;
+    a file of that name is refused (``ftlab.files.atomic.ensure_folder``), before anything is loaded."""
+    return ensure_folder(root, "lab")
+
+
 def new_round_folder(root: Path) -> tuple[int, Path]:
     """The next free sequential id and its folder; mkdir is atomic, so two processes never share one."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    root = lab_folder(root)
     numbers = [int(p.name.split("-")[1]) for p in root.glob("round-*") if p.name.split("-")[1].isdigit()]
     number = max(numbers, default=0) + 1
     while True:

@@ -170,6 +170,18 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     unknown = [k for k in space if k not in RoundConfig.__dataclass_fields__]
     if unknown:
         raise ValueError(f"unknown knob(s) {unknown}; RoundConfig knobs are {sorted(RoundConfig.__dataclass_fields__)}")
+    for knob, values in space.items():
+        if isinstance(values, str | bytes | dict) or not isinstance(values, list | tuple | range):
+            raise ValueError(f"space[{knob!r}] = {values!r}: give a list of values to try, e.g. "
+                             f"{{{knob!r}: [{getattr(baseline, knob)!r}, ...]}}")
+        if not values:
+            raise ValueError(f"space[{knob!r}] = {values!r}: no values to try; give the values to compare with the "
+                             f"baseline's {getattr(baseline, knob)!r}, or leave the knob out")
+        if all(v == getattr(baseline, knob) for v in values):
+            from ftlab.console.lines import warn
+
+            warn(f"space[{knob!r}] = {list(values)!r} holds only the baseline's value: no round tries another "
+                 f"{knob}", stacklevel=3)
     started, points, note = time.monotonic(), [], ""
 
     def out_of_budget() -> bool:

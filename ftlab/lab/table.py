@@ -98,6 +98,22 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
     return table
 
 
+def with_unreadable(table, damaged: list):
+    """``table`` with a row per unreadable round (``ftlab.lab.round.UnreadableRound``): its status and, in the
+    failure column, its file and where parsing stopped. The other rows, baseline and marks are unchanged."""
+    if not damaged:
+        return table
+    import pandas as pd
+
+    rows = pd.DataFrame([{"id": d.id, "name": "", "status": f"{MARKS[d.status]} {d.status}", "failure": str(d.problem)}
+                         for d in damaged]).set_index("id")
+    attrs = dict(table.attrs)
+    whole = pd.concat([table, rows]) if len(table) else rows
+    whole = whole.sort_index(key=lambda index: index.map(lambda i: (0, i) if isinstance(i, int) else (1, str(i))))
+    whole.attrs.update(attrs)
+    return whole
+
+
 def _add_spread(table, rounds: list[Round]) -> None:
     """Mean ± standard deviation of the metric over each round's repeats (rerun), where there are 2+.
 
