@@ -2,13 +2,15 @@
 and streams, and decoding settings compared on repetition and on the answers that must stay right."""
 
 import json
+import re
+import warnings
 
 import pytest
 
 import ftlab
 from ftlab.data import DataFormatError, leakage, load, validate
 from ftlab.data.course_sets.dialogues import dialogues, last_answers
-from ftlab.evaluation.chat import Chat, compare_decoding
+from ftlab.evaluation.chat import Chat, ChatError, compare_decoding
 from ftlab.evaluation.generation import repeated_share
 
 
@@ -72,6 +74,51 @@ def test_a_chat_whose_answer_fails_keeps_the_history_it_had(tiny):
     assert chat.history == before
     with pytest.raises(ValueError, match="non-empty text"):
         chat.ask("  ")
+
+
+def test_a_turn_the_template_cannot_write_is_named_before_anything_is_generated(tiny):
+    model, tokenizer = tiny
+    chat = Chat(model, tokenizer, preset="eval", max_new_tokens=8)
+    chat.ask("Double 4.", stream=False)
+    kept = list(chat.history)
+    for number, turn, named in ((1, {"role": "robot", "content": "Beep."}, r"chat\.history\[1\]: role 'robot' is not one "
+                                 r"of system, user, assistant .*chat\.reset\(\)"),
+                                (1, {"role": "assistant", "content": None}, r"chat\.history\[1\] \(assistant\): its "
+                                 r"content is None, not text"),
+                                (0, "Double 4.", r"chat\.history\[0\] is 'Double 4\.': each turn is \{'role'")):
+        chat.history = [*kept[:number], turn, *kept[number + 1:]]
+        with pytest.raises(ChatError, match=named):
+            chat.ask("Double 5.", stream=False)
+    chat.history = kept
+    assert chat.ask("Double 5.", stream=False).text is not None and len(chat.history) == 4
+
+
+def test_a_prompt_longer_than_the_model_reads_is_refused_and_old_turns_are_forgotten_with_a_warning(tiny):
+    """The tiny model reads 256 positions: a 60,000-token message used to be answered (after 46 s) from garbage."""
+    import time
+
+    model, tokenizer = tiny
+    positions = model.config.max_position_embeddings
+    chat = Chat(model, tokenizer, system="Be brief.", preset="eval", max_new_tokens=16)
+    started = time.perf_counter()
+    with pytest.raises(ChatError, match=rf"the message is [\d,]+ tokens as the model reads it \(with the system turn\), "
+                                        rf"and this model reads {positions} positions at most .*16 of them kept for the "
+                                        rf"answer \(max_new_tokens\): it has room for a prompt of {positions - 16} tokens"):
+        chat.ask("hello " * 60_000, stream=False)
+    assert time.perf_counter() - started < 20 and chat.history == [{"role": "system", "content": "Be brief."}]
+    long = "Tell me about the weather, the sea and the hills in one long sentence. " * 4
+    forgot = []
+    for _ in range(6):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chat.ask(long, stream=False)
+        forgot += [str(w.message) for w in caught]
+        prompt = tokenizer(chat.template.prompt(chat.history[:-1]), add_special_tokens=False)["input_ids"]
+        assert len(prompt) + 16 <= positions  # every answer was asked from a prompt that fit
+    assert forgot and re.match(rf"the conversation no longer fits the model's {positions} positions beside a "
+                               r"16-token answer: the chat forgot its \d+ oldest turn\(s\) \(the system turn is kept\)",
+                               forgot[0]), forgot
+    assert chat.history[0]["role"] == "system" and chat.history[1]["role"] == "user"
 
 
 def test_compare_decoding_measures_each_setting_and_keeps_the_right_answers(tiny, capsys):

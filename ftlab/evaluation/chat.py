@@ -5,7 +5,10 @@ template the model trained with (``Template.prompt``: the whole history, then th
 so turn three is asked exactly as the training text wrote it. Each answer streams as it comes (word by
 word, through transformers' ``TextStreamer``; ``on_text=`` takes the pieces instead of printing) and
 ends at the template's end-of-turn token. ``Reply`` says whether the model stopped by itself and how
-much of the answer repeats itself.
+much of the answer repeats itself. Before anything is generated, every turn is checked (a role the
+template knows, text for content: ``ChatError`` names the turn), and the prompt must leave the answer
+room in the model's positions: the oldest turns are forgotten, with a warning that says so, and a
+message too long on its own is refused with its length and the model's.
 
 ``compare_decoding`` measures repetition (the share of repeated word 3-grams in long answers, seed
 002's repeated poem) and the answers that must stay right, for several decoding settings side by side,
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ftlab.console.lines import warn
+from ftlab.data.formats import ROLES
 from ftlab.evaluation.generation import (
     decode_answer,
     decoding_settings,
@@ -23,6 +28,25 @@ from ftlab.evaluation.generation import (
     repeated_share,
     with_answer_penalty,
 )
+
+
+class ChatError(ValueError):
+    """A message or a turn of ``Chat.history`` that the chat cannot use; the message names it and the fix."""
+
+
+def check_turns(turns: list) -> None:
+    """Every turn a dict with a known role and text content; ``ChatError`` names the first that is not."""
+    for number, turn in enumerate(turns):
+        where = f"chat.history[{number}]"
+        if not isinstance(turn, dict):
+            raise ChatError(f"{where} is {turn!r}: each turn is {{'role': 'user', 'content': 'text'}}; fix it, or "
+                            "chat.reset() to start again")
+        if turn.get("role") not in ROLES:
+            raise ChatError(f"{where}: role {turn.get('role')!r} is not one of {', '.join(ROLES)} (the only roles a "
+                            "chat template writes); fix the turn, or chat.reset() to start again")
+        if not isinstance(turn.get("content"), str):
+            raise ChatError(f"{where} ({turn['role']}): its content is {turn.get('content')!r}, not text; give the "
+                            "turn its text, or chat.reset() to start again")
 
 
 @dataclass
@@ -90,11 +114,12 @@ class Chat:
         import torch
 
         if not isinstance(message, str) or not message.strip():
-            raise ValueError(f"the message must be non-empty text, got {message!r}")
-        turns = [*self.history, {"role": "user", "content": message}]
-        batch = self.tokenizer(self.template.prompt(turns), add_special_tokens=False, return_tensors="pt")
-        batch = batch.to(next(self.model.parameters()).device)
+            raise ChatError(f"the message must be non-empty text, got {message!r}")
+        check_turns(self.history)
         settings = decoding_settings(self.preset, self.template, self.max_new_tokens, **{**self.options, **options})
+        turns, batch = self._prompt_that_fits([*self.history, {"role": "user", "content": message}],
+                                              settings["max_new_tokens"])
+        batch = batch.to(next(self.model.parameters()).device)
         streamer = _streamer(self.tokenizer, on_text or _print) if stream or on_text else None
         if self.seed is not None:
             torch.manual_seed(self.seed + len(turns))  # repeatable, and not the same draw for every turn
@@ -112,6 +137,35 @@ class Chat:
                                               self.template.stop_token_ids)
         self.history = [*turns, {"role": "assistant", "content": text}]  # only once the answer exists
         return Reply(text, length, stopped, repeated_share(text))
+
+    def _prompt_that_fits(self, turns: list, answer_tokens: int):
+        """The turns (the oldest forgotten if need be) and their tokenized prompt, leaving ``answer_tokens`` positions
+        for the answer in the model's ``max_position_embeddings``; a new message too long alone is refused."""
+        positions = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+
+        def tokenized(kept):
+            return self.tokenizer(self.template.prompt(kept), add_special_tokens=False, return_tensors="pt")
+
+        batch = tokenized(turns)
+        if not isinstance(positions, int) or batch["input_ids"].shape[1] + answer_tokens <= positions:
+            return turns, batch
+        system = [t for t in turns[:1] if t["role"] == "system"]
+        alone = tokenized([*system, turns[-1]])["input_ids"].shape[1]
+        if alone + answer_tokens > positions:
+            raise ChatError(f"the message is {alone:,} tokens as the model reads it{' (with the system turn)' if system else ''}, "
+                            f"and this model reads {positions:,} positions at most (max_position_embeddings), "
+                            f"{answer_tokens:,} of them kept for the answer (max_new_tokens): it has room for a prompt of "
+                            f"{max(positions - answer_tokens, 0):,} tokens. Shorten the message, or lower max_new_tokens.")
+        before, earlier = len(turns), turns[len(system):-1]
+        while earlier and tokenized([*system, *earlier, turns[-1]])["input_ids"].shape[1] + answer_tokens > positions:
+            earlier = earlier[1:]
+            while earlier and earlier[0]["role"] != "user":  # a conversation starts with the user's turn
+                earlier = earlier[1:]
+        kept = [*system, *earlier, turns[-1]]
+        warn(f"the conversation no longer fits the model's {positions:,} positions beside a {answer_tokens:,}-token answer: "
+             f"the chat forgot its {before - len(kept)} oldest turn(s){' (the system turn is kept)' if system else ''}. "
+             "chat.reset() starts afresh; a lower max_new_tokens keeps more turns.", stacklevel=3)
+        return kept, tokenized(kept)
 
 
 @dataclass
