@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from ftlab.files.faults import DamagedFile
 from ftlab.memory.estimate import plan, processed_positions
 from ftlab.memory.gpus import gpu_spec
-from ftlab.memory.shapes import GIB, PlanInputError, model_shape, trl_loss
+from ftlab.memory.shapes import GIB, TINYLLAMA, PlanInputError, model_shape, trl_loss
+from ftlab.memory.suggestions import suggest
 
 H, I, LAYERS, HEADS, KV, V = 2048, 5632, 22, 32, 4, 32000  # noqa: E741 (I: intermediate size)
 ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -86,8 +88,45 @@ def test_unreadable_config_names_the_path(tmp_path):
     with pytest.raises(PlanInputError, match=str(tmp_path / "nowhere" / "config.json").replace("\\", ".")):
         model_shape(tmp_path / "nowhere" / "config.json")
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(PlanInputError, match="cannot read the model config .*config.json"):
+    with pytest.raises(DamagedFile, match=r"config\.json is damaged: not valid JSON \(.* at line 1, column 2\)"):
         model_shape(tmp_path)
+
+
+def test_a_config_missing_its_sizes_is_refused_not_planned_as_another_model(tmp_path):
+    """transformers fills a missing size with its default (a 7B Llama's): the plan would be of a model nobody gave."""
+    for given in ({"model_type": "llama"}, {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2}):
+        with pytest.raises(PlanInputError, match=r"the config dict gives no .*num_attention_heads.*defaults \("):
+            model_shape(given)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "vocab_size": 100}))
+    with pytest.raises(PlanInputError, match=r"config\.json gives no hidden_size, intermediate_size"):
+        plan(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 64}))
+    with pytest.raises(PlanInputError, match="has no model_type"):
+        plan(tmp_path)
+    whole = {k: v for k, v in TINYLLAMA.items() if k != "num_key_value_heads"}  # an optional size may be left out
+    assert model_shape(whole).kv_heads == TINYLLAMA["num_attention_heads"]
+
+
+@pytest.mark.parametrize("knobs, named", [
+    (dict(lengths=[]), r"lengths=\[\]: no rows to plan for.*token_lengths"),
+    (dict(lengths=[12, 3.5]), r"lengths: row 2 has length 3\.5"),
+    (dict(lengths=[12, -1]), r"lengths: row 2 has length -1"),
+    (dict(lengths="512"), r"lengths='512': give a list"),
+    (dict(batch_size=2.5), r"batch_size=2\.5: a whole number >= 1 \(rows per forward pass\)"),
+    (dict(batch_size=True), r"batch_size=True: a whole number"),
+    (dict(max_length=0), r"max_length=0: a whole number >= 1"),
+    (dict(rows=0), r"rows=0: a whole number >= 1"),
+    (dict(gradient_accumulation_steps=1.5), r"gradient_accumulation_steps=1\.5"),
+])
+def test_each_bad_planner_argument_is_named(knobs, named):
+    with pytest.raises(PlanInputError, match=named):
+        plan(**knobs)
+
+
+def test_suggest_refuses_an_empty_length_list_before_planning():
+    with pytest.raises(PlanInputError, match=r"lengths=\[\]: no rows"):
+        suggest(lengths=[])
+    assert plan(lengths=[12.0, 40]).settings["batch_size"] == 4  # whole numbers written as floats are lengths too
 
 
 def test_processed_positions_and_eta():
@@ -113,3 +152,6 @@ def test_a_calibration_file_replaces_the_estimates(tmp_path):
     assert slow.gpu.calibrated_from.endswith("(2 runs)") and "calibrated from" in repr(slow)
     assert slow.term("CUDA context").bytes == 0.3 * GIB and slow.epoch_s > fast.epoch_s
     assert "ESTIMATE" in repr(fast)
+    file.write_text('{"gpu": "Tesla T4", "constants": {"achieved_tflops": 8.0,')  # cut off while written
+    with pytest.raises(DamagedFile, match=r"T4\.json is damaged: not valid JSON .*line 1, column \d+.*gpu_calibrate"):
+        plan(rows=100, calibration=file)

@@ -24,6 +24,7 @@ estimates until ``benchmarks/gpu_calibrate.py`` has measured them on that GPU, a
 from __future__ import annotations
 
 import math
+import numbers
 import random
 from dataclasses import dataclass, field
 
@@ -251,8 +252,13 @@ def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = 
                                  ("attention", attention, ("sdpa", "eager")), ("padding", padding, PADDINGS)):
         if value not in choices:
             raise PlanInputError(f"{name}={value!r}: choose one of {choices}")
-    if batch_size < 1 or max_length < 1 or lora_r < 1:
-        raise PlanInputError("batch_size, max_length and lora_r must be whole numbers >= 1")
+    for name, value, what in (("batch_size", batch_size, "rows per forward pass"),
+                              ("max_length", max_length, "the longest row, in tokens"), ("lora_r", lora_r, "LoRA rank"),
+                              ("gradient_accumulation_steps", gradient_accumulation_steps, "micro-batches per step"),
+                              ("rows", 1 if rows is None else rows, "training rows")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise PlanInputError(f"{name}={value!r}: a whole number >= 1 ({what})")
+    lengths = checked_lengths(lengths)
     shape = model if isinstance(model, ModelShape) else model_shape(model)
     spec = gpu_spec(gpu, calibration)
     precision = precision or spec.half
@@ -278,6 +284,23 @@ def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = 
     if lengths is None and rows is not None:
         notes.append("no row lengths given: every row counted at max_length (an upper bound)")
     return Plan(settings, spec, terms, tokens, epoch, eta, notes)
+
+
+def checked_lengths(lengths) -> list[int] | None:
+    """``lengths`` as a list of whole token counts; ``PlanInputError`` for an empty list or a count that is not one."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, str | bytes | dict) or not hasattr(lengths, "__iter__"):
+        raise PlanInputError(f"lengths={lengths!r}: give a list with each training row's length in tokens")
+    lengths = list(lengths)
+    if not lengths:
+        raise PlanInputError("lengths=[]: no rows to plan for. Give each training row's length in tokens "
+                             "(ftlab.templates.token_lengths(rows, tokenizer)), or rows= and max_length=")
+    for number, n in enumerate(lengths, start=1):
+        whole = isinstance(n, numbers.Integral) or (isinstance(n, float) and n.is_integer())  # numpy ints, 12.0
+        if isinstance(n, bool) or not whole or n < 0:
+            raise PlanInputError(f"lengths: row {number} has length {n!r}; each length is a whole number of tokens >= 0")
+    return [int(n) for n in lengths]
 
 
 def padding_of(config) -> str:

@@ -7,11 +7,11 @@ speed constants are estimates until a calibration file measured on that GPU repl
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ftlab.files.records import read_json
 from ftlab.memory.shapes import PlanInputError
 
 
@@ -86,8 +86,9 @@ def calibrated(spec: GPUSpec, path: str | os.PathLike | None = None) -> GPUSpec:
     path = Path(path)
     if not path.exists():
         return spec
+    found = read_json(path, "Run benchmarks/gpu_calibrate.py on that GPU again to write it, or delete it (the plan "
+                            "then uses its estimates).")
     try:
-        found = json.loads(path.read_text())
         constants = {k: float(v) for k, v in found["constants"].items()
                      if k in GPUSpec.__dataclass_fields__ and k not in ("name", "half", "notes")}
     except (ValueError, KeyError, TypeError, AttributeError) as error:

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from ftlab.files.records import read_json
 
 TINYLLAMA = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
              "num_attention_heads": 32, "num_key_value_heads": 4, "vocab_size": 32000,
@@ -75,8 +76,9 @@ def _read_config(model):
     if isinstance(model, PretrainedConfig):
         return model, model.model_type
     if isinstance(model, dict):
-        model = dict(model)
-        return AutoConfig.for_model(model.pop("model_type", "llama"), **model), "config"
+        values = dict(model)
+        config = AutoConfig.for_model(values.pop("model_type", "llama"), **values)
+        return _complete(config, model, "the config dict"), "config"
     name = str(model)
     if name in KNOWN_CONFIGS:
         known = dict(KNOWN_CONFIGS[name])
@@ -93,12 +95,38 @@ def _read_config(model):
         raise PlanInputError(f"cannot read a model config at {file}: no such file. Give a folder holding "
                              f"config.json, the path of a config.json, a transformers config, or one of the "
                              f"known names {sorted(KNOWN_CONFIGS)}")
+    given = read_json(file, "It must be a model's config.json (the one transformers saves beside the weights).")
+    values = dict(given)
+    if "model_type" not in values:
+        raise PlanInputError(f"{file} has no model_type, so it is not a transformers config.json; give the "
+                             "config.json saved beside a model's weights")
     try:
-        values = json.loads(file.read_text())
-        return AutoConfig.for_model(values.pop("model_type"), **values), path.name
+        config = AutoConfig.for_model(values.pop("model_type"), **values)
     except (ValueError, KeyError, TypeError) as error:
-        raise PlanInputError(f"cannot read the model config {file}: {error!r}. It must be a transformers "
+        raise PlanInputError(f"cannot read the model config {file}: {error}. It must be a transformers "
                              "config.json with a model_type") from error
+    return _complete(config, given, str(file)), path.name
+
+
+SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def _complete(config, given: dict, source: str):
+    """``config``, refused when ``given`` (what the learner gave) lacks a size the plan counts: transformers
+    would fill it with its default (a 7B Llama's), and the plan would be of a model nobody asked for."""
+    import inspect
+
+    text, values = config.get_text_config(), given.get("text_config") or given
+    aliases = getattr(type(text), "attribute_map", {}) or {}
+    accepted = inspect.signature(type(text).__init__).parameters
+    missing = [name for name in SIZES if name not in values and aliases.get(name) not in values
+               and (name in accepted or aliases.get(name) in accepted)]
+    if missing:
+        defaults = ", ".join(f"{name}={getattr(text, name, None)}" for name in missing)
+        raise PlanInputError(f"{source} gives no {', '.join(missing)}: transformers would fill in its own defaults "
+                             f"({defaults}) and the plan would be of another model. Give the model's whole config "
+                             "(its config.json, or the folder holding it)")
+    return config
 
 
 def model_shape(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0") -> ModelShape:

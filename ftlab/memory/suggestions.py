@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from ftlab.console.lines import warn
-from ftlab.memory.estimate import ATTENTION, Plan, padding_of, plan
+from ftlab.memory.estimate import ATTENTION, Plan, checked_lengths, padding_of, plan
 from ftlab.memory.gpus import gpu_for
 from ftlab.memory.shapes import PlanInputError, model_shape
 
@@ -61,7 +61,8 @@ def suggest(effective_batch: int = 16, lengths=None, gpu="T4", model="TinyLlama/
     """
     if lengths is None and (max_length is None or rows is None):
         raise PlanInputError("give the rows' token lengths (lengths=...), or max_length and rows")
-    if not isinstance(effective_batch, int) or effective_batch < 1:
+    lengths = checked_lengths(lengths)
+    if isinstance(effective_batch, bool) or not isinstance(effective_batch, int) or effective_batch < 1:
         raise PlanInputError(f"effective_batch={effective_batch!r}: a whole number >= 1")
     max_length = max_length or max(lengths)
     shape = model_shape(model)
