@@ -137,9 +137,15 @@ class RoundConfig:
                      "logging_steps"):
             if not _whole(getattr(self, name)) or getattr(self, name) < 1:
                 bad(name, "must be a whole number >= 1")
+        if _number(self.max_steps) and self.max_steps > MOST_STEPS:
+            bad("max_steps", f"is more than {MOST_STEPS:,} steps, which no round gets near in a free GPU session (12 hours "
+                             "at most); give the steps you mean, or max_steps=-1 and num_train_epochs")
         for name in ("max_steps", "seed"):
             if not _whole(getattr(self, name)):
-                bad(name, "must be a whole number")
+                value = getattr(self, name)
+                spelled = (f" (write it as digits, {int(value)}: 1e3 or 1000.0 is read as a decimal number)"
+                           if isinstance(value, float) and value.is_integer() else "")
+                bad(name, f"must be a whole number{spelled}")
         for name in ("packing", "padding_free", "group_by_length", "gradient_checkpointing"):
             if not isinstance(getattr(self, name), bool):
                 bad(name, "must be True or False")
@@ -241,6 +247,9 @@ class RoundConfig:
             # different batch sizes or lengths compare by tokens, not steps (ftlab.lab.answers_and_curves)
             include_num_input_tokens_seen="non_padding",
         )
+
+
+MOST_STEPS = 10**7  # a max_steps above this is a typo (1e12), not a plan
 
 
 def _layer_names(value):

@@ -30,6 +30,8 @@ from pathlib import Path
 import yaml
 
 from ftlab.config import PRESETS, ConfigError, RoundConfig
+from ftlab.files.faults import describe
+from ftlab.files.records import read_text
 
 MATERIALS = {
     "preset": "the preset whose knobs the file starts from",
@@ -78,7 +80,7 @@ class RunFile:
         if self.template == "alpaca":
             template = ftlab.Template(tokenizer, "alpaca")
         elif self.template != "chat":  # a chat template file
-            template = ftlab.Template.chat(tokenizer, chat_template=Path(self.template).read_text(encoding="utf-8"))
+            template = ftlab.Template.chat(tokenizer, chat_template=read_text(self.template))
         demo = demo_data() if "demo" in (self.train, self.eval) else None
         train = demo[0] if self.train == "demo" else self.train
         eval = demo[1] if self.eval == "demo" else self.eval
@@ -121,17 +123,23 @@ def read(path) -> RunFile:
     template = text["template"] or "chat"
     if template not in ("chat", "alpaca"):
         template = where.existing("template", template, must_exist=True)
+        read_text(template)  # a template file that is not UTF-8 is named here, by line, before anything loads
     train, eval = (where.data(key, text[key]) if text[key] else None for key in ("train", "eval"))
+    if train and eval and train != "demo" and Path(train).exists() and Path(train).resolve() == Path(eval).resolve():
+        where.fail("eval", f"eval: {text['eval']!r} is the train file too: its eval loss would be a training loss "
+                           "(the model has seen every row). Hold rows out instead: train, eval = ftlab.data.split(rows, "
+                           "eval_size=0.1) gives two sets with no prompt in both (chapter 01); save each to its "
+                           "own file and name them here")
     model = text["model"]  # "tiny", a Hub id, or a path (from the config file's folder when relative)
     if model != "tiny" and ((path.parent / model).exists() or Path(model).suffix == ".gguf" or model.startswith(".")):
         model = where.existing("model", model, must_exist=False)
-    lab = where.existing("lab", text["lab"], must_exist=False) if text["lab"] else None
+    lab = where.folder("lab", text["lab"]) if text["lab"] else None
     return RunFile(path, config, preset, model, train, eval, template, lab, text["name"], text["notes"], lines)
 
 
 def parse(path: Path) -> tuple[dict, dict]:
     """The file's top-level keys with their values and line numbers; duplicate keys refused (YAML keeps the last)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         node = yaml.compose(text, Loader=Loader)
     except yaml.YAMLError as error:
@@ -189,10 +197,22 @@ class _Where:
                            f"file's folder); it must be {MATERIALS[key]}")
         return str(path)
 
+    def folder(self, key: str, value: str) -> str:
+        """A folder ftlab writes in (which may not exist yet), never an existing file."""
+        path = self.existing(key, value, must_exist=False)
+        if Path(path).exists() and not Path(path).is_dir():
+            self.fail(key, f"{key}: {value!r} is {describe(path)} ({path}), not a folder; it must be {MATERIALS[key]}, "
+                           "a folder of its own (it is made if it does not exist)")
+        return path
+
     def data(self, key: str, value: str) -> str:
         """A data file (which must exist), ``demo``, or a name ftlab.data.load looks up (e.g. a Hub data set)."""
         if value == "demo":
             return value
         if Path(value).suffix.lower() in DATA_SUFFIXES or (self.path.parent / value).exists():
-            return self.existing(key, value, must_exist=True)
+            path = self.existing(key, value, must_exist=True)
+            if Path(path).is_dir():
+                self.fail(key, f"{key}: {value!r} is a folder ({path}); it must be {MATERIALS[key]}: name one of "
+                               f"its files")
+            return path
         return value

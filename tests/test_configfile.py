@@ -1,6 +1,7 @@
 """``ftlab train CONFIG.yaml``'s file: read strictly, every mistake named by file, line, key, value and choices."""
 
 import os
+import re
 import subprocess
 import sys
 from textwrap import dedent
@@ -76,6 +77,41 @@ def test_materials_are_checked_before_anything_loads(tmp_path):
     refused(tmp_path, GOOD.replace("model: tiny", "model: 5"), "line 2", "model: 5 is not text")
     refused(tmp_path, GOOD.replace("model: tiny\n", ""), "no 'model' key", "model: ...")
     refused(tmp_path, GOOD.replace("eval: demo", "template: nowhere.jinja"), "line 4", "'nowhere.jinja'")
+
+
+def test_path_mistakes_are_caught_by_the_check_before_anything_loads(tmp_path):
+    """Each used to pass --check and fail after the model loaded (or train on: the same file as train and eval)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "notes.txt").write_text("my notes", encoding="utf-8")
+    refused(tmp_path, GOOD.replace("eval: demo", "eval: train.jsonl"), "line 4", "eval: 'train.jsonl' is the train "
+            "file too: its eval loss would be a training loss", "ftlab.data.split(rows, eval_size=0.1)")
+    refused(tmp_path, GOOD.replace("eval: demo", "eval: ./train.jsonl"), "line 4", "is the train file too")
+    refused(tmp_path, GOOD.replace("train: train.jsonl", "train: data"), "line 3", "train: 'data' is a folder",
+            "name one of its files")
+    refused(tmp_path, GOOD + "lab: notes.txt\n", "line 9", "lab: 'notes.txt' is a file of 8 bytes", "not a folder")
+    assert read(write(tmp_path, GOOD + "lab: data\n")).lab == str(tmp_path / "data")  # an existing folder is fine
+
+
+def test_a_file_saved_as_latin1_is_named_by_file_and_line(tmp_path):
+    from ftlab.files.faults import NotText
+
+    path = tmp_path / "round.yaml"
+    write(tmp_path, GOOD)
+    path.write_bytes((GOOD + "notes: réglage du taux\n").encode("latin-1"))
+    with pytest.raises(NotText, match=rf"^{re.escape(str(path))}, line 9: not UTF-8 text \(byte 0xe9 .*Latin-1.*Save it "
+                                      "as UTF-8"):
+        read(path)
+    (tmp_path / "mine.jinja").write_bytes("{{ 'Réponse' }}".encode("latin-1"))  # the template it names, too
+    path.write_text(GOOD.replace("eval: demo", "template: mine.jinja"), encoding="utf-8")
+    with pytest.raises(NotText, match=r"mine\.jinja, line 1: not UTF-8 text"):
+        read(path)
+
+
+def test_a_number_of_steps_no_round_reaches_is_refused(tmp_path):
+    refused(tmp_path, GOOD.replace("max_steps: 30", "max_steps: 1e12"), "line 7", "max_steps = 1000000000000.0: is more "
+            "than 10,000,000 steps")
+    refused(tmp_path, GOOD.replace("max_steps: 30", "max_steps: 3e2"), "line 7", "whole number (write it as digits, "
+            "300")
 
 
 def test_what_is_not_a_list_of_keys_is_refused_with_its_line(tmp_path):

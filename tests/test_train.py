@@ -92,6 +92,34 @@ def test_bad_rows_are_named_before_training(tiny, tmp_path):
     assert not (tmp_path / "adapter").exists()
 
 
+def test_rows_longer_than_max_length_are_counted_and_reported_before_training_not_cut_in_silence(tiny):
+    import warnings
+
+    from ftlab.data import load
+    from ftlab.round.train import training_rows
+    from ftlab.templates.template import Template
+
+    _, tokenizer = tiny
+    template = Template.chat(tokenizer)
+    short = {"messages": [{"role": "user", "content": "Greet Ada."}, {"role": "assistant", "content": "Hello, Ada."}]}
+    huge = {"messages": [{"role": "user", "content": "Summarise: " + "word " * 3000},
+                         {"role": "assistant", "content": "A summary."}]}
+    rows = load([short, huge, short, huge], quiet=True)
+    config = RoundConfig.preset("cpu-tiny", max_length=64)
+    exact = len(template.encode(short["messages"])[0])  # a row exactly max_length long is not cut
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        formatted = training_rows(template, rows, config)
+        assert training_rows(template, rows.select([0, 2]), RoundConfig.preset("cpu-tiny", max_length=exact)) is not None
+    messages = [str(w.message) for w in caught]
+    longest = len(template.encode(huge["messages"])[0])
+    assert messages == [f"2 of 4 train rows are longer than max_length=64 tokens and are cut to it (rows 2, 4; the "
+                        f"longest has {longest:,} tokens): the model never sees their ends, and a cut answer teaches it "
+                        "to stop mid-sentence. Raise max_length, or shorten or drop those rows "
+                        "(ftlab.templates.length_report(rows, tokenizer, max_length) shows every row's length)."]
+    assert [len(ids) for ids in formatted["input_ids"]] == [exact, 64, exact, 64]  # cut as the trainer cuts them
+
+
 # ------------------------------------------------------------------------------------------ what a round promises
 SHORT = dict(max_steps=6, eval_steps=3, logging_steps=1)
 

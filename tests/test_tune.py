@@ -181,3 +181,23 @@ def test_the_advice_check_says_what_is_wrong_without_giving_the_learning_rate(ti
         assert "0.09" not in str(failed.value)  # the advised value itself is never printed
     with pytest.raises(CheckFailed, match="no round named 'advised'"):
         check_lr_advice(broken, 0.9, 0.09)
+
+
+def test_a_sweep_space_with_nothing_to_try_is_named_before_any_round(tmp_path):
+    import warnings
+
+    import ftlab
+
+    lab = ftlab.Lab(tmp_path / "lab")
+    baseline = ftlab.RoundConfig.preset("cpu-tiny")
+    for space, named in (({"learning_rate": []}, r"space\['learning_rate'\] = \[\]: no values to try; give the values to "
+                                                  r"compare with the baseline's 0\.001"),
+                         ({"lora_r": 8}, r"space\['lora_r'\] = 8: give a list of values to try, e.g. \{'lora_r': \[16,")):
+        with pytest.raises(ValueError, match=named):
+            lab.sweep(baseline, space, None, None, [], [])
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ValueError, match=r"\[\]: no values"):
+        warnings.simplefilter("always")
+        lab.sweep(baseline, {"lora_r": [16], "learning_rate": []}, None, None, [], [])
+    assert [str(w.message) for w in caught] == ["space['lora_r'] = [16] holds only the baseline's value: no round tries "
+                                                "another lora_r"]
+    assert not (tmp_path / "lab").exists()  # nothing trained, nothing written

@@ -151,3 +151,22 @@ def leakage(train, eval, by="prompt") -> list[Leak]:
             rows.append(number)
     return [Leak(number, tuple(where[text]), text)
             for number, text in enumerate(key_texts(chat_dataset(eval), by), start=1) if text in where]
+
+
+def warn_if_shared(train, eval, by="prompt") -> list[Leak]:
+    """Warn, in one line, when eval rows share their prompt with train rows (``leakage``); returns the leaks.
+
+    A lab round trained with them still runs (a learner may mean it), but its eval loss partly measures
+    memory: the warning gives the share, the first pair of rows and how to hold rows out (chapter 01).
+    """
+    from ftlab.console.lines import warn
+
+    leaks = leakage(train, eval, by) if train is not None and eval is not None else []
+    if leaks:
+        share = len(leaks) / len(eval)
+        whole = "every eval row is" if len(leaks) == len(eval) else f"{len(leaks):,} of {len(eval):,} eval rows ({share:.0%}) are"
+        warn(f"{whole} also in train by its {by if isinstance(by, str) else 'key'} (first: {leaks[0]}): their eval "
+             "loss measures memory, not what the model learned. Hold rows out with ftlab.data.split(rows, "
+             "eval_size=0.1), which keeps every prompt on one side; ftlab.data.leakage(train, eval) lists them all.",
+             stacklevel=3)
+    return leaks

@@ -189,9 +189,36 @@ def training_rows(template: Template, rows, config: RoundConfig, name: str = "tr
     from ftlab.templates.masks import TemplateError
 
     try:
-        return template.format(rows, config.loss_on, config.max_length)
+        formatted = template.format(rows, config.loss_on, config.max_length)
     except TemplateError as error:
         raise TemplateError(f"{name} data, {error}") from error
+    report_cut_rows(template, rows, formatted, config.max_length, name)
+    return formatted
+
+
+def report_cut_rows(template: Template, rows, formatted, max_length: int, name: str) -> list[int]:
+    """Warn, in one line, about the rows longer than ``max_length`` tokens that the trainer cuts; their numbers.
+
+    Only rows that reach ``max_length`` once cut are measured again (whole), so the check costs nothing when
+    no row is that long; the warning gives how many, which rows, the longest, and what to do.
+    """
+    import pyarrow.compute as pc
+
+    from ftlab.console.lines import warn
+
+    reached = pc.list_value_length(formatted.data.column("input_ids")).to_numpy() >= max_length
+    candidates = [int(i) for i in reached.nonzero()[0]]
+    if not candidates:
+        return []
+    lengths = template.token_lengths(rows.select(candidates)["messages"])
+    cut = [(i + 1, n) for i, n in zip(candidates, lengths, strict=True) if n > max_length]
+    if cut:
+        shown = ", ".join(str(row) for row, _ in cut[:5]) + (" ..." if len(cut) > 5 else "")
+        warn(f"{len(cut):,} of {len(rows):,} {name} rows are longer than max_length={max_length} tokens and are cut "
+             f"to it (rows {shown}; the longest has {max(n for _, n in cut):,} tokens): the model never sees their "
+             "ends, and a cut answer teaches it to stop mid-sentence. Raise max_length, or shorten or drop those "
+             "rows (ftlab.templates.length_report(rows, tokenizer, max_length) shows every row's length).", stacklevel=4)
+    return [row for row, _ in cut]
 
 
 def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
