@@ -93,9 +93,9 @@ def test_training_into_a_lab_with_a_damaged_round_says_so_once_and_records_the_r
     assert len(said) == 1 and said[0].startswith(f"{lab.path / 'round-002' / 'round.json'} is damaged")
     assert said[0].endswith("New rounds are recorded beside it as usual.")
     assert (again.status, again.id, other.status, other.id) == ("succeeded", 4, "succeeded", 5)  # round 2 not reused
-    shared = [str(w.message) for w in caught if "also in train" in str(w.message)]
-    assert shared == [shared[0]] and shared[0].startswith("every eval row is also in train by its prompt (first: eval "
-                                                          "row 1 = train row(s) 1")
+    shared = [str(w.message) for w in caught if "with train rows" in str(w.message)]
+    assert shared == [shared[0]] and shared[0].startswith("every eval row shares its prompt with train rows (first: "
+                                                          "eval row 1 = train row(s) 1")
     assert "ftlab.data.split(rows, eval_size=0.1)" in shared[0]
     assert [r.id for r in lab.rounds()] == [1, 3, 4, 5] and [r.id for r in lab.unreadable()] == [2]
 
@@ -117,3 +117,19 @@ def test_a_folder_given_as_data_fails_the_round_as_a_data_problem_naming_it(tmp_
     assert round_.status == "failed" and failure["kind"] == "data format"
     assert failure["findings"][0]["file"] == str(tmp_path / "data")
     assert failure["findings"][0]["message"].startswith("a folder, not a data file; pass one of its files (.jsonl")
+
+
+def test_eval_rows_that_share_their_prompt_with_train_are_counted_in_the_warning():
+    from ftlab.data.splits import warn_if_shared
+
+    def row(prompt):
+        return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "ok"}]}
+
+    train = [row(f"Greet {name}.") for name in ("Ada", "Bo", "Cy")]
+    with pytest.warns(UserWarning, match=r"^1 of 4 eval rows \(25%\) share their prompt with train rows \(first: eval "
+                                         r"row 3 = train row\(s\) 2: user: greet bo\.\)"):
+        leaks = warn_if_shared(train, [row("Greet Dee."), row("Greet Eve."), row("Greet Bo."), row("Greet Fay.")])
+    assert [leak.eval_row for leak in leaks] == [3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_shared(train, [row("Greet Dee.")]) == [] and warn_if_shared(train, None) == []

@@ -163,9 +163,10 @@ def warn_if_shared(train, eval, by="prompt") -> list[Leak]:
 
     leaks = leakage(train, eval, by) if train is not None and eval is not None else []
     if leaks:
-        share = len(leaks) / len(eval)
-        whole = "every eval row is" if len(leaks) == len(eval) else f"{len(leaks):,} of {len(eval):,} eval rows ({share:.0%}) are"
-        warn(f"{whole} also in train by its {by if isinstance(by, str) else 'key'} (first: {leaks[0]}): their eval "
+        noun = by if isinstance(by, str) else "key"
+        whole = (f"every eval row shares its {noun}" if len(leaks) == len(eval) else
+                 f"{len(leaks):,} of {len(eval):,} eval rows ({len(leaks) / len(eval):.0%}) share their {noun}")
+        warn(f"{whole} with train rows (first: {leaks[0]}): their eval "
              "loss measures memory, not what the model learned. Hold rows out with ftlab.data.split(rows, "
              "eval_size=0.1), which keeps every prompt on one side; ftlab.data.leakage(train, eval) lists them all.",
              stacklevel=3)
