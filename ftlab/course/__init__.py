@@ -11,3 +11,5 @@
 """
 
 from ftlab.course import checks, exercises, install, renderings
+
+__all__ = ["checks", "exercises", "install", "renderings"]

@@ -18,5 +18,5 @@ from ftlab.export.adapter import (
 )
 from ftlab.export.gguf import write_gguf
 
-__all__ = ["ExportError", "compare_logits", "load_adapter", "merge_adapter", "push_to_hub", "read_record",
-           "save_adapter", "write_gguf"]
+__all__ = ["adapter", "compare_logits", "ExportError", "gguf", "load_adapter", "merge", "merge_adapter",
+           "push_to_hub", "read_record", "save_adapter", "write_gguf"]

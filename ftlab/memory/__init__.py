@@ -15,4 +15,5 @@ from ftlab.memory.estimate import Plan, plan
 from ftlab.memory.shapes import PlanInputError, model_shape
 from ftlab.memory.suggestions import Suggestion, suggest
 
-__all__ = ["Plan", "PlanInputError", "Suggestion", "model_shape", "plan", "suggest"]
+__all__ = ["estimate", "gpus", "model_shape", "Plan", "plan", "PlanInputError", "ram", "shapes", "suggest",
+           "Suggestion", "suggestions"]

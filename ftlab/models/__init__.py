@@ -11,4 +11,4 @@
 from ftlab.models import loading, quantized, smollm2, tiny
 from ftlab.models.loading import DEFAULT_MODEL, load_model, load_tokenizer, tiny_model
 
-__all__ = ["DEFAULT_MODEL", "load_model", "load_tokenizer", "tiny_model"]
+__all__ = ["DEFAULT_MODEL", "load_model", "load_tokenizer", "loading", "quantized", "smollm2", "tiny", "tiny_model"]

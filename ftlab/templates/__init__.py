@@ -14,5 +14,5 @@ from ftlab.templates.lengths import LengthReport, length_report, token_lengths
 from ftlab.templates.masks import LossMask, TemplateError, loss_mask
 from ftlab.templates.template import CHAT_TEMPLATE, Template
 
-__all__ = ["CHAT_TEMPLATE", "LengthReport", "LossMask", "Template", "TemplateError", "length_report", "loss_mask",
-           "token_lengths"]
+__all__ = ["CHAT_TEMPLATE", "LengthReport", "LossMask", "Template", "TemplateError", "length_report", "lengths",
+           "loss_mask", "masks", "template", "token_lengths"]
