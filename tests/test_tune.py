@@ -125,6 +125,108 @@ def test_an_effect_within_the_noise_of_three_repeats_is_not_called_beyond_it():
     assert twice.ranking().iloc[0]["noise"] < row["noise"]
 
 
+# ------------------------------------------------------------------------------------------ sweeps on known values
+# Seed 004's sweep by accuracy, as a learner redid it: ftlab once named the worst value of each knob best.
+ACCURACY = {(1e-3, 60): 0.375, (3e-4, 60): 0.0, (3e-3, 60): 0.925, (1e-3, 120): 1.0, (3e-3, 120): 0.95}
+JITTER = {42: 0.0, 43: -0.025, 44: 0.025}  # the baseline's three seeds: s = 0.025, so the noise is known
+
+
+class ScriptedLab:
+    """A lab whose rounds are recorded, not trained: each gets the value ``outcome(config)`` (None: the round
+    failed), so a sweep's decisions are checked on values known in advance, in milliseconds, on any CPU."""
+
+    def __new__(cls, path, metric, outcome):
+        import ftlab
+        from ftlab.lab.round import Round
+        from ftlab.lab.storage import new_round_folder
+
+        class Scripted(ftlab.Lab):
+            def train(self, config, *inputs, name=None, **options):
+                number, folder = new_round_folder(self.path)
+                value = outcome(config)
+                metrics = {"train_loss": 0.5, "eval_loss": 0.5, metric: value}
+                if metric not in ("train_loss", "eval_loss"):
+                    metrics["scores"] = [metric]
+                failure = None if value is not None else {"kind": "out of memory", "message": "scripted", "advice": ""}
+                round_ = Round(folder, {"id": number, "name": name, "status": "succeeded" if failure is None else
+                                        "failed", "config": config.to_dict(), "seed": config.seed, "data": {},
+                                        "template": {}, "base_model": "tiny", "repeat_of": None,
+                                        "metrics": metrics if failure is None else None, "failure": failure})
+                round_.update()
+                return round_
+
+        return Scripted(path)
+
+
+def scripted_sweep(tmp_path, metric, transform, **options):
+    import ftlab
+
+    def outcome(config):
+        if config.lora_r == 64:
+            return None  # this value fails (out of memory): it counts as the worst value seen
+        return transform(ACCURACY[(config.learning_rate, config.max_steps)] + JITTER[config.seed])
+
+    lab = ScriptedLab(tmp_path / metric, metric, outcome)
+    baseline = ftlab.RoundConfig.preset("cpu-tiny", max_steps=60)
+    space = {"learning_rate": [3e-4, 3e-3], "max_steps": [120], "lora_r": [64]}
+    return lab, lab.sweep(baseline, space, None, None, [], [], repeats=3, metric=metric, **options)
+
+
+@pytest.mark.parametrize("metric, transform", [("exact_match", lambda v: v), ("eval_loss", lambda v: 1 - v)],
+                         ids=["higher is better", "lower is better"])
+def test_a_sweep_names_the_best_value_in_the_metrics_direction_and_combines_the_best(tmp_path, metric, transform):
+    lab, result = scripted_sweep(tmp_path, metric, transform, score=lambda model, tokenizer: {})
+    table = result.ranking().set_index("knob")
+    assert list(table.index) == ["max_steps", "learning_rate", "lora_r"], table  # by effect, as seed 004 ranked
+    assert table.loc["learning_rate", "best value"] == repr(3e-3), table  # not 3e-4, the worst
+    assert table.loc["max_steps", "best value"] == "120", table
+    assert table.loc["learning_rate", "effect"] == pytest.approx(0.55) and table.loc["lora_r", "failed"] == 1
+    assert bool(table.loc["learning_rate", "beyond noise"]) and bool(table.loc["max_steps", "beyond noise"])
+    grid = [p for p in result.points if p.phase == "grid"]  # both knobs beat the baseline: they are combined
+    assert [p.knobs for p in grid] == [{"learning_rate": 3e-3, "max_steps": 120}], result
+    assert grid[0].metric == pytest.approx(transform(0.95))
+    assert result.best().knobs == {"max_steps": 120} and result.best().metric == pytest.approx(transform(1.0))
+    assert result.direction.higher == (metric == "exact_match")
+    assert f"({result.direction.words})" in result.conclusion() and "best value 120" in result.conclusion()
+    assert len(lab.rounds()) == 3 + 3 + 1 + 1  # baseline repeats, one factor (a failed one too), the grid
+    with pytest.warns(UserWarning, match="differ in 2 knobs"):  # the grid round changed two: said, and compared
+        comparison = lab.compare([r.id for r in lab.rounds() if r.status == "succeeded"])
+    name = "exact_match" if metric == "exact_match" else "eval loss"
+    assert comparison.best[name][0] == result.best().round_id
+    assert f"best {name} ({result.direction.words}): round {result.best().round_id}" in repr(comparison)
+
+
+def test_a_sweep_refuses_a_metric_it_cannot_read_before_any_round(tmp_path):
+    with pytest.raises(ValueError, match="'my_error_rate'.*higher_is_better"):
+        scripted_sweep(tmp_path, "my_error_rate", lambda v: 1 - v, score=lambda model, tokenizer: {})
+    with pytest.raises(ValueError, match="needs the score that measures it: score="):
+        scripted_sweep(tmp_path, "exact_match", lambda v: v)  # no score=: nothing would record exact_match
+    assert not list(tmp_path.rglob("round.json"))  # refused before a round was recorded
+    lab, declared = scripted_sweep(tmp_path, "my_error_rate", lambda v: 1 - v, higher_is_better=False,
+                                   score=lambda model, tokenizer: {})
+    assert declared.ranking().set_index("knob").loc["learning_rate", "best value"] == repr(3e-3)
+    with pytest.raises(ValueError, match="better lower"):
+        scripted_sweep(tmp_path, "eval_loss", lambda v: v, higher_is_better=True)
+
+
+def test_the_direction_rule_knows_every_score_of_the_metrics_table_and_the_losses():
+    from ftlab.evaluation.metrics import SCORES, score
+    from ftlab.lab.directions import direction, known
+
+    keys = score(["2 cats", "3"], ["2 cats", "4"], names=list(SCORES))
+    assert set(keys) >= {"exact_match", "f1", "bleu", "rouge1", "rougeL", "answer_accuracy"}
+    assert all(known(k) is True for k in keys), {k: known(k) for k in keys}  # every score: better higher
+    for name in ("accuracy", "overall_accuracy", "eval_accuracy", "eval_exact_match"):
+        assert direction(name).higher
+    for name in ("eval_loss", "eval loss", "train_loss", "loss", "perplexity", "eval_loss_before"):
+        assert not direction(name).higher
+    assert direction("tokens_per_s", higher_is_better=True).higher
+    with pytest.raises(ValueError, match="'tokens_per_s'"):
+        direction("tokens_per_s")
+    assert direction("exact_match").best([0.375, 0.0, 0.925]) == 0.925
+    assert direction("eval_loss").best([0.375, 0.0, 0.925]) == 0.0
+
+
 def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path):
     import ftlab
 

@@ -16,7 +16,8 @@
 - ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.
 - ``watchers``: trainer callbacks while it trains: live log, heartbeat, checkpoint clock, divergence guard.
 - ``capture``: its printed output teed into the folder, and the tracker (TensorBoard, wandb) it reports to.
-- ``failures``: why a round failed, in a mentor's words.
+- ``failures``: why a round failed (an accuracy collapse too), in a mentor's words.
+- ``directions``: which way a metric is better: higher for scores, lower for losses, declared for the rest.
 - ``storage``: the folder's files: atomic writes, JSONL, secrets scrubbed, round folders, checkpoints.
 
 Each module imports only modules below it in this list (tests/test_imports.py checks it); ``storage``

@@ -7,6 +7,8 @@ noise measured by repeating the baseline with other seeds (``NOISE_RULE`` says w
 beyond that noise; at least ``MIN_REPEATS`` repeats, or the noise is unknown and nothing is called beyond it).
 A sweep point is one round, so its rule is a prediction interval around the baseline's repeats; ``lab.effect``
 weighs two settings that both have repeats (a two-sample t-test). Both take Student's t from one table.
+"Best" reads the metric in its direction (``ftlab.lab.directions``): the lowest eval loss, the highest
+``exact_match`` or accuracy; a metric ftlab does not know is refused unless ``higher_is_better=`` says which.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 from ftlab.config import RoundConfig
+from ftlab.lab.directions import Direction, direction, known
 from ftlab.lab.repeats import metric_value, spread
 
 MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
@@ -44,6 +47,14 @@ class SweepResult:
     metric: str
     points: list[SweepPoint]
     budget_note: str = ""
+    higher_is_better: bool | None = None  # needed only for a metric ftlab.lab.directions does not know
+
+    def __post_init__(self):
+        self.higher_is_better = self.direction.higher  # the rule's, or refused by name
+
+    @property
+    def direction(self) -> Direction:
+        return direction(self.metric, self.higher_is_better)
 
     def baseline_values(self) -> list[float]:
         return [p.metric for p in self.points if p.phase == "baseline" and p.metric is not None]
@@ -66,13 +77,16 @@ class SweepResult:
 
     def ranking(self):
         """A row per knob tried one at a time: its effect (the largest move of a value's mean metric from the
-        baseline's mean; a failed value counts as the worst metric seen), best value, the noise for that
-        value and whether the effect is beyond it (``NOISE_RULE``; None when the noise is unknown)."""
+        baseline's mean; a failed value counts as the worst metric seen), best value (in the metric's direction),
+        the noise for that value and whether the effect is beyond it (``NOISE_RULE``; None when the noise is
+        unknown)."""
         import pandas as pd
 
+        better = self.direction
         base = self.baseline_values()
         base_mean = spread(base).mean if base else None
-        worst = max((p.metric for p in self.points if p.metric is not None), default=math.nan)
+        seen = [p.metric for p in self.points if p.metric is not None]
+        worst = better.worst(seen) if seen else math.nan
         rows = []
         knobs = dict.fromkeys(k for p in self.points if p.phase == "one factor" for k in p.knobs)
         for knob in knobs:
@@ -88,7 +102,7 @@ class SweepResult:
                 means[repr(getattr(self.baseline, knob))] = base_mean
             else:  # no baseline round succeeded: the range of the values tried, with no noise to weigh it
                 effect, noise = max(means.values()) - min(means.values()), None
-            rows.append({"knob": knob, "effect": effect, "best value": min(means, key=means.get),
+            rows.append({"knob": knob, "effect": effect, "best value": better.best(means, key=means.get),
                          "values tried": len(means), "failed": failed, "noise": noise,
                          "beyond noise": None if noise is None else bool(effect > noise)})
         table = pd.DataFrame(rows, columns=["knob", "effect", "best value", "values tried", "failed", "noise",
@@ -96,15 +110,17 @@ class SweepResult:
         return table.sort_values("effect", ascending=False, ignore_index=True)
 
     def best(self) -> SweepPoint | None:
+        """The point with the best metric: the lowest loss, the highest score."""
         done = [p for p in self.points if p.metric is not None]
-        return min(done, key=lambda p: p.metric) if done else None
+        return self.direction.best(done, key=lambda p: p.metric) if done else None
 
     def conclusion(self) -> str:
         table = self.ranking()
         if table.empty:
             return "No knob was tried one at a time: nothing to rank."
         top, best = table.iloc[0], self.best()
-        text = (f"Knobs by effect on {self.metric}: {' > '.join(table['knob'])}. {top['knob']} matters most "
+        text = (f"Knobs by effect on {self.metric} ({self.direction.words}): {' > '.join(table['knob'])}. "
+                f"{top['knob']} matters most "
                 f"({top['effect']:.3f}, best value {top['best value']}). ")
         if self.noise() is None:
             text += (f"The noise is unknown: {len(self.baseline_values())} baseline round(s) succeeded, and it takes "
@@ -148,7 +164,7 @@ class SweepResult:
 
 def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval=None, budget_rounds: int | None = None,
           budget_minutes: float | None = None, repeats: int = 1, grid_knobs: int = 2, metric: str = "eval_loss",
-          **train_options) -> SweepResult:
+          higher_is_better: bool | None = None, **train_options) -> SweepResult:
     """One factor at a time around ``baseline``, then a small grid over the best values; every round in ``lab``.
 
     ``space`` maps a knob to the values to try (``{"learning_rate": [5e-4, 5e-3], "lora_dropout": [0.0, 0.1]}``).
@@ -158,6 +174,8 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     best values. A round that fails (out of memory, divergence) is recorded in the lab and the sweep goes
     on; a value ``RoundConfig`` refuses is noted without a round. The sweep stops starting rounds once
     ``budget_rounds`` have run or ``budget_minutes`` have passed (a round under way is finished).
+    ``metric``: the eval loss, or a score that ``score=`` (passed on to ``lab.train``) returns, such as
+    ``exact_match``; "best" follows its direction, and a metric ftlab does not know needs ``higher_is_better``.
     """
     import dataclasses
     import itertools
@@ -165,8 +183,12 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
 
     from ftlab.config import ConfigError
 
+    better = direction(metric, higher_is_better)  # an unknown metric is refused before any round trains
     if eval is None and metric == "eval_loss":
         raise ValueError("a sweep ranks knobs by eval loss: pass eval= rows (or metric='train_loss')")
+    if known(metric) is True and train_options.get("score") is None:  # a score: only score= measures one
+        raise ValueError(f"a sweep by {metric!r} needs the score that measures it: score=fn, where "
+                         f"fn(model, tokenizer) returns {{{metric!r}: ...}} (lab.train calls it after each round)")
     unknown = [k for k in space if k not in RoundConfig.__dataclass_fields__]
     if unknown:
         raise ValueError(f"unknown knob(s) {unknown}; RoundConfig knobs are {sorted(RoundConfig.__dataclass_fields__)}")
@@ -202,7 +224,10 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
         name = "sweep " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in knobs.items()) or "baseline")
         round_ = lab.train(config, model, tokenizer, train, eval, name=name, **train_options)
-        value = metric_value(round_, metric)  # succeeded and finite, or None
+        value = metric_value(round_, metric)  # measured and finite, or None
+        if round_.status == "succeeded" and metric not in round_.metrics:
+            raise ValueError(f"round {round_.id} succeeded but recorded no {metric!r}; it recorded "
+                             f"{', '.join(round_.metrics)}. Sweep by one of those, or pass score= returning {metric!r}")
         why = "" if round_.status == "succeeded" else (round_.record.get("failure") or {}).get("kind", "")
         points.append(SweepPoint(knobs, phase, round_.id, round_.status, value, why))
 
@@ -213,14 +238,17 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
         for value in values:
             if value != getattr(baseline, knob) and not out_of_budget():
                 run({knob: value}, "one factor")
-    partial = SweepResult(baseline, metric, points)
+    partial = SweepResult(baseline, metric, points, higher_is_better=better.higher)
     table = partial.ranking()
     base = partial.baseline_values()
-    base_mean = spread(base).mean if base else math.inf
+    base_mean = spread(base).mean if base else None
     winners = {}  # knob -> its best value, for knobs whose best beats the baseline
     for row in table.head(grid_knobs).itertuples():
         done = [p for p in points if p.phase == "one factor" and list(p.knobs) == [row.knob] and p.metric is not None]
-        if done and (best := min(done, key=lambda p: p.metric)).metric < base_mean:
+        if not done:
+            continue
+        best = better.best(done, key=lambda p: p.metric)
+        if base_mean is None or better.beats(best.metric, base_mean):
             winners[row.knob] = best.knobs[row.knob]
     if len(winners) > 1:
         choices = [[getattr(baseline, k), v] for k, v in winners.items()]
@@ -228,6 +256,6 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
             knobs = {k: v for k, v in zip(winners, combo, strict=True) if v != getattr(baseline, k)}
             if len(knobs) > 1 and not out_of_budget():
                 run(knobs, "grid")
-    result = SweepResult(baseline, metric, points, note)
+    result = SweepResult(baseline, metric, points, note, better.higher)
     print(result)
     return result

@@ -173,7 +173,8 @@ class Panel(w.VBox):
         self._redraw(force=True)
         round_ = self.last_round
         how = {"interrupted": f"\nStopped. Continue it with lab.resume({round_.id}, model, tokenizer)."}
-        self.say(round_.verdict() + how.get(round_.status, ""), error=round_.status in ("failed", "diverged"))
+        self.say(round_.verdict() + how.get(round_.status, ""),
+                 error=round_.status in ("failed", "diverged", "collapsed"))
 
     def stop(self) -> None:
         """What Stop does: save a checkpoint at the end of this step, then end the round as interrupted."""
@@ -207,11 +208,17 @@ class Panel(w.VBox):
 class Compare(w.VBox):
     """Choose rounds: the knobs that differ, the loss curves overlaid (by tokens seen when the batch sizes
     differ), metric bars with the repeat spread, status and advice. Given the base model and tokenizer,
-    also one prompt answered by the base and by each chosen round (``ftlab.lab.answers_and_curves.answers``)."""
+    also one prompt answered by the base and by each chosen round (``ftlab.lab.answers_and_curves.answers``).
+    ``metric``: the eval loss, or a score by its name (``"exact_match"``); the bars say which way is better
+    (``ftlab.lab.directions``; a metric ftlab does not know needs ``higher_is_better``)."""
 
-    def __init__(self, lab, model=None, tokenizer=None, metric: str = "eval loss"):
+    def __init__(self, lab, model=None, tokenizer=None, metric: str = "eval loss",
+                 higher_is_better: bool | None = None):
+        from ftlab.lab.directions import direction
+
         if model is not None and tokenizer is None:
             raise ValueError("pass the tokenizer with the model: Compare(lab, model, tokenizer)")
+        self.direction = direction(metric, higher_is_better)  # refused here, by name, when unknown
         self.lab, self.model, self.tokenizer, self.metric = lab, model, tokenizer, metric
         rounds = lab.rounds()
         self.choose = w.SelectMultiple(options=[(self._label(r), r.id) for r in rounds],
@@ -280,17 +287,18 @@ class Compare(w.VBox):
         import matplotlib.pyplot as plt
 
         from ftlab.lab.answers_and_curves import plot_curves
-        from ftlab.lab.table import spreads
+        from ftlab.lab.table import metric_column, spreads
 
         fig, (curves, bars) = plt.subplots(1, 2, figsize=(10, 3.2))
         plot_curves(rounds, curves, by=None if self.axis.value == "auto" else self.axis.value)
-        if self.metric in table.columns:
-            values = table[self.metric].astype(float)
+        column = metric_column(table, self.metric)
+        if column is not None:
+            values = table[column].astype(float)
             errors = None
-            if f"{self.metric} over repeats" in table.columns:  # the unrounded sd of each round's repeats
-                errors = [s.sd if s is not None else 0 for s in spreads(table, self.metric)]
+            if f"{column} over repeats" in table.columns:  # the unrounded sd of each round's repeats
+                errors = [s.sd if s is not None else 0 for s in spreads(table, column)]
             bars.bar([str(i) for i in table.index], values.fillna(0), yerr=errors, color="C1")
             bars.set_xlabel("round")
-            bars.set_title(self.metric + (" (bars: repeat spread)" if errors else ""))
+            bars.set_title(f"{column} ({self.direction.words})" + (" (bars: repeat spread)" if errors else ""))
         plt.close(fig)
         return fig
