@@ -103,3 +103,55 @@ def test_exercise_04_checks_say_what_is_wrong_without_the_right_numbers():
         checks.check_repeats(short, 1, 2)
     with pytest.raises(checks.CheckFailed, match="section 1 first"):
         checks.check_effect_by_hand(short, 1, 2, 0.1, 0.01, True)
+
+
+# ------------------------------------------------------------------------------------------ scores and versions
+def test_an_effect_reads_a_score_as_better_higher_and_an_unknown_metric_must_be_declared():
+    from ftlab.lab.effects import Effect
+
+    up = ((0.30, 0.31, 0.29), (0.60, 0.61, 0.59))  # seed 004's accuracy, doubled by a knob
+    assert Effect("lr", "exact_match", *up).better and not Effect("lr", "eval_loss", *up).better
+    assert "beyond noise: better" in str(Effect("lr", "overall_accuracy", *up))
+    with pytest.raises(ValueError, match="'wer'.*higher_is_better"):
+        Effect("lr", "wer", *up)
+    assert not Effect("lr", "wer", *up, higher_is_better=False).better
+    rounds = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
+    for r in rounds:  # the same numbers as a score, kept beside the loss
+        r.record["metrics"] = {"eval_loss": 1.0, "exact_match": r.record["metrics"]["eval_loss"], "scores": ["exact_match"]}
+    assert effect(rounds, rounds[0], rounds[1], "exact_match").better
+
+
+def test_a_score_recorded_the_old_way_is_found_by_name_beside_the_losses():
+    old = _round(1, 0.7)
+    old.record["metrics"]["score"] = {"exact_match": 0.375}  # before scores sat beside the losses
+    assert old.metrics["exact_match"] == 0.375 and old.scores == {"exact_match": 0.375} and "score" not in old.metrics
+    assert rounds_table([old]).at[1, "exact_match"] == 0.375
+
+
+VERSIONS = {"ftlab": "0.1.0", "torch": "2.13.0", "transformers": "5.5.0", "trl": "1.16.0", "peft": "0.21.2",
+            "bitsandbytes": "0.50.2", "datasets": "5.2.0"}
+
+
+def test_rounds_on_other_library_versions_are_marked_and_no_effect_is_called_across_them():
+    import warnings
+
+    from ftlab.lab.table import compare_rounds
+
+    rounds = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
+    for r in rounds:  # the changed round and its repeats ran after an upgrade of transformers
+        r.record["versions"] = {**VERSIONS, **({"transformers": "5.15.0"} if r.record["config"]["learning_rate"] != 1e-3
+                                               else {})}
+    table = rounds_table(rounds)
+    assert table.at[1, "versions"] == "transformers 5.5.0" and table.at[2, "versions"] == "transformers 5.15.0"
+    assert table.at[2, "changed"] == "learning_rate, versions" and [2, "versions"] in table.attrs["differs"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = compare_rounds(rounds[:2], table)
+    assert any("different library versions (transformers 5.5.0 -> 5.15.0)" in str(w.message) for w in caught)
+    assert "versions" in comparison.table.columns
+    with pytest.raises(ValueError, match=r"transformers 5.5.0 -> 5.15.0.*no difference across them is called beyond"):
+        effect(rounds, rounds[0], rounds[1])
+    same = _lab([0.69, 0.70, 0.71], [0.80, 0.82, 0.81])
+    for r in same:
+        r.record["versions"] = dict(VERSIONS, datasets="9.9")  # a library outside the compared stack
+    assert "versions" not in rounds_table(same).columns and effect(same, same[0], same[1]).beyond_noise

@@ -100,6 +100,29 @@ def test_compare_views_error_bars_are_the_unrounded_sd_of_the_repeats(tmp_path):
     assert "repeat spread" in bars.get_title()
 
 
+def test_compare_view_shows_a_score_by_name_with_its_direction_and_repeat_spread(tmp_path):
+    pytest.importorskip("ipywidgets")
+    from matplotlib.container import BarContainer
+
+    import ftlab
+    from ftlab.lab.widgets import Compare
+
+    for r in _rounds(tmp_path / "lab"):  # a score beside each loss: exact match, a share of the answers
+        loss = r.metrics["eval_loss"]
+        r.update(metrics={**r.metrics, "exact_match": loss / 10 if loss != "nan" else "nan", "scores": ["exact_match"]})
+    lab = ftlab.Lab(tmp_path / "lab")
+    view = Compare(lab, metric="exact_match")
+    ids = [1, 2, 9]
+    bars = view.figure([lab.round(i) for i in ids], lab.table(baseline=1).loc[ids]).axes[1]
+    (container,) = [c for c in bars.containers if isinstance(c, BarContainer)]
+    assert [b.get_height() for b in container] == pytest.approx([BASELINE[0] / 10, CHANGED[0] / 10, 0.05])
+    assert "exact_match (higher is better)" in bars.get_title() and "repeat spread" in bars.get_title()
+    assert "(lower is better)" in Compare(lab, metric="eval_loss").figure(
+        [lab.round(1)], lab.table(baseline=1).loc[[1]]).axes[1].get_title()
+    with pytest.raises(ValueError, match="'wer'.*higher_is_better"):
+        Compare(lab, metric="wer")
+
+
 OTHER_CHAT = ("{% for m in messages %}### {{ m['role'] }}:\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
               "{% if add_generation_prompt %}### assistant:\n{% endif %}")
 

@@ -28,7 +28,7 @@ from ftlab.lab.failures import classify
 from ftlab.lab.materials import at_the_door, loaded, recorded_materials
 from ftlab.lab.opening import open_round
 from ftlab.lab.provenance import hardware, this_process
-from ftlab.lab.repeats import repeat_group, repeats_of
+from ftlab.lab.repeats import MEASURED, reference_scores, repeat_group, repeats_of
 from ftlab.lab.round import MARKS, Round, UnreadableRound, read_round
 from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
 from ftlab.lab.storage import LOG, Scrubber, checkpoints, lab_folder, now, round_folders
@@ -115,7 +115,8 @@ class Lab:
 
         ``baseline`` (a round id; the first round by default): the "changed" column names what differs
         from it, and ``styled=True`` returns a Styler with those cells highlighted for a notebook.
-        Repeats (``rerun``) show their spread. Knob columns: the main ones plus any that vary.
+        Repeats (``rerun``) show their spread. Knob columns: the main ones, the optimiser, precision and
+        quantization that ran (a substitution marked), and any that vary; scores beside the losses.
         """
         table = with_unreadable(rounds_table(self.rounds(), baseline, all_knobs), self.unreadable())
         return highlighted(table) if styled else table
@@ -141,12 +142,15 @@ class Lab:
             raise ValueError(f"no rounds in {self.path} to compare yet")
         return compare_rounds(rounds, rounds_table(rounds, rounds[0].id), key, ax)
 
-    def effect(self, baseline, changed, metric: str = "eval_loss", min_repeats: int = 3):
+    def effect(self, baseline, changed, metric: str = "eval_loss", min_repeats: int = 3,
+               higher_is_better: bool | None = None):
         """Is ``changed`` different from ``baseline`` beyond noise? Over the repeats of each (``rerun``):
-        the knob, the size of the change and its ratio to the spread (``ftlab.lab.effects``)."""
+        the knob, the size of the change and its ratio to the spread (``ftlab.lab.effects``). ``metric``: a
+        loss or a score (``exact_match``); one ftlab does not know needs ``higher_is_better``."""
         from ftlab.lab.effects import effect
 
-        return effect(self.rounds(), self.round(baseline), self.round(changed), metric, min_repeats)
+        return effect(self.rounds(), self.round(baseline), self.round(changed), metric, min_repeats,
+                      higher_is_better)
 
     # ------------------------------------------------------------------------------------ training
     def train(self, config, model, tokenizer, train, eval=None, name: str | None = None, base_model: str | None = None,
@@ -154,9 +158,12 @@ class Lab:
               notes: str | None = None) -> Round:
         """Train one round with ``ftlab.train_round`` and record everything about it in its own folder.
 
-        ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...); ``samples``
-        eval prompts are answered and kept. A failure does not raise (a sweep goes on): the round comes
-        back with status failed and advice. Ctrl-C is recorded as interrupted, then raised.
+        ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...), kept beside the
+        eval loss and found by the same name (``round.metrics['exact_match']``, ``lab.table()``, sweeps); a score
+        that falls far below the other rounds' on the same eval rows marks the round collapsed, with advice.
+        ``samples`` eval prompts are answered and kept. A failure does not raise (a sweep goes on): the round
+        comes back with status failed and advice. Ctrl-C is recorded as interrupted, then raised.
+        Eval rows whose prompt is also in train are warned about and recorded (``ftlab.data.leakage``).
         ``train`` and ``eval`` become lists of rows once, here: a file path is loaded strictly (a bad row
         fails the round, naming it), and that list is what is fingerprinted, kept and trained on.
         """
@@ -172,7 +179,7 @@ class Lab:
         share(str(round_.path))  # the other processes train into the same folder
         round_ = self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
                            problem=problem)
-        if round_.status == "succeeded":
+        if round_.status in MEASURED:
             barrier()  # the others return once the record is complete
         return round_
 
@@ -204,7 +211,7 @@ class Lab:
         RNG and data position: on the CPU tiny model the final loss matches an uninterrupted round)."""
         self._before_training()
         round_ = self.round(id)
-        if round_.status in ("succeeded", "running"):
+        if round_.status in (*MEASURED, "running"):
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
             return round_
         found = checkpoints(round_.path)
@@ -256,7 +263,8 @@ class Lab:
                                          **chosen)
                 round_.result = result
                 rows = (eval if eval is not None else train).dataset  # the samples: the same converted rows
-                record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score)
+                record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score,
+                               reference_scores(self.rounds(), round_))
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))
                 if not isinstance(error, Exception):

@@ -5,7 +5,9 @@ a guess. ``effect`` takes the repeats of a baseline round and of a changed round
 them; at least three of each), names the knob that differs, and compares the difference of the means
 with its standard error (Student's two-sample t-test, pooled variance): the change is *beyond noise*
 when the ratio exceeds the 95% critical value for that many repeats (4.30 for 2 + 2 rounds, 2.78 for
-3 + 3, 2.31 for 5 + 5). Lower is better for losses and perplexity, higher for scores.
+3 + 3, 2.31 for 5 + 5). Lower is better for losses and perplexity, higher for scores (``ftlab.lab.directions``;
+another metric must be declared with ``higher_is_better=``). Rounds that ran on other versions of transformers,
+TRL, PEFT, torch or bitsandbytes are refused: a library can move a loss more than a knob.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ftlab.lab.repeats import repeats_of, spread, values
+from ftlab.lab.directions import direction
+from ftlab.lab.repeats import metric_value, repeats_of, spread, values
 from ftlab.lab.round import Round
-from ftlab.lab.table import differences
+from ftlab.lab.table import differences, version_changes
 
 # Two-sided 95% critical values of Student's t, by degrees of freedom (repeats of both rounds minus 2).
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
-LOWER_IS_BETTER = ("eval_loss", "train_loss", "perplexity")
 
 
 def t975(df: int) -> float:
@@ -36,8 +38,10 @@ class Effect:
     metric: str
     baseline: tuple[float, ...]
     changed: tuple[float, ...]
+    higher_is_better: bool | None = None  # needed only for a metric ftlab.lab.directions does not know
 
     def __post_init__(self):
+        object.__setattr__(self, "higher_is_better", direction(self.metric, self.higher_is_better).higher)
         if min(len(self.baseline), len(self.changed)) < 2:
             raise ValueError(f"an effect needs a spread on both sides: {len(self.baseline)} baseline and "
                              f"{len(self.changed)} changed value(s) given, at least 2 (better 3) of each")
@@ -69,7 +73,9 @@ class Effect:
 
     @property
     def better(self) -> bool:
-        return (self.difference < 0) == (self.metric in LOWER_IS_BETTER)
+        """Whether the change moved the metric its better way (up for a score, down for a loss)."""
+        return direction(self.metric, self.higher_is_better).beats(spread(self.changed).mean,
+                                                                    spread(self.baseline).mean)
 
     def __str__(self) -> str:
         name = self.metric.replace("_", " ")
@@ -81,9 +87,18 @@ class Effect:
 
 
 def effect(rounds: list[Round], baseline: Round, changed: Round, metric: str = "eval_loss",
-           min_repeats: int = 3) -> Effect:
+           min_repeats: int = 3, higher_is_better: bool | None = None) -> Effect:
     """The effect of what ``changed`` changed from ``baseline``, over the repeats of each (see the module)."""
-    knobs = [k for k in differences(baseline, changed) if k != "seed"]
+    direction(metric, higher_is_better)  # an unknown metric is refused before anything is read
+    members = [r for r in repeats_of(rounds, baseline) + repeats_of(rounds, changed)
+               if metric_value(r, metric) is not None]  # the rounds whose values the effect would weigh
+    apart = sorted({c for r in members for c in version_changes(baseline, r)})
+    if apart:
+        raise ValueError(f"rounds {', '.join(str(r.id) for r in members)} did not all run on the same library "
+                         f"versions ({', '.join(apart)}, against round {baseline.id}): a library alone can move a "
+                         "loss more than a knob, so no difference across them is called beyond noise. Rerun both "
+                         "rounds' repeats on one install (lab.rerun) and compare those.")
+    knobs = [k for k in differences(baseline, changed) if k not in ("seed", "versions")]
     if not knobs:
         raise ValueError(f"rounds {baseline.id} and {changed.id} differ only in their seed: they are repeats of one "
                          "round, not a change")
@@ -96,4 +111,4 @@ def effect(rounds: list[Round], baseline: Round, changed: Round, metric: str = "
                              f"{min_repeats - len(found[role])} more time(s)")
     a, b = baseline.record["config"], changed.record["config"]
     knob = ", ".join(f"{k} {a.get(k)} -> {b.get(k)}" if k in a else k for k in knobs)
-    return Effect(knob, metric, tuple(found["baseline"]), tuple(found["changed"]))
+    return Effect(knob, metric, tuple(found["baseline"]), tuple(found["changed"]), higher_is_better)

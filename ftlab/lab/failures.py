@@ -6,7 +6,9 @@ that names the knobs of *this* round:
 - ``out of memory``: halve the batch and double accumulation (same effective batch), shorten
   ``max_length``, turn on gradient checkpointing, load the base in 4 bit.
 - ``data format``: the row and field of each problem (``ftlab.data.DataFormatError``).
-- ``divergence``: NaN / inf / exploding loss; a learning rate ten times lower.
+- ``divergence``: NaN / inf / exploding loss; a learning rate ten times lower, read with LoRA's alpha / r.
+- ``accuracy collapse``: the loss stayed finite but a task score fell to (near) zero or far below the other
+  rounds' on the same eval rows (seed 004's lr 1.5e-3: accuracy 0.0); the round is recorded as "collapsed".
 - ``interrupted``: Ctrl-C, a kernel restart, a disconnect, a killed process; how to resume.
 - ``configuration``: a knob that cannot work (``ftlab.ConfigError``).
 - ``unknown``: anything else; the full traceback is kept in ``traceback.txt``.
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 OOM = "out of memory"
 DATA = "data format"
 DIVERGENCE = "divergence"
+COLLAPSE = "accuracy collapse"
 INTERRUPTED = "interrupted"
 CONFIGURATION = "configuration"
 UNKNOWN = "unknown"
@@ -80,9 +83,58 @@ def divergence(reason: str, config=None) -> Failure:
         advice.append("Add a warm-up (warmup=0.03 or a few dozen steps) so the first steps are small.")
     if config is not None and config.max_grad_norm > 1:
         advice.append(f"Clip gradients: max_grad_norm 1.0 (QLoRA used 0.3) instead of {config.max_grad_norm:g}.")
-    advice.append("Seed 004's lr 1.5e-3 collapsed TinyLlama's training to 0.0 accuracy; LoRA on TinyLlama works at "
-                  "~1e-4..5e-4, and a smaller model (ftlab's tiny one) at larger rates: ftlab.lr_find measures yours.")
+    advice += learning_rate_story(config)
     return Failure(DIVERGENCE, reason, "\n".join(advice))
+
+
+def learning_rate_story(config=None) -> list[str]:
+    """What the learning rate means with this round's LoRA scale, and seed 004's story: lines of advice."""
+    from ftlab.config import lora_scale_note
+
+    lines = [f"{lora_scale_note(config)}: lowering lora_alpha calms the steps as lowering the learning rate "
+             "does."] if config is not None else []
+    return [*lines, "Seed 004's lr 1.5e-3 (r 32, alpha 128) collapsed TinyLlama's accuracy to 0.0 where 3e-4 gave its "
+            "best; LoRA on TinyLlama works at ~1e-4..5e-4 (at alpha / r = 2), a smaller model (ftlab's tiny one) at "
+            "larger rates: ftlab.lr_find measures yours."]
+
+
+# ------------------------------------------------------------------------------------------ collapse
+NEAR_ZERO = 0.02  # a share of answers this small is no answer right: the task was lost, not learned less well
+FAR_BELOW = 0.25  # below a quarter of what the other rounds reached on the same eval rows
+COLLAPSE_RULE = (f"a score that is better higher fell below {FAR_BELOW:g} x the median of the other succeeded rounds "
+                 f"on the same eval rows (near zero, at most {NEAR_ZERO:g}, counts once they reached more than "
+                 f"{NEAR_ZERO:g}) while the train loss stayed finite")
+
+
+def collapse(scores: dict, reference: dict, config=None, train_loss: float | None = None) -> Failure | None:
+    """An accuracy collapse (``COLLAPSE_RULE``) among ``scores``, against ``reference``: each score's median
+    over the other rounds on the same eval rows (``ftlab.lab.repeats.reference_scores``); None if none fell.
+
+    Only scores known to be better higher are read (``ftlab.lab.directions``); a loss that is not finite is a
+    divergence, not a collapse.
+    """
+    import math
+
+    from ftlab.lab.directions import known
+
+    if train_loss is None or not math.isfinite(train_loss):
+        return None
+    fallen = [(name, value, reference[name]) for name, value in scores.items()
+              if known(name) is True and isinstance(value, int | float) and name in reference
+              and reference[name] > NEAR_ZERO and value < max(FAR_BELOW * reference[name], NEAR_ZERO + 1e-12)]
+    if not fallen:
+        return None
+    said = ", ".join(f"{name} {value:.3g} where the other rounds on these eval rows reached {ref:.3g} (median)"
+                     for name, value, ref in fallen)
+    lr = getattr(config, "learning_rate", None)
+    advice = [f"The model trained (train loss {train_loss:.3g}, finite) but stopped giving the answers: too large a "
+              "step usually does this before it makes the loss blow up.",
+              f"Lower the learning rate 3 times or more: {lr / 3:.2g} instead of {lr:g}." if lr else
+              "Lower the learning rate 3 times or more."]
+    advice += learning_rate_story(config)
+    advice.append("Read its answers (round.samples()): empty, repeated or off-format "
+                  "answers are the same collapse.")
+    return Failure(COLLAPSE, f"{said}; the train loss stayed finite", "\n".join(advice))
 
 
 # ------------------------------------------------------------------------------------------ memory

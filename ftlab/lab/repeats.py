@@ -5,6 +5,9 @@
 ``lab.rerun``'s next seed and exercise 04's check all read a round's repeats through ``repeats_of``
 and ``groups``; the table, ``lab.effect`` and ``lab.sweep`` all summarise values through ``spread``
 (the mean and the sample standard deviation, n - 1, as ``statistics.mean`` / ``statistics.stdev``).
+A round's metric is read by name through ``metric_value``, a loss and a score (``exact_match``) alike, from
+every round whose metrics were measured to the end (``MEASURED``: succeeded, or collapsed: an accuracy
+collapse is a real outcome of its seed). ``reference_scores`` is what an accuracy collapse is judged against.
 Nothing here imports torch or pandas.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+
+MEASURED = ("succeeded", "collapsed")  # the statuses of rounds that trained to the end and were measured
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,10 @@ def repeats_of(rounds, of) -> list:
 
 
 def metric_value(round_, metric: str) -> float | None:
-    """``metric`` of a round (a loss, or a score such as ``exact_match``) when it succeeded and it is finite."""
-    if round_.status != "succeeded":
+    """``metric`` of a round (a loss, or a score such as ``exact_match``) when it was measured and is finite."""
+    if round_.status not in MEASURED:
         return None
-    value = round_.metrics.get(metric, (round_.metrics.get("score") or {}).get(metric))
+    value = round_.metrics.get(metric)
     # a non-finite float is recorded as the text "nan" / "inf", which is not a number here either
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
@@ -71,5 +76,19 @@ def metric_value(round_, metric: str) -> float | None:
 
 
 def values(rounds, metric: str) -> list[float]:
-    """The finite ``metric`` of each succeeded round in ``rounds``, in order (the others are left out)."""
+    """The finite ``metric`` of each measured round in ``rounds``, in order (the others are left out)."""
     return [v for r in rounds if (v := metric_value(r, metric)) is not None]
+
+
+def reference_scores(rounds, round_) -> dict[str, float]:
+    """Each score's median over the other succeeded rounds evaluated on ``round_``'s eval rows (same
+    fingerprint): what ``ftlab.lab.failures.collapse`` judges a fall against. Empty without such rounds."""
+    eval_rows = (round_.record.get("data") or {}).get("eval", {}).get("fingerprint")
+    found: dict[str, list[float]] = {}
+    for other in rounds:
+        same = (other.record.get("data") or {}).get("eval", {}).get("fingerprint") == eval_rows
+        if other.id != round_.id and same and eval_rows and other.status == "succeeded":
+            for name in other.scores:
+                if (value := metric_value(other, name)) is not None:
+                    found.setdefault(name, []).append(value)
+    return {name: statistics.median(kept) for name, kept in found.items()}

@@ -18,7 +18,8 @@ from ftlab.lab.failures import INTERRUPTED, Failure, interrupted
 from ftlab.lab.provenance import process_alive
 from ftlab.lab.storage import LOG, RECORD, Scrubber, checkpoints, now, read_jsonl, seconds_between
 
-MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "interrupted": "❎", "running": "⏳", "unreadable": "⚠"}
+MARKS = {"succeeded": "✅", "failed": "❌", "diverged": "❌", "collapsed": "❌",
+         "interrupted": "❎", "running": "⏳", "unreadable": "⚠"}
 DAMAGED_RECORD = ("The lab lists this round as unreadable and every other round as usual. Restore round.json from "
                   "a copy (Drive keeps earlier versions of a file), or move the round's folder out of the lab.")
 NEEDED = ("id", "status", "config")  # what every reader of a round takes from its record
@@ -34,9 +35,24 @@ class Round:
 
     id = property(lambda self: self.record["id"])
     name = property(lambda self: self.record.get("name"))
-    metrics = property(lambda self: self.record.get("metrics") or {})
     model = property(lambda self: getattr(self.result, "model", None))
     adapter_dir = property(lambda self: self.path / "adapter")
+
+    @property
+    def metrics(self) -> dict:
+        """What the round measured, by name: losses, perplexity, what ran, and its scores (``exact_match``) beside
+        them. (Records written before scores sat beside the losses kept them under ``"score"``: read as if beside.)"""
+        metrics = self.record.get("metrics") or {}
+        old = metrics.get("score")
+        return {**{k: v for k, v in metrics.items() if k != "score"}, **old} if isinstance(old, dict) else metrics
+
+    @property
+    def scores(self) -> dict:
+        """The round's own scores (what ``lab.train(score=...)`` returned), by name."""
+        metrics = self.record.get("metrics") or {}
+        if isinstance(metrics.get("score"), dict):
+            return dict(metrics["score"])
+        return {name: metrics.get(name) for name in metrics.get("scores") or []}
 
     @property
     def config(self):
@@ -117,8 +133,10 @@ class Round:
         """One line for the round, then the mentor's advice when it did not succeed."""
         head = f"{MARKS[self.status]} Round {self.id}{f' ({self.name})' if self.name else ''}: {self.status}"
         if self.status == "succeeded":
-            shown = {k: self.metrics.get(k) for k in ("train_loss", "eval_loss") if self.metrics.get(k) is not None}
-            return head + "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in shown.items())
+            shown = {k: self.metrics.get(k) for k in ("train_loss", "eval_loss", *self.scores)
+                     if isinstance(self.metrics.get(k), int | float)}
+            return head + "".join(f", {k.replace('_', ' ')} {v:.4g}" if k in self.scores else
+                                  f", {k.replace('_', ' ')} {v:.4f}" for k, v in shown.items())
         failure = self.failure or {}
         return f"{head} ({failure.get('kind')}): {failure.get('message')}\n{failure.get('advice')}"
 

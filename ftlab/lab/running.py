@@ -1,8 +1,9 @@
 """Around one round's training in the lab: its checkpoint schedule, its record at the end, freeing memory.
 
 ``with_checkpoints`` gives a round without ``save_steps`` a schedule that survives a Colab disconnect;
-``record_outcome`` writes what a finished round measured (its metrics, a few sample answers, or the
-divergence the guard caught) into its record; ``free_memory`` lets go of a round's tensors.
+``record_outcome`` writes what a finished round measured (its metrics and scores side by side, what ran,
+a few sample answers, or the divergence the guard caught, or an accuracy collapse) into its record;
+``free_memory`` lets go of a round's tensors.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import gc
 import math
 
-from ftlab.lab.failures import divergence
+from ftlab.lab.failures import collapse, divergence
 
 CHECKPOINT_MINUTES = 10
 
@@ -39,12 +40,16 @@ def with_checkpoints(config, train):
     return dataclasses.replace(config, save_steps=every)
 
 
-def record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score):
+def record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score, reference=None):
+    """The round's record once it trained: metrics, scores beside them (``score``), samples, and its status:
+    succeeded, diverged (the guard or a non-finite loss), or collapsed (a score fell against ``reference``,
+    each score's median over the lab's other rounds on these eval rows, ``failures.collapse``)."""
     round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
     metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
                "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
                "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
                "total_params": result.total_params, "precision": result.precision,
+               "quantization": getattr(result, "quantization", None),
                "steps": max((h.get("step", 0) for h in result.log_history), default=0),
                **result.measured}  # eta, tokens/s; on a GPU peak memory beside the plan's prediction
     finite = result.train_loss is not None and math.isfinite(result.train_loss)
@@ -56,8 +61,21 @@ def record_outcome(round_, config, result, guard, tokenizer, template, rows, sam
         round_.write_samples(sample_answers(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
                                             template))
     if score is not None:
-        metrics["score"] = dict(score(result.model, tokenizer))
+        metrics.update(scores_beside(dict(score(result.model, tokenizer)), metrics))
+    fallen = collapse({k: metrics[k] for k in metrics.get("scores", [])}, reference or {}, config, result.train_loss)
+    if fallen is not None:
+        return round_.finish("collapsed", metrics=metrics, failure=fallen.to_dict(), adapter="adapter")
     round_.finish("succeeded", metrics=metrics, adapter="adapter")
+
+
+def scores_beside(scores: dict, metrics: dict) -> dict:
+    """The scores to write beside the round's own metrics, found by name as its eval loss is, and ``scores``,
+    their names. A score named like one of the lab's own metrics is refused: it would overwrite it."""
+    clash = sorted(set(scores) & set(metrics))
+    if clash:
+        raise ValueError(f"score() returned {clash}, name(s) the lab records itself ({', '.join(metrics)}): "
+                         "rename them in your score function (e.g. 'my_' + name)")
+    return {**scores, "scores": list(scores)}
 
 
 def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:

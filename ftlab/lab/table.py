@@ -1,8 +1,12 @@
 """The lab book read as a whole: the table of rounds and fair comparisons between them.
 
 ``rounds_table`` lays rounds out like the seeds' hand-kept tables, marking what differs from a
-baseline round and the spread across repeats; ``compare_rounds`` overlays curves and warns when
-rounds cannot be compared (other eval data, template or base model, or more than one knob changed).
+baseline round and the spread across repeats. Its optimiser, precision and quantization cells say what ran,
+with a substitution marked (``adamw_torch (asked paged_adamw_8bit)``, ``ftlab.round.what_runs``); a round's
+scores are columns beside its losses; a "versions" column appears when rounds ran on other versions of
+transformers, TRL, PEFT, torch or bitsandbytes. ``compare_rounds`` overlays curves, names the best round by
+each metric (``ftlab.lab.directions``) and warns when rounds cannot be compared (other eval data, template,
+base model or library versions, or more than one knob changed).
 Nothing here imports torch, so ``ftlab runs`` prints a table in a second.
 """
 
@@ -13,12 +17,15 @@ import math
 from dataclasses import dataclass
 
 from ftlab.console.lines import warn
-from ftlab.lab.repeats import Spread, groups, spread, values
+from ftlab.lab.directions import direction, known
+from ftlab.lab.repeats import Spread, groups, metric_value, spread, values
 from ftlab.lab.round import MARKS, Round
 
 BOOKKEEPING = ("logging_steps", "eval_steps", "save_steps", "report_to")  # they do not change what is learned
 CORE_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
               "lora_r", "lora_alpha", "seed")
+RAN = {"optim": "optimizer", "precision": "precision", "quantization": "quantization"}  # knob -> what ran, in metrics
+VERSIONED = ("transformers", "trl", "peft", "torch", "bitsandbytes")  # a change of one can move a loss by itself
 
 
 class NotComparableWarning(UserWarning):
@@ -38,7 +45,33 @@ def differences(base: Round, other: Round) -> list[str]:
         found.append("base model")
     if a.get("world_size", 1) != b.get("world_size", 1):  # DDP: the effective batch is multiplied by it
         found.append("processes")
+    if version_changes(base, other):
+        found.append("versions")
     return found
+
+
+def version_changes(base: Round, other: Round) -> list[str]:
+    """The libraries of ``VERSIONED`` whose version differs between two rounds: ``["transformers 5.5.0 -> 5.15.0"]``.
+
+    One peer's CI saw step-1 losses of 10.32 and 6.44 from transformers 5.5 and 5.15 on the same weights,
+    data and seed. Rounds recorded without versions are not compared.
+    """
+    a, b = base.record.get("versions"), other.record.get("versions")
+    if not a or not b:
+        return []
+    return [f"{lib} {a.get(lib)} -> {b.get(lib)}" for lib in VERSIONED if a.get(lib) != b.get(lib)]
+
+
+def ran_cell(round_: Round, knob: str) -> str:
+    """What ran for ``knob`` (optim, precision, quantization), with the substitution marked: ``fp32 (asked fp16)``.
+
+    A round that has not trained yet (or failed before) shows the knob as asked.
+    """
+    asked = round_.record["config"].get(knob)
+    ran = round_.metrics.get(RAN[knob], asked)
+    swapped = next((s for s in round_.record.get("substitutions") or [] if s.get("knob") == knob), None)
+    shown = "none" if ran is None else str(ran)
+    return f"{shown} (asked {swapped['asked'] or 'none'})" if swapped else shown
 
 
 def _cell(value):
@@ -73,27 +106,35 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
         raise KeyError(f"no round {baseline!r} to use as baseline")
     configs = [r.record["config"] for r in rounds]
     varying = {k for k in base.record["config"] if len({json.dumps(c.get(k)) for c in configs}) > 1}
-    knobs = [k for k in base.record["config"] if all_knobs or k in CORE_KNOBS or (k in varying and k not in BOOKKEEPING)]
-    scores = sorted({k for r in rounds for k in r.metrics.get("score") or {}})
+    knobs = [k for k in base.record["config"] if all_knobs or k in CORE_KNOBS or k in RAN
+             or (k in varying and k not in BOOKKEEPING)]
+    scores = sorted({k for r in rounds for k in r.scores})
     rows, differs = [], []
     several = any(r.record.get("world_size", 1) > 1 for r in rounds)  # a column only when some round used DDP
+    libraries = sorted({change.split()[0] for r in rounds for change in version_changes(base, r)},
+                       key=VERSIONED.index)  # a column only when some round ran on other versions
     for r in rounds:
         changed = differences(base, r)
         differs += [[r.id, k] for k in changed if k in knobs or (k == "processes" and several)]
         differs += [[r.id, "base model"]] if "base model" in changed else []
+        differs += [[r.id, "versions"]] if "versions" in changed else []
         failure = r.failure or {}
+        versions = r.record.get("versions") or {}
         rows.append({
             "id": r.id, "name": r.name or "", "status": f"{MARKS[r.status]} {r.status}",
-            "base model": r.record.get("base_model"), **{k: _cell(r.record["config"].get(k)) for k in knobs},
+            "base model": r.record.get("base_model"),
+            **{k: ran_cell(r, k) if k in RAN else _cell(r.record["config"].get(k)) for k in knobs},
             **({"processes": r.record.get("world_size", 1)} if several else {}),
+            **({"versions": ", ".join(f"{lib} {versions.get(lib)}" for lib in libraries)} if libraries else {}),
             "train loss": _cell(r.metrics.get("train_loss")), "eval loss": _cell(r.metrics.get("eval_loss")),
             "perplexity": _cell(r.metrics.get("perplexity")),
-            **{s: _cell((r.metrics.get("score") or {}).get(s)) for s in scores},
+            **{s: _cell(r.scores.get(s)) for s in scores},
             "wall time (s)": r.wall_time(), "started": (r.record.get("started_at") or "")[:16].replace("T", " "),
             "failure": failure_cell(failure),
             "changed": "(baseline)" if r is base else ", ".join(changed)})
     table = pd.DataFrame(rows).set_index("id")
-    _add_spread(table, rounds)
+    for metric in ("eval loss" if table["eval loss"].notna().any() else "train loss", *scores):
+        _add_spread(table, rounds, metric)
     table.attrs.update(baseline=base.id, differs=differs)
     return table
 
@@ -114,12 +155,12 @@ def with_unreadable(table, damaged: list):
     return whole
 
 
-def _add_spread(table, rounds: list[Round]) -> None:
-    """Mean ± standard deviation of the metric over each round's repeats (rerun), where there are 2+.
+def _add_spread(table, rounds: list[Round], metric: str) -> None:
+    """Mean ± standard deviation of ``metric`` (the loss, or a score) over each round's repeats (rerun), where
+    there are 2+.
 
     Each cell keeps the unrounded numbers (a ``Spread``: ``.mean``, ``.sd``, ``.n``); only its text is rounded.
     """
-    metric = "eval loss" if table["eval loss"].notna().any() else "train loss"
     found = {}
     for members in groups(rounds).values():
         kept = values(members, metric.replace(" ", "_"))
@@ -136,6 +177,15 @@ def spreads(table, metric: str = "eval loss") -> list:
     if column is None:
         return [None] * len(table)
     return [cell if isinstance(cell, Spread) else None for cell in column]
+
+
+def metric_column(table, metric: str) -> str | None:
+    """The table's column for ``metric`` by either spelling (``eval_loss`` or ``eval loss``, ``exact_match``);
+    None when no round recorded it."""
+    for name in (metric, metric.replace("_", " "), metric.replace(" ", "_")):
+        if name in table.columns:
+            return name
+    return None
 
 
 def markdown(table) -> str:
@@ -185,7 +235,11 @@ def comparability(rounds: list[Round]) -> list[str]:
         if "base model" in found:
             problems.append(f"{pair} started from different base models ({ref.record.get('base_model')} vs "
                             f"{r.record.get('base_model')}).")
-        knobs = [k for k in found if k not in ("eval data", "template", "base model")]
+        if "versions" in found:
+            problems.append(f"{pair} ran on different library versions ({', '.join(version_changes(ref, r))}): a "
+                            "library alone can move a loss (transformers 5.5 and 5.15 gave step-1 losses 10.32 and "
+                            "6.44 on the same weights, data and seed). Rerun them on one install to compare.")
+        knobs = [k for k in found if k not in ("eval data", "template", "base model", "versions")]
         if len(knobs) > 1:
             problems.append(f"{pair} differ in {len(knobs)} knobs ({', '.join(knobs)}): a change in results cannot be "
                             "pinned on one of them (seed 000 could not tell lr from epochs). Change one at a time.")
@@ -194,15 +248,35 @@ def comparability(rounds: list[Round]) -> list[str]:
 
 @dataclass
 class Comparison:
-    """What ``lab.compare`` found: the rounds' metrics, the not-comparable warnings, the plot's axes."""
+    """What ``lab.compare`` found: the rounds' metrics, the best round by each, the not-comparable warnings,
+    the plot's axes."""
 
     table: object
     warnings: list[str]
     ax: object = None
+    best: dict = None  # metric -> (round id, value, "lower is better" / "higher is better")
 
     def __repr__(self) -> str:
+        best = "".join(f"\nbest {metric} ({words}): round {id} ({value:.4g})"
+                       for metric, (id, value, words) in (self.best or {}).items())
         notes = "".join(f"\n⚠ {w}" for w in self.warnings)
-        return self.table.to_string() + notes
+        return self.table.to_string() + best + notes
+
+
+def best_rounds(rounds: list[Round]) -> dict:
+    """For each metric the rounds share (losses, perplexity, scores), the round that did best by it, read in the
+    metric's direction (``ftlab.lab.directions``); metrics of unknown direction are left out, not guessed."""
+    names = ["train_loss", "eval_loss", "perplexity", *sorted({k for r in rounds for k in r.scores})]
+    found = {}
+    for name in names:
+        if known(name) is None:
+            continue
+        measured = [(r.id, v) for r in rounds if (v := metric_value(r, name)) is not None]
+        if len(measured) > 1:
+            better = direction(name)
+            id, value = better.best(measured, key=lambda pair: pair[1])
+            found[name.replace("_", " ") if name in ("train_loss", "eval_loss") else name] = (id, value, better.words)
+    return found
 
 
 def plot_label(round_: Round, table) -> str:
@@ -226,7 +300,7 @@ def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Co
     for r in rounds:
         r.plot(ax, key, label=plot_label(r, table))
     ax.set_title(" vs ".join(r.name or f"round {r.id}" for r in rounds))
-    columns = [c for c in table.columns if c in ("name", "status", "changed", "train loss", "eval loss", "perplexity",
-                                                 "wall time (s)") or c.endswith("over repeats")
-               or c in {s for r in rounds for s in r.metrics.get("score") or {}}]
-    return Comparison(table.loc[[r.id for r in rounds], columns], problems, ax)
+    columns = [c for c in table.columns if c in ("name", "status", "changed", *RAN, "versions", "train loss",
+                                                 "eval loss", "perplexity", "wall time (s)")
+               or c.endswith("over repeats") or c in {s for r in rounds for s in r.scores}]
+    return Comparison(table.loc[[r.id for r in rounds], columns], problems, ax, best_rounds(rounds))
