@@ -72,7 +72,8 @@ class RoundConfig:
     loss_on: str = knob("answers", "Which tokens carry loss: 'answers' (prompts masked) or 'everything'.")
     gradient_checkpointing: bool = knob(True, "Recompute activations in the backward pass: less memory, ~30% slower.")
     quantization: str | None = knob(None, "How the base model is loaded: None (fp16/bf16), '4bit' (QLoRA) or '8bit'.")
-    precision: str = knob("auto", "'auto' picks bf16 on Ampere+, fp16 on a T4, fp32 on a CPU; or fp16 / bf16 / fp32.")
+    precision: str = knob("auto", "'auto' picks bf16 on Ampere+, fp16 on a T4, fp32 on a CPU; or fp16 / bf16 / fp32 "
+                                  "(where this machine lacks it, 'auto''s choice runs, recorded as a substitution).")
     # bookkeeping
     logging_steps: int = knob(10, "Log loss, learning rate and grad norm every this many steps.")
     eval_steps: int | None = knob(None, "Evaluate every this many steps; None evaluates once per epoch.")
@@ -123,6 +124,12 @@ class RoundConfig:
     @property
     def effective_batch_size(self) -> int:
         return self.batch_size * self.gradient_accumulation_steps
+
+    @property
+    def lora_scale(self) -> float:
+        """alpha / r, what LoRA multiplies its update by: with Adam each step moves the weights about in
+        proportion to learning_rate x alpha / r, so the two knobs act together (``lora_scale_note``)."""
+        return self.lora_alpha / self.lora_r
 
     # ----------------------------------------------------------------- checks
     def validate(self) -> RoundConfig:
@@ -187,18 +194,23 @@ class RoundConfig:
             raise ConfigError(f"RoundConfig.target_modules = {self.target_modules!r}: the model has no layer "
                               f"named {missing}. Layers you can target: {linear}")
 
-    def resolve_precision(self, env_precision: str, gpu_name: str | None = None) -> str:
-        """The precision to train in: 'auto' takes the hardware's; impossible requests are refused."""
+    def resolve_precision(self, env_precision: str, gpu_name: str | None = None) -> tuple[str, str | None]:
+        """The precision that will train here, and why it differs from ``precision`` (None if it does not).
+
+        'auto' takes the machine's choice. A precision this machine cannot run is replaced by that choice
+        (the same update, computed as this machine can), as a paged optimiser is on a CPU (``optimizer``):
+        the round runs, and the substitution is printed, recorded and shown in the lab's table.
+        """
         if self.precision == "auto":
-            return env_precision
+            return env_precision, None
         if self.precision == "bf16" and env_precision != "bf16":
             where = gpu_name or "this CPU"
-            raise ConfigError(f"RoundConfig.precision = 'bf16': {where} has no native bf16 (it needs compute "
-                              "capability 8.0+; a T4 is 7.5). Use precision='auto' (fp16 on a T4).")
+            return env_precision, (f"{where} has no native bf16 (it needs compute capability 8.0+; a T4 is 7.5): "
+                                   f"the round trains in {env_precision}, what precision='auto' picks here")
         if self.precision == "fp16" and env_precision == "fp32":
-            raise ConfigError("RoundConfig.precision = 'fp16': fp16 mixed precision needs a GPU; on a CPU use "
-                              "precision='auto' (fp32).")
-        return self.precision
+            return "fp32", ("fp16 mixed precision needs a GPU: on this CPU the round trains in fp32, the same "
+                            "update computed more exactly")
+        return self.precision, None
 
     # ----------------------------------------------------------------- what the libraries receive
     def optimizer(self, on_gpu: bool) -> tuple[str, str | None]:
@@ -365,6 +377,33 @@ def preset_for(model, has_gpu: bool) -> str:
     if tiny:
         return "cpu-tiny"
     return "t4-lora" if has_gpu else "cpu-small"
+
+
+PRESET_LORA_SCALE = 2.0  # alpha / r of every T4 and CPU preset (32 / 16): the scale their learning rates suit
+FAR_SCALE = 4  # alpha / r this many times off the presets' makes their learning rates act far too large or small
+
+
+def lora_scale_note(config) -> str:
+    """The learning rate read with LoRA's scale: what rate at the presets' alpha / r moves the weights as much.
+
+    Seed 002's r 64 / alpha 16 (0.25, 8 times below the presets' 2) at the preset's rate learned 3 of 24
+    answers, and 5 times that rate 19 of 24; seed 004's lr 1.5e-3 at r 32 / alpha 128 (4) collapsed.
+    """
+    scale, lr = config.lora_scale, config.learning_rate
+    return (f"LoRA multiplies its update by alpha / r = {config.lora_alpha} / {config.lora_r} = {scale:g}, so "
+            f"learning_rate {lr:g} moves the weights about as {lr * scale / PRESET_LORA_SCALE:.2g} does at the "
+            f"presets' alpha / r = {PRESET_LORA_SCALE:g}; the two knobs act together")
+
+
+def lora_scale_hint(config) -> str | None:
+    """A note before training when alpha / r is ``FAR_SCALE`` times or more off the presets' (None otherwise)."""
+    factor = config.lora_scale / PRESET_LORA_SCALE
+    if 1 / FAR_SCALE < factor < FAR_SCALE:
+        return None
+    fix = (f"raise learning_rate about {1 / factor:.2g}x, or lora_alpha to {int(PRESET_LORA_SCALE * config.lora_r)}"
+           if factor < 1 else
+           f"lower learning_rate about {factor:.2g}x, or lora_alpha to {int(PRESET_LORA_SCALE * config.lora_r)}")
+    return f"Note: {lora_scale_note(config)}. If the presets' learning rates are your guide, {fix}."
 
 
 def small_model_hint(config, model) -> str | None:

@@ -70,12 +70,15 @@ def test_paged_optimizer_falls_back_on_cpu():
     assert args.optim == "adamw_torch"
 
 
-def test_bf16_refused_on_a_t4_and_fp16_on_a_cpu():
-    with pytest.raises(ConfigError, match="Tesla T4 has no native bf16"):
-        RoundConfig(precision="bf16").resolve_precision("fp16", "Tesla T4")
-    with pytest.raises(ConfigError, match="needs a GPU"):
-        RoundConfig(precision="fp16").resolve_precision("fp32")
-    assert RoundConfig().resolve_precision("fp16") == "fp16"
+def test_a_precision_the_machine_lacks_becomes_autos_choice_with_the_reason():
+    # the one rule for a knob this machine cannot honour (ftlab.round.what_runs): substitute and say why
+    used, why = RoundConfig(precision="bf16").resolve_precision("fp16", "Tesla T4")
+    assert used == "fp16" and "Tesla T4 has no native bf16" in why
+    used, why = RoundConfig(precision="fp16").resolve_precision("fp32")
+    assert used == "fp32" and "needs a GPU" in why
+    assert RoundConfig().resolve_precision("fp16") == ("fp16", None)  # auto: the machine's choice, nothing to say
+    assert RoundConfig(precision="fp32").resolve_precision("bf16") == ("fp32", None)  # fp32 runs anywhere
+    assert RoundConfig(precision="fp16").resolve_precision("bf16") == ("fp16", None)  # fp16 runs on an A100
 
 
 def test_a_missing_target_module_lists_the_layers_before_training(tiny, greet_data):
@@ -140,3 +143,18 @@ def test_the_cpu_preset_for_a_small_real_model_explains_each_difference_from_the
     text = differences("cpu-small")
     assert all(reason in text for reason in CPU_SMALL_DIFFERS.values())
     assert "no differences" in differences("t4-lora")
+
+
+def test_the_learning_rate_hint_reads_loras_scale_alpha_over_r():
+    from ftlab.config import lora_scale_hint, lora_scale_note
+
+    # seed 002: r 64, alpha 16 (0.25) at the preset's rate learned 3 of 24 answers; 5x the rate learned 19
+    seed002 = RoundConfig.preset("t4-qlora", lora_r=64, lora_alpha=16)
+    assert seed002.lora_scale == 0.25
+    hint = lora_scale_hint(seed002)
+    assert "alpha / r = 16 / 64 = 0.25" in hint and "raise learning_rate about 8x" in hint and "lora_alpha to 128" in hint
+    assert f"{2e-4 * 0.25 / 2:.2g}" in lora_scale_note(seed002)  # the rate that moves the weights as much at scale 2
+    big = RoundConfig.preset("t4-lora", lora_r=8, lora_alpha=128)  # 16, eight times the presets'
+    assert "lower learning_rate about 8x" in lora_scale_hint(big) and "lora_alpha to 16" in lora_scale_hint(big)
+    for near in ("t4-lora", "cpu-tiny", "seed003-round1"):  # 2, 2 and 4: the presets' rates suit them
+        assert lora_scale_hint(RoundConfig.preset(near)) is None

@@ -392,13 +392,49 @@ def test_a_bad_row_in_a_data_file_fails_the_round_and_is_not_dropped_from_the_re
         lab.rerun(round_.id, model=model, tokenizer=tokenizer)
 
 
-def test_the_record_says_which_optimizer_ran_and_why(tmp_path, tiny_path, greet_data):
+def test_what_ran_is_recorded_and_shown_with_each_substitution_marked(tmp_path, tiny_path, greet_data, capsys):
+    # seed 002's knobs on a CPU: fp16, a paged optimiser, 4-bit asked of a model loaded without it; one rule for all
     model, tokenizer = ftlab.tiny_model(path=tiny_path)
-    config = RoundConfig.preset("cpu-tiny", max_steps=2, optim="paged_adamw_8bit")
-    round_ = ftlab.Lab(tmp_path).train(config, model, tokenizer, greet_data[0], samples=0)
+    config = RoundConfig.preset("cpu-tiny", max_steps=2, optim="paged_adamw_8bit", precision="fp16",
+                                quantization="4bit")
+    lab = ftlab.Lab(tmp_path)
+    round_ = lab.train(config, model, tokenizer, greet_data[0], samples=0)
+    assert round_.status == "succeeded", round_.verdict()
     assert round_.record["config"]["optim"] == "paged_adamw_8bit"  # what was asked
-    assert round_.metrics["optimizer"] == "adamw_torch"  # what ran
-    assert [(s["knob"], s["used"]) for s in round_.record["substitutions"]] == [("optim", "adamw_torch")]
+    assert (round_.metrics["optimizer"], round_.metrics["precision"], round_.metrics["quantization"]) == (
+        "adamw_torch", "fp32", None)  # what ran
+    swaps = {s["knob"]: (s["asked"], s["used"]) for s in round_.record["substitutions"]}
+    assert swaps == {"precision": ("fp16", "fp32"), "optim": ("paged_adamw_8bit", "adamw_torch"),
+                     "quantization": ("4bit", None)}
+    printed = capsys.readouterr().out
+    assert "precision fp16 -> fp32" in printed and "optim paged_adamw_8bit -> adamw_torch" in printed
+    row = lab.table().loc[round_.id]
+    assert (row["optim"], row["precision"], row["quantization"]) == (
+        "adamw_torch (asked paged_adamw_8bit)", "fp32 (asked fp16)", "none (asked 4bit)")
+    assert "| fp32 (asked fp16) |" in lab.to_markdown()  # what `ftlab runs` prints
+    plain = lab.train(RoundConfig.preset("cpu-tiny", max_steps=2), model, tokenizer, greet_data[0], samples=0)
+    assert plain.record["substitutions"] == []
+    assert {lab.table().loc[plain.id, k] for k in ("optim", "precision", "quantization")} == {
+        "adamw_torch", "fp32", "none"}
+    with pytest.warns(NotComparableWarning, match="3 knobs"):
+        assert {"optim", "precision", "quantization"} <= set(lab.compare([round_.id, plain.id]).table.columns)
+
+
+def test_eval_rows_that_share_a_prompt_with_train_are_warned_about_and_recorded(tmp_path, tiny_path, greet_data):
+    from ftlab.lab.opening import LeakageWarning
+
+    train, eval = greet_data
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    config = RoundConfig.preset("cpu-tiny", max_steps=1, eval_steps=None)
+    lab = ftlab.Lab(tmp_path)
+    with pytest.warns(LeakageWarning, match=r"6 of 10 eval rows share their prompt with train rows \(eval row 5"):
+        round_ = lab.train(config, model, tokenizer, train, eval[:4] + train[:6], samples=0)  # seed 000's overlap
+    overlap = round_.record["data"]["eval"]["overlap"]
+    assert overlap["rows"] == 6 and overlap["of"] == 10 and overlap["first"][0].startswith("eval row 5 = train row(s) 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeakageWarning)
+        clean = lab.train(config, model, tokenizer, train, eval[:4], samples=0)
+    assert "overlap" not in clean.record["data"]["eval"]
 
 
 def test_each_data_set_is_converted_once_at_the_door_and_carried_down_to_training_and_samples(
@@ -417,3 +453,37 @@ def test_each_data_set_is_converted_once_at_the_door_and_carried_down_to_trainin
     assert round_.status == "succeeded", round_.verdict()
     assert len(conversions) == 2  # a file and a list of rows: each converted once, not again in train_round or samples
     assert len(round_.samples()) == 2
+
+
+# ------------------------------------------------------------------------------------------ scores and collapse
+def test_scores_sit_beside_the_eval_loss_and_an_accuracy_collapse_is_flagged_with_advice(tmp_path, tiny_path,
+                                                                                           greet_data):
+    # seed 004: accuracy ~0.3 for most rounds, 0.0 at lr 1.5e-3 (r 32, alpha 128) while the loss stayed finite
+    model, tokenizer = ftlab.tiny_model(path=tiny_path)
+    lab = ftlab.Lab(tmp_path)
+    train, eval = greet_data
+
+    def round_(accuracy, **knobs):
+        config = RoundConfig.preset("cpu-tiny", max_steps=2, eval_steps=None, **knobs)
+        return lab.train(config, model, tokenizer, train, eval[:4], samples=0,
+                         score=lambda model, tokenizer: {"exact_match": accuracy})
+
+    first, second = round_(0.3), round_(0.31, learning_rate=3e-4)
+    assert first.status == second.status == "succeeded"  # nothing to fall from in the first; 0.31 is no fall
+    assert first.metrics["exact_match"] == 0.3 and first.scores == {"exact_match": 0.3}  # by name, as eval_loss is
+    assert "exact match 0.3" in first.verdict()
+    collapsed = round_(0.0, learning_rate=1.5e-3, lora_r=32, lora_alpha=128)
+    assert collapsed.status == "collapsed" and collapsed.failure["kind"] == "accuracy collapse"
+    assert "exact_match 0 where the other rounds on these eval rows reached 0.305 (median)" in collapsed.failure["message"]
+    advice = collapsed.failure["advice"]
+    assert "0.0005 instead of 0.0015" in advice  # the learning rate, a third
+    assert "alpha / r = 128 / 32 = 4" in advice and "lowering lora_alpha" in advice  # LoRA's scale read with it
+    assert math.isfinite(collapsed.metrics["train_loss"]) and (collapsed.adapter_dir / "adapter_config.json").exists()
+    table = lab.table()
+    assert table.loc[collapsed.id, "status"] == "❌ collapsed" and table.loc[collapsed.id, "exact_match"] == 0.0
+    assert table.loc[collapsed.id, "failure"].startswith("accuracy collapse: exact_match 0 ")
+    assert json.loads((collapsed.path / "round.json").read_text())["status"] == "collapsed"
+    assert lab.resume(collapsed.id).status == "collapsed"  # it trained to the end: nothing to resume
+    clash = lab.train(RoundConfig.preset("cpu-tiny", max_steps=1), model, tokenizer, train, eval[:4], samples=0,
+                      score=lambda model, tokenizer: {"eval_loss": 0.0})
+    assert clash.status == "failed" and "'eval_loss'" in clash.failure["message"]  # would overwrite the lab's own

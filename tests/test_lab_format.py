@@ -2,8 +2,9 @@
 
 ``tests/fixtures/lab-0.1.0`` was written by ftlab 0.1.0 (two rounds that succeeded, one that failed on
 a bad row; adapters and checkpoint weights removed to keep it small) and ``lab-0.1.0.table.md`` is the
-table that code printed for it, with one cell grown since: a failure now shows its row, field and message,
-read from the stored record. Reading must give that table, the same verdicts and resume hints, and a
+table that code printed for it, grown since by one cell and three columns: a failure now shows its row, field
+and message, read from the stored record, and the optimiser, quantization and precision that ran are columns
+(a record that predates them shows the knob as asked). Reading must give that table, the same verdicts and resume hints, and a
 rerun must load the kept data and train.
 """
 

@@ -2,12 +2,14 @@
 
 ``open_round`` numbers the folder, keeps each split's fingerprint (and, unless the lab was told not to,
 a copy of its rows, secrets scrubbed), the template's text, the knobs, the versions, the machine and the
-processes, and marks the round running. What the lab writes after training is ``ftlab.lab.running``.
+processes, and marks the round running; eval rows whose prompt is also in train are warned about and recorded
+(``overlap``). What the lab writes after training is ``ftlab.lab.running``.
 """
 
 from __future__ import annotations
 
-from ftlab.data.splits import fingerprint
+from ftlab.console.lines import warn
+from ftlab.data.splits import fingerprint, leakage
 from ftlab.distributed import launcher, world_size
 from ftlab.files.atomic import atomic_write_text
 from ftlab.lab.materials import Unreadable, base_model_name, is_ftlab_template, template_text
@@ -24,6 +26,8 @@ def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model
     for split, rows in (("train", train), ("eval", eval)):
         if rows is not None:
             data[split] = keep_split(folder, split, rows, scrub, keep_data)
+    if found := overlap(train, eval):
+        data["eval"]["overlap"] = found
     style, text = template_text(tokenizer, template)
     atomic_write_text(folder / "template.txt", scrub.text(text))
     path = str(getattr(model, "name_or_path", "") or "")
@@ -40,6 +44,27 @@ def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model
         "metrics": None, "failure": None})
     round_.update()
     return round_
+
+
+class LeakageWarning(UserWarning):
+    """Eval rows share their prompt with train rows: the eval loss then measures memory as well as learning."""
+
+
+def overlap(train, eval, shown: int = 3) -> dict | None:
+    """The eval rows whose prompt is also in train (``ftlab.data.leakage``), warned about; None when there are none.
+
+    Seed 000 swapped rows between its train and test sets and could not tell why two runs differed.
+    """
+    sets = [getattr(rows, "dataset", None) for rows in (train, eval)]
+    if any(dataset is None for dataset in sets):  # no eval rows, or a split that could not be read
+        return None
+    leaks = leakage(*sets)
+    if not leaks:
+        return None
+    warn(f"{len(leaks)} of {len(sets[1])} eval rows share their prompt with train rows ({leaks[0]}): the eval loss "
+         "and scores then measure memory as well as learning. ftlab.data.split(rows) holds out whole "
+         "prompts; ftlab.data.leakage(train, eval) lists them all.", LeakageWarning, stacklevel=4)
+    return {"rows": len(leaks), "of": len(sets[1]), "first": [str(leak) for leak in leaks[:shown]]}
 
 
 def keep_split(folder, split, rows, scrub, keep_data: bool = True) -> dict:

@@ -1,6 +1,7 @@
 """One fine-tuning round (chapters 00, 02 and 05): its knobs go in (``ftlab.config``), a trained adapter comes out.
 
 - ``train``: ``train_round``, the course's main entry point: seed, check, put LoRA on, train through TRL.
+- ``what_runs``: what the knobs become on this machine (precision, optimiser, quantization), each substitution recorded.
 - ``shared_base``: the tuned model is a new module tree over the caller's base weights (no second copy).
 - ``useful_tokens``: how much of what the GPU computes is real text; the output layer scoring only the answers.
 - ``progress``: what a round shows while it trains.

@@ -42,6 +42,7 @@ class RoundResult:
     model: object = field(default=None, repr=False)  # the model with its trained LoRA adapters
     optimizer: str = ""  # the optimiser that ran (config.optim, unless this machine cannot run it)
     substitutions: list[dict] = field(default_factory=list)  # knob, asked, used, why: what ran differently
+    quantization: str | None = None  # how the base's weights were held as it trained: '4bit', '8bit' or None
     useful_token_ratio: float | None = None  # eta: non-pad tokens / positions processed in training batches
     measured: dict = field(default_factory=dict)  # tokens/s; on a GPU peak memory beside the plan's prediction
 
@@ -121,16 +122,16 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
 
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
-    train_set, eval_set, precision = prepare_round(config, model, template, train, eval)
+    train_set, eval_set, ran = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, precision,
+    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, ran.precision,
                             output_dir, callbacks)
     meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
     with score_loss_positions_only(), known_lines_off():  # the output layer only where loss falls; no log noise
         before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
         meter.start()
         trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    return finish_round(trainer, tokenizer, config, precision, output_dir, before, meter)
+    return finish_round(trainer, tokenizer, config, ran, output_dir, before, meter)
 
 
 # ------------------------------------------------------------------------------------------ the steps
@@ -141,7 +142,8 @@ def on_gpu() -> bool:
 
 
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
-    """Check knobs, model and data before anything is trained; choose the precision; apply the template."""
+    """Check knobs, model and data before anything is trained; say what runs here (``WhatRuns``: precision,
+    optimiser, quantization, substitutions); apply the template."""
     from ftlab.console.quiet import quiet_known_noise, quiet_libraries
     from ftlab.data import load
     from ftlab.machine import use_cpu_threads
@@ -150,37 +152,36 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
     config.validate()
     config.check_model(model)
-    precision = check_machine(config, model)
+    ran = check_machine(config, model)
     with quiet_libraries():  # the template's pass over the rows: no bar for a blink
         train_set = load(train, file="train", quiet=True)
         eval_set = load(eval, file="eval", quiet=True) if eval is not None else None
         train_rows = training_rows(template, train_set, config)
         template.check_loss(train_rows, config.max_length, "train")  # reads the masks just made: one encoding per row
-        return train_rows, training_rows(template, eval_set, config, "eval") if eval_set else None, precision
+        return train_rows, training_rows(template, eval_set, config, "eval") if eval_set else None, ran
 
 
-def check_machine(config: RoundConfig, model) -> str:
-    """The precision for this GPU (or CPU), and a note for every knob that will not run as written."""
-    from ftlab.config import small_model_hint
+def check_machine(config: RoundConfig, model):
+    """What runs on this GPU (or CPU) (``ftlab.round.what_runs``), a note for every knob that will not run as
+    written, and hints about the learning rate."""
+    from ftlab.config import lora_scale_hint, small_model_hint
     from ftlab.machine import choose_precision, gpu_info
+    from ftlab.round.what_runs import note, what_runs
 
-    if hint := small_model_hint(config, model):
-        print(hint)
+    for hint in (small_model_hint(config, model), lora_scale_hint(config)):
+        if hint:
+            print(hint)
     name, _, capability, memory = gpu_info()
-    precision = config.resolve_precision(choose_precision(capability), name)
+    ran = what_runs(config, model, choose_precision(capability), name, on_gpu())
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
         from ftlab.memory.suggestions import warn_if_it_does_not_fit
 
         warn_if_it_does_not_fit(config, model, name, memory)
-    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
-    if config.quantization and not quantized:
-        print(f"Note: the config says quantization={config.quantization!r} but the model was loaded without it; "
-              f"load it with ftlab.load_model(quantization={config.quantization!r}) for QLoRA.")
     if config.loss_on == "everything":
         print("Note: loss_on='everything': the prompts carry loss too, so the model also learns to write prompts.")
-    for change in chosen_optimizer(config)[1]:
-        print(f"Note: optim {change['asked']} -> {change['used']}: {change['why']}.")
-    return precision
+    for change in ran.substitutions:
+        print(note(change))
+    return ran
 
 
 def training_rows(template: Template, rows, config: RoundConfig, name: str = "train"):
@@ -219,14 +220,6 @@ def report_cut_rows(template: Template, rows, formatted, max_length: int, name: 
              "ends, and a cut answer teaches it to stop mid-sentence. Raise max_length, or shorten or drop those "
              "rows (ftlab.templates.length_report(rows, tokenizer, max_length) shows every row's length).", stacklevel=4)
     return [row for row, _ in cut]
-
-
-def chosen_optimizer(config: RoundConfig) -> tuple[str, list[dict]]:
-    """The optimiser that will run on this machine, and the substitution (with its reason) if it differs."""
-    used, why = config.optimizer(on_gpu())
-    if why is None:
-        return used, []
-    return used, [{"knob": "optim", "asked": config.optim, "used": used, "why": why}]
 
 
 def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, precision: str, output_dir: str,
@@ -303,7 +296,7 @@ def keep_trainables_fp32(model) -> int:
     return recast
 
 
-def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_before, meter) -> RoundResult:
+def finish_round(trainer, tokenizer, config, ran, output_dir, eval_loss_before, meter) -> RoundResult:
     """Save adapter, tokenizer and logs; gather the numbers (and what ran differently) into a RoundResult."""
     measured = meter.read()
     wall_time_s = measured.pop("wall_time_s")
@@ -316,11 +309,10 @@ def finish_round(trainer, tokenizer, config, precision, output_dir, eval_loss_be
     train_losses = [h["loss"] for h in history if "loss" in h]
     eval_losses = [h["eval_loss"] for h in history if "eval_loss" in h]
     trainable, total = trainer.model.get_nb_trainable_parameters()
-    optimizer, substitutions = chosen_optimizer(config)
-    return RoundResult(config=config, precision=precision, log_history=history,
+    return RoundResult(config=config, precision=ran.precision, log_history=history,
                        train_loss=train_losses[-1] if train_losses else None,
                        eval_loss=eval_losses[-1] if eval_losses else None, eval_loss_before=eval_loss_before,
                        wall_time_s=wall_time_s, trainable_params=trainable, total_params=total,
                        output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model,
-                       optimizer=optimizer, substitutions=substitutions,
+                       optimizer=ran.optimizer, substitutions=ran.substitutions, quantization=ran.quantization,
                        useful_token_ratio=measured["useful_token_ratio"], measured=measured)
