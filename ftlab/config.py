@@ -380,7 +380,7 @@ def preset_for(model, has_gpu: bool) -> str:
 
 
 PRESET_LORA_SCALE = 2.0  # alpha / r of every T4 and CPU preset (32 / 16): the scale their learning rates suit
-FAR_SCALE = 4  # alpha / r this many times off the presets' makes their learning rates act far too large or small
+FAR_SCALE = 4  # alpha / r more than this many times off the presets' makes their learning rates act far off
 
 
 def lora_scale_note(config) -> str:
@@ -390,15 +390,17 @@ def lora_scale_note(config) -> str:
     answers, and 5 times that rate 19 of 24; seed 004's lr 1.5e-3 at r 32 / alpha 128 (4) collapsed.
     """
     scale, lr = config.lora_scale, config.learning_rate
-    return (f"LoRA multiplies its update by alpha / r = {config.lora_alpha} / {config.lora_r} = {scale:g}, so "
-            f"learning_rate {lr:g} moves the weights about as {lr * scale / PRESET_LORA_SCALE:.2g} does at the "
-            f"presets' alpha / r = {PRESET_LORA_SCALE:g}; the two knobs act together")
+    head = f"LoRA multiplies its update by alpha / r = {config.lora_alpha} / {config.lora_r} = {scale:g}"
+    if scale == PRESET_LORA_SCALE:
+        return f"{head}, the presets' own scale: learning_rate x alpha / r is what moves the weights"
+    return (f"{head}, so learning_rate {lr:g} moves the weights about as {lr * scale / PRESET_LORA_SCALE:.2g} does "
+            f"at the presets' alpha / r = {PRESET_LORA_SCALE:g}; the two knobs act together")
 
 
 def lora_scale_hint(config) -> str | None:
-    """A note before training when alpha / r is ``FAR_SCALE`` times or more off the presets' (None otherwise)."""
+    """A note before training when alpha / r is more than ``FAR_SCALE`` times off the presets' (None otherwise)."""
     factor = config.lora_scale / PRESET_LORA_SCALE
-    if 1 / FAR_SCALE < factor < FAR_SCALE:
+    if 1 / FAR_SCALE <= factor <= FAR_SCALE:
         return None
     fix = (f"raise learning_rate about {1 / factor:.2g}x, or lora_alpha to {int(PRESET_LORA_SCALE * config.lora_r)}"
            if factor < 1 else

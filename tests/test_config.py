@@ -158,3 +158,4 @@ def test_the_learning_rate_hint_reads_loras_scale_alpha_over_r():
     assert "lower learning_rate about 8x" in lora_scale_hint(big) and "lora_alpha to 16" in lora_scale_hint(big)
     for near in ("t4-lora", "cpu-tiny", "seed003-round1"):  # 2, 2 and 4: the presets' rates suit them
         assert lora_scale_hint(RoundConfig.preset(near)) is None
+    assert lora_scale_hint(RoundConfig.preset("cpu-tiny", lora_r=4)) is None  # 8, four times: chapter 04's r 4

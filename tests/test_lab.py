@@ -477,7 +477,7 @@ def test_scores_sit_beside_the_eval_loss_and_an_accuracy_collapse_is_flagged_wit
     assert "exact_match 0 where the other rounds on these eval rows reached 0.305 (median)" in collapsed.failure["message"]
     advice = collapsed.failure["advice"]
     assert "0.0005 instead of 0.0015" in advice  # the learning rate, a third
-    assert "alpha / r = 128 / 32 = 4" in advice and "lowering lora_alpha" in advice  # LoRA's scale read with it
+    assert "alpha / r = 128 / 32 = 4" in advice and "Lowering lora_alpha" in advice  # LoRA's scale read with it
     assert math.isfinite(collapsed.metrics["train_loss"]) and (collapsed.adapter_dir / "adapter_config.json").exists()
     table = lab.table()
     assert table.loc[collapsed.id, "status"] == "❌ collapsed" and table.loc[collapsed.id, "exact_match"] == 0.0

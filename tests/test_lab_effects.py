@@ -155,3 +155,19 @@ def test_rounds_on_other_library_versions_are_marked_and_no_effect_is_called_acr
     for r in same:
         r.record["versions"] = dict(VERSIONS, datasets="9.9")  # a library outside the compared stack
     assert "versions" not in rounds_table(same).columns and effect(same, same[0], same[1]).beyond_noise
+
+
+def test_an_accuracy_collapse_is_a_fall_against_the_other_rounds_with_a_finite_loss():
+    from ftlab.config import RoundConfig
+    from ftlab.lab.failures import COLLAPSE, collapse
+
+    config = RoundConfig.preset("cpu-tiny", learning_rate=1.5e-3)
+    assert collapse({"exact_match": 0.0}, {"exact_match": 0.3}, config, 0.4).kind == COLLAPSE  # seed 004's round
+    assert collapse({"exact_match": 0.07}, {"exact_match": 0.3}, config, 0.4) is not None  # below a quarter
+    assert collapse({"exact_match": 0.1}, {"exact_match": 0.3}, config, 0.4) is None  # a third: worse, not collapsed
+    assert collapse({"exact_match": 0.01}, {"exact_match": 0.05}, config, 0.4) is not None  # near zero, from above it
+    assert collapse({"exact_match": 0.0}, {"exact_match": 0.02}, config, 0.4) is None  # nothing to fall from
+    assert collapse({"exact_match": 0.0}, {}, config, 0.4) is None  # no other round on these eval rows
+    assert collapse({"exact_match": 0.0}, {"exact_match": 0.3}, config, float("nan")) is None  # a divergence
+    assert collapse({"wer": 0.0}, {"wer": 0.3}, config, 0.4) is None  # which way is better is not known: not read
+    assert "0.0005 instead of 0.0015" in collapse({"f1": 0.0}, {"f1": 0.5}, config, 0.4).advice

@@ -91,7 +91,7 @@ def learning_rate_story(config=None) -> list[str]:
     """What the learning rate means with this round's LoRA scale, and seed 004's story: lines of advice."""
     from ftlab.config import lora_scale_note
 
-    lines = [f"{lora_scale_note(config)}: lowering lora_alpha calms the steps as lowering the learning rate "
+    lines = [f"{lora_scale_note(config)}. Lowering lora_alpha calms the steps as lowering the learning rate "
              "does."] if config is not None else []
     return [*lines, "Seed 004's lr 1.5e-3 (r 32, alpha 128) collapsed TinyLlama's accuracy to 0.0 where 3e-4 gave its "
             "best; LoRA on TinyLlama works at ~1e-4..5e-4 (at alpha / r = 2), a smaller model (ftlab's tiny one) at "

@@ -39,14 +39,18 @@ class LRFinding:
     start_lr: float
     end_lr: float
     notes: list[str] = field(default_factory=list)
+    lora_scale: float | None = None  # alpha / r the test ran at: the rates it found hold at that scale
 
     def __str__(self) -> str:
         stop = (f"the loss diverged at lr {self.diverged_at:.2g}" if self.diverged_at is not None
                 else f"the loss did not diverge up to lr {self.lrs[-1]:.2g}")
+        scale = ("" if self.lora_scale is None else
+                 f"\nMeasured at LoRA's alpha / r = {self.lora_scale:g}: learning_rate x alpha / r is what moves the "
+                 "weights, so a round with another alpha / r needs the rate scaled by the ratio.")
         return (f"LR range test: {len(self.lrs)} steps from {self.start_lr:.0e} up; {stop}.\n"
                 f"Suggestion: {self.suggestion:.2g} ({RULES[self.rule]}); steepest descent at {self.steepest:.2g}.\n"
                 "This is a starting point, not an answer: confirm it with a short sweep (a few rounds around it),"
-                " since range tests tend to suggest too high a value.")
+                " since range tests tend to suggest too high a value." + scale)
 
     __repr__ = __str__
 
@@ -110,7 +114,7 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
     steep = _steepest([lrs[i] for i in kept], [smoothed[i] for i in kept])
     valley = _valley([lrs[i] for i in kept], [smoothed[i] for i in kept])
     finding = LRFinding(lrs, losses, smoothed, valley if rule == "valley" else steep, rule, steep, diverged,
-                        start_lr, end_lr)
+                        start_lr, end_lr, lora_scale=config.lora_scale)
     print(finding)
     return finding
 
