@@ -78,7 +78,8 @@ def book(tmp_path_factory, tiny_path, greet_data):
     round_("baseline")
     round_("lower lr", learning_rate=5e-4)
     round_("lr and rank", learning_rate=5e-4, lora_r=8)
-    round_("other eval set", eval_rows=other_eval)
+    with pytest.warns(UserWarning, match="eval rows share their prompt with train rows"):
+        round_("other eval set", eval_rows=other_eval)  # drawn apart from train: some of its prompts are in train
     round_("other template and base", template=CHAT_TEMPLATE + "{# v2 #}", base_model="another/base")
     lab.rerun(1)
     return lab
@@ -166,6 +167,7 @@ def test_compare_warns_when_rounds_are_not_comparable(book):
     assert len(comparison.ax.get_lines()) == 4  # a train and an eval curve per round
     assert "2 knobs (learning_rate, lora_r)" in warned([1, 3])[0]
     assert "evaluated on different data" in warned([1, 4])[0]
+    assert book.round(4).record["data"]["eval"]["overlap"]["rows"] > 0 and "overlap" not in book.round(1).record["data"]["eval"]
     text = warned([1, 5])[0]
     assert "different chat templates" in text and "different base models (tiny vs another/base)" in text
     assert warned([1, 6])[0] == ""  # a repeat differs in the seed only
