@@ -2,13 +2,13 @@
 
 ``open_round`` numbers the folder, keeps each split's fingerprint (and, unless the lab was told not to,
 a copy of its rows, secrets scrubbed), the template's text, the knobs, the versions, the machine and the
-processes, and marks the round running; eval rows whose prompt is also in train are warned about and recorded
-(``overlap``). What the lab writes after training is ``ftlab.lab.running``.
+processes, and marks the round running; eval rows whose prompt is also in train are recorded (``overlap``;
+``lab.train`` warns about them, ``ftlab.data.splits.warn_if_shared``). What the lab writes after training is
+``ftlab.lab.running``.
 """
 
 from __future__ import annotations
 
-from ftlab.console.lines import warn
 from ftlab.data.splits import fingerprint, leakage
 from ftlab.distributed import launcher, world_size
 from ftlab.files.atomic import atomic_write_text
@@ -46,24 +46,16 @@ def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model
     return round_
 
 
-class LeakageWarning(UserWarning):
-    """Eval rows share their prompt with train rows: the eval loss then measures memory as well as learning."""
-
-
 def overlap(train, eval, shown: int = 3) -> dict | None:
-    """The eval rows whose prompt is also in train (``ftlab.data.leakage``), warned about; None when there are none.
-
-    Seed 000 swapped rows between its train and test sets and could not tell why two runs differed.
-    """
+    """The eval rows whose prompt is also in train (``ftlab.data.leakage``), for the record: how many, of how
+    many, the first few; None when there are none. Seed 000 swapped rows between its train and test sets and
+    could not tell why two runs differed: the record keeps what the warning said."""
     sets = [getattr(rows, "dataset", None) for rows in (train, eval)]
     if any(dataset is None for dataset in sets):  # no eval rows, or a split that could not be read
         return None
     leaks = leakage(*sets)
     if not leaks:
         return None
-    warn(f"{len(leaks)} of {len(sets[1])} eval rows share their prompt with train rows ({leaks[0]}): the eval loss "
-         "and scores then measure memory as well as learning. ftlab.data.split(rows) holds out whole "
-         "prompts; ftlab.data.leakage(train, eval) lists them all.", LeakageWarning, stacklevel=4)
     return {"rows": len(leaks), "of": len(sets[1]), "first": [str(leak) for leak in leaks[:shown]]}
 
 
