@@ -7,7 +7,9 @@ train without surprises, and ships small offline data sets so every chapter runs
   checked chat rows, every problem named by file, row and field.
 - ``dedup`` (``near_copies`` makes near duplicates to test it on), ``balance``, ``split``, ``leakage``, ``fingerprint``: clean, sample and hold out data.
 - ``arithmetic``, ``general``, ``instructions``, ``dialogues`` (multi-turn): offline data sets;
-  ``load_alpaca`` online.
+  ``python_docs``: 2,600 (or more) real English question -> answer rows from the Python standard
+  library's own documentation (PSF-2.0), offline; ``load_alpaca``: Alpaca's first rows, from the Hub
+  or a local copy (CC BY-NC 4.0).
 - ``course_set``: the course's own train/eval splits (distinct prompts, none in both).
 
 Modules, in the order data flows through them: ``files`` (a data file into raw rows, each numbered as an
@@ -19,6 +21,7 @@ lengths after a template are ``ftlab.templates.lengths``.
 
 from ftlab.data.course_sets.arithmetic import arithmetic
 from ftlab.data.course_sets.dialogues import dialogues
+from ftlab.data.course_sets.python_docs import python_docs
 from ftlab.data.course_sets.starter_set import general
 from ftlab.data.course_sets.synthetic import COURSE_SETS, TASKS, course_set, instructions, split_train_eval
 from ftlab.data.duplicates import DedupReport, dedup, near_copies
@@ -46,6 +49,7 @@ __all__ = [
     "instructions",
     "leakage",
     "near_copies",
+    "python_docs",
     "load",
     "load_alpaca",
     "split",

@@ -38,7 +38,9 @@ def _hub_message(name: str) -> str:
             "Kaggle's 'Internet off', or no network) and the data set is not in the local cache. Use a "
             "local file instead, e.g. ftlab.data.load('data.jsonl') (on Kaggle: attach the data set to the "
             "notebook and load its path under /kaggle/input), or ftlab's offline sets: "
-            "ftlab.data.general() (general instructions) or ftlab.data.arithmetic(1000) (word problems).")
+            "ftlab.data.python_docs(2600) (real English questions and answers from Python's own documentation, "
+            "PSF license, the size of seed 003's Alpaca set), ftlab.data.general() (general instructions) or "
+            "ftlab.data.arithmetic(1000) (word problems).")
 
 
 def _from_hub(name: str, split: str):
@@ -119,8 +121,18 @@ def _column_types(inspection: _Inspection, converted: list[tuple[int, dict]]) ->
                 inspection.problems.append(("mixed column types", Finding(number, key, message, inspection.name)))
 
 
-def _inspect(source, file, split, template, max_length) -> _Inspection:
+def _first_rows(read: Read, first: int) -> None:
+    """Keep the first ``first`` rows of ``read``, a row that could not be read counting as one, numbered as before."""
+    numbers = sorted({number for number, _ in read.records} | {f.row for _, f in read.problems if f.row is not None})
+    last = numbers[first - 1] if len(numbers) >= first else float("inf")
+    read.records = [(number, raw) for number, raw in read.records if number <= last]
+    read.problems = [(kind, f) for kind, f in read.problems if f.row is None or f.row <= last]
+
+
+def _inspect(source, file, split, template, max_length, first: int | None = None) -> _Inspection:
     read = _read(source, file, split)
+    if first is not None:
+        _first_rows(read, first)
     inspection = _Inspection(name=read.name, problems=list(read.problems), notes=list(read.notes))
     name, converted, format_of = read.name, [], {}
     for number, raw in read.records:
@@ -182,7 +194,7 @@ def _capped(inspection: _Inspection, limit: int) -> list[Finding]:
 
 
 def validate(source, file: str | None = None, *, template=None, max_length: int | None = None,
-             limit: int = 1000, split: str = "train") -> list[Finding]:
+             limit: int = 1000, split: str = "train", first: int | None = None) -> list[Finding]:
     """Every problem in ``source``, found in one pass; an empty list means the data is ready.
 
     ``source`` is anything ``load`` accepts. Each ``Finding`` names the file (or ``file``, or "data"),
@@ -194,10 +206,10 @@ def validate(source, file: str | None = None, *, template=None, max_length: int 
     (a conversation's problems name its turn), conversations that do not end with the assistant,
     several formats mixed in one file, columns mixing kinds of values, and, given a ``template``
     (``ftlab.Template.chat(tokenizer)``, say) and ``max_length``, rows longer than ``max_length`` tokens
-    once templated.
+    once templated. ``first``: check only the first ``first`` rows (as ``load(..., first=...)`` reads them).
     The list stops at ``limit`` findings, with a last one saying how many more there are.
     """
-    return _capped(_inspect(source, file, split, template, max_length), limit)
+    return _capped(_inspect(source, file, split, template, max_length, _checked_first(first)), limit)
 
 
 def _report(inspection: _Inspection, shown: int = 5) -> str:
@@ -218,7 +230,7 @@ def _rows(n: int) -> str:
 
 
 def load(source, strict: bool = True, file: str | None = None, *, template=None, max_length: int | None = None,
-         split: str = "train", quiet: bool = False):
+         split: str = "train", quiet: bool = False, first: int | None = None):
     """A ``datasets.Dataset`` of chat rows (``messages`` plus any extra columns) from ``source``.
 
     ``source``: a list of dicts, a pandas DataFrame, a ``datasets.Dataset``, a path to a ``.jsonl``,
@@ -230,6 +242,8 @@ def load(source, strict: bool = True, file: str | None = None, *, template=None,
     the bad rows, keeps every good row unchanged, and prints how many were dropped and why.
     A Dataset is converted and checked every time it is given; a split that was, passed down as
     ``Loaded(dataset)``, comes back as it is unless a ``template`` asks for the length check.
+    ``first``: only the first ``first`` rows of the source, in order, keeping their row numbers (a row
+    that cannot be read counts as one, and is reported); the rows after them are not read into the set.
     """
     from datasets import Dataset
 
@@ -237,7 +251,7 @@ def load(source, strict: bool = True, file: str | None = None, *, template=None,
         if template is None:
             return source.dataset  # converted and checked already (at the lab's door): carried down, not redone
         source = source.dataset
-    inspection = _inspect(source, file, split, template, max_length)
+    inspection = _inspect(source, file, split, template, max_length, _checked_first(first))
     name, say = inspection.name, (lambda text: None) if quiet else print
     for note in inspection.notes:
         say(note)
@@ -280,9 +294,31 @@ def chat_dataset(rows):
     return load(rows, quiet=True)
 
 
-def load_alpaca(n: int = 2600):
-    """The first ``n`` rows of ``tatsu-lab/alpaca`` as chat rows (online only; seed 003 used 2,600).
+ALPACA = "tatsu-lab/alpaca"
 
-    Offline it raises ``HubUnavailableError`` at once, pointing to ``general()`` and ``arithmetic()``.
+
+def _checked_first(first):
+    if first is not None and (isinstance(first, bool) or not isinstance(first, int) or first < 1):
+        raise ValueError(f"first must be a whole number of rows, 1 or more (or None for all), not {first!r}")
+    return first
+
+
+def load_alpaca(n: int = 2600, source=ALPACA, *, strict: bool = True, quiet: bool = False):
+    """The first ``n`` rows of Alpaca, in order, as chat rows: seed 003 fine-tuned TinyLlama on the first 2,600.
+
+    ``source``: the Hub id ``tatsu-lab/alpaca`` (online only: offline it raises ``HubUnavailableError`` at
+    once, naming the offline sets, ``python_docs`` first), or a local copy in Alpaca's schema: Stanford's
+    ``alpaca_data.json`` (a JSON list of ``{"instruction", "input", "output"}``), or a ``.jsonl``, ``.csv`` or
+    ``.parquet`` file of the same rows. Each row converts like any Alpaca row (``ftlab.data.formats``): the
+    user turn is the instruction, then a blank line and the input when it is not empty; the answer is the
+    output; the Hub copy's pre-formatted ``text`` column is dropped. A malformed row among the first ``n``
+    raises one ``DataFormatError`` naming the file, row and field of each problem; ``strict=False`` drops
+    those rows, keeps the others as they are and says which it dropped. Alpaca's license: CC BY-NC 4.0
+    (non-commercial use; its answers were generated with OpenAI's text-davinci-003).
     """
-    return load("tatsu-lab/alpaca", split=f"train[:{n}]")
+    n = _checked_first(n)
+    if n is None:
+        raise ValueError("n must be a whole number of rows, 1 or more; Alpaca has 52,002")
+    if isinstance(source, str) and source == ALPACA:  # the Hub slices the split: only n rows are converted
+        return load(source, strict=strict, split=f"train[:{n}]", quiet=quiet)
+    return load(source, strict=strict, quiet=quiet, first=n)

@@ -6,7 +6,8 @@ lists, how-tos, classification, summaries, and a few in Chinese), each a chat ro
 the public domain under CC0 1.0 (https://creativecommons.org/publicdomain/zero/1.0/): copy, change
 and share them freely. It is far too small to teach a model new skills; it is for practising the
 data pipeline (load, dedup, split, length report) and for quick smoke runs offline.
-``load_alpaca`` (in ``ftlab.data.loading``) gives the first rows of tatsu-lab/alpaca when online.
+``load_alpaca`` (in ``ftlab.data.loading``) gives the first rows of tatsu-lab/alpaca when online;
+``python_docs`` gives real text of Alpaca's size offline.
 """
 
 from __future__ import annotations
