@@ -52,7 +52,9 @@ from pathlib import Path
 LICENSE = "PSF-2.0"
 LICENSE_NAME = "Python Software Foundation License Version 2"
 LICENSE_URL = "https://docs.python.org/3/license.html"
-MAX_WORDS = 80  # an answer's cap: about 110 SmolLM2 tokens, so a row fits max_length=256 with its prompt
+# An answer's cap in words: every row, prompt and SmolLM2's template included, then fits max_length=256
+# (tests/test_real_text.py checks it; benchmarks/bench_python_docs.py prints the lengths).
+MAX_WORDS = 80
 MIN_WORDS = 3
 
 # The Library Reference's chapters and the modules read from each, in its order. An object that several
