@@ -53,6 +53,12 @@ def test_seed_003s_size_every_category_and_more_on_demand(rows):
         python_docs(n=len(everything) + 1)
 
 
+@pytest.mark.parametrize("n", [0, -5, 2.5, True, "2600"])
+def test_a_size_that_is_not_a_positive_whole_number_is_refused(n):
+    with pytest.raises(ValueError, match="whole number|ask for 1 to"):
+        python_docs(n)
+
+
 def test_same_seed_same_rows_another_seed_other_rows(rows):
     assert python_docs(seed=0) == rows
     other = python_docs(seed=1)
@@ -119,6 +125,23 @@ def test_docstrings_are_cleaned_into_prose_cut_at_a_sentence_end():
     assert short_answer("First sentence here. Then " + "more " * 90 + "words.") == "First sentence here."
     assert short_answer("Does a thing. New in version 3.5. Still more.", quoted_code=True) == "Does a thing. Still more."
     assert short_answer('The "with" statement is used to wrap.', quoted_code=True) == "The `with` statement is used to wrap."
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the stand-in interpreter is a shell script")
+def test_when_the_fresh_interpreter_fails_the_error_says_what_ran_and_why(tmp_path, monkeypatch):
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'SyntaxError: something in the way' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    docs_module._entries.cache_clear()
+    monkeypatch.setattr(sys, "executable", str(broken))
+    try:
+        with pytest.raises(RuntimeError, match=r"(?s)fresh Python .*python -I.*exit code 3.*something in the way"):
+            python_docs(10)
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "missing"))
+        with pytest.raises(RuntimeError, match="failed to start"):
+            python_docs(10)
+    finally:
+        docs_module._entries.cache_clear()  # the next test reads the documentation again, with the real Python
 
 
 def test_with_smollm2s_tokenizer_every_row_fits_256_tokens(rows):

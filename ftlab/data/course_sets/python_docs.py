@@ -15,8 +15,9 @@ against ``help(...)``:
 - ``topic``: "Explain the `with` statement in Python." -> the first paragraphs of a section of the
   language reference; ``reference``: "What does `str.center(width[, fillchar])` do?" -> an entry of it.
 
-Answers are cut at a sentence end to at most ``MAX_WORDS`` words, so that a row fits the 128-256 tokens
-a CPU round trains on; an entry whose first sentence is longer, or that has no prose, gives no row.
+Answers are cut at a sentence end to at most ``MAX_WORDS`` words, so that every row fits the
+``max_length=256`` of a CPU round on SmolLM2 (most fit 128); an entry whose first sentence is longer,
+or that has no prose, gives no row.
 Each row is a chat row with the columns ``category`` (the kind of question above), ``family`` (the
 module's chapter of the Library Reference, "language" for the reference), ``subject`` (the name or
 section the row is about: ``split(rows, by=lambda row: row["subject"])`` keeps every question about
@@ -449,23 +450,30 @@ def _entries() -> tuple[Entry, ...]:
     """
     import json
     import subprocess
+    import tempfile
 
     from ftlab.console.lines import Progress
 
     command = [sys.executable, "-I", "-X", "utf8", str(Path(__file__).resolve())]
-    with (subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           encoding="utf-8") as child,
+    failed = f"python_docs() reads the documentation in a fresh Python ({' '.join(command)}), which failed"
+    # stderr to a file: a pipe nobody reads until the end could fill and stall the child
+    with (tempfile.TemporaryFile("w+", encoding="utf-8") as stderr,
           Progress(len(_LISTED), "Reading the standard library's documentation", "modules") as progress):
-        payload = ""
-        for line in child.stdout:
-            if line.startswith("["):
-                payload = line
-            else:
-                progress.update()
-        errors = child.stderr.read()
+        try:
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8")
+        except OSError as error:  # no interpreter at sys.executable (an embedded Python)
+            raise RuntimeError(f"{failed} to start: {error}") from error
+        with child:
+            payload = ""
+            for line in child.stdout:
+                if line.startswith("["):
+                    payload = line
+                else:
+                    progress.update()
+        stderr.seek(0)
+        errors = stderr.read()
     if child.returncode or not payload:
-        raise RuntimeError(f"python_docs() reads the documentation in a fresh Python ({' '.join(command)}), "
-                           f"which failed (exit code {child.returncode}):\n{errors[-3000:]}")
+        raise RuntimeError(f"{failed} (exit code {child.returncode}):\n{errors[-3000:]}")
     return tuple(Entry(**fields) for fields in json.loads(payload))
 
 
@@ -505,14 +513,16 @@ def python_docs(n: int | None = 2600, seed: int = 0) -> list[dict]:
     ``n``: how many rows (2,600 by default, the size of seed 003's Alpaca set; None: every row this Python's
     documentation gives, several times as many). The categories take turns, so the small ones
     (``topic``, ``reference``, ``module``, ``exception``) come whole and the others share the rest.
-    ``seed`` draws the rows, each question's wording and their order. The same Python version and ``seed``
-    give the same rows; each row's ``source`` names the Python version and the license (see the module's
+    ``seed`` draws the rows, each question's wording and their order. The same Python version (on the same
+    operating system) and ``seed`` give the same rows; each row's ``source`` names the Python version and the license (see the module's
     docstring). Prompts are unique (``ftlab.data.dedup`` by prompt), so ``ftlab.data.split(rows)`` holds
     out an eval set whose prompts never occur in train; ``split(rows, by=lambda row: row["subject"])``
     also keeps every question about one name on one side.
     """
     from ftlab.data.duplicates import dedup
 
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+        raise ValueError(f"n must be a whole number of rows, such as 2600 (or None for all), not {n!r}")
     entries = _entries()
     rng = random.Random(f"ftlab-python-docs-{seed}")
     source = f"Python {sys.version.split()[0]} documentation ({LICENSE})"
