@@ -84,18 +84,19 @@ def one_run(model_config, folder, quantization, checkpointing, length, padding_f
     import torch
     from trl import SFTTrainer
 
-    from ftlab.config import RoundConfig
+    from ftlab.config import ATTENTION, RoundConfig
+    from ftlab.machine import choose_precision
     from ftlab.memory.estimate import plan
     from ftlab.memory.gpus import gpu_for
     from ftlab.memory.shapes import model_shape
     from ftlab.round.train import add_lora, keep_trainables_fp32
     from ftlab.round.useful_tokens import count_useful_tokens
 
-    half = torch.float16 if not on_gpu or torch.cuda.get_device_capability() < (8, 0) else torch.bfloat16
-    precision = ("fp16" if half == torch.float16 else "bf16") if on_gpu else "fp32"
+    precision = choose_precision(torch.cuda.get_device_capability()) if on_gpu else "fp32"
+    half = torch.bfloat16 if precision == "bf16" else torch.float16  # the smoke run's CPU weights: fp16, as before
     batch = 4
     config = RoundConfig(learning_rate=1e-4, max_steps=steps, batch_size=batch, gradient_accumulation_steps=1,
-                         lora_r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], max_length=length,
+                         lora_r=16, target_modules=list(ATTENTION), max_length=length,
                          gradient_checkpointing=checkpointing, quantization=quantization, padding_free=padding_free,
                          logging_steps=steps, warmup=0)
     data, lengths = rows_of(length, batch * (steps + 1), model_config["vocab_size"])

@@ -166,9 +166,9 @@ def parse(path: Path) -> tuple[dict, dict]:
 def default_preset(model: str) -> str:
     """The preset ``ftlab.setup().preset_for(model)`` would choose, read without torch (nvidia-smi)."""
     from ftlab.config import preset_for
-    from ftlab.machine import gpus
+    from ftlab.machine import has_gpu
 
-    return preset_for(model, has_gpu=bool(gpus()))
+    return preset_for(model, has_gpu=has_gpu())
 
 
 class Loader(yaml.SafeLoader):

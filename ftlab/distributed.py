@@ -22,6 +22,8 @@ import contextlib
 import os
 import sys
 
+from ftlab.machine import gpus, has_gpu
+
 
 def world_size() -> int:
     """How many processes train this round (1 without a launcher)."""
@@ -51,8 +53,6 @@ def sharded() -> bool:
 def too_few_gpus() -> str | None:
     """Why this launch cannot work, when it starts more processes on this machine than it has GPUs (two processes
     on one GPU make NCCL fail with "Duplicate GPU detected"); None when each process has its own GPU, or on a CPU."""
-    from ftlab.machine import gpus
-
     here, found = int(os.environ.get("LOCAL_WORLD_SIZE", world_size())), len(gpus())
     if found == 0 or here <= found:
         return None
@@ -76,10 +76,11 @@ def _state():
     Asked for as the trainer will ask (``use_cpu`` without a GPU): accelerate keeps the first answer for
     the whole process, and a plain ``PartialState()`` on a CPU would make it a single process (no DDP).
     """
-    import torch
-    from accelerate import PartialState
+    from accelerate import (
+        PartialState,  # loads torch: has_gpu() answers as torch does, as the trainer will ask
+    )
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not has_gpu())
 
 
 def share(value):
@@ -117,7 +118,7 @@ def launch(function, *args, processes: int = 2):
     inside ``function``, in each process). ``function`` must do its imports itself.
     """
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
+    if torch is not None and torch.cuda.is_initialized():  # torch's own question: has CUDA started (not: is there a GPU)
         raise RuntimeError("CUDA has already started in this kernel (a model was loaded, or ftlab.setup() read the "
                            "GPU), and the processes the launcher forks cannot use it. Restart the kernel and run "
                            "ftlab.distributed.launch(...) before anything else touches the GPU: setup and loading "

@@ -2,13 +2,16 @@
 
 Facts, read without importing torch where it can be avoided, and the rules that follow from them alone:
 
-* ``detect_platform``: Colab, Kaggle or local; ``gpus`` / ``gpu_info``: ftlab's one GPU reader.
+* ``detect_platform``: Colab, Kaggle or local; ``gpus`` / ``gpu_info``: ftlab's one GPU reader, and
+  ``has_gpu``: its one "is there a GPU" (every other module asks it, not ``torch.cuda``).
 * ``choose_precision``: bf16 needs compute capability 8.0 (Ampere) or newer, a T4 (7.5) gets fp16, a CPU
   fp32. ``torch.cuda.is_bf16_supported()`` is never asked: it says True on a T4, where bf16 is only emulated.
 * ``use_cpu_threads``: one torch thread for a small model on a CPU (torch's threads spin while they wait).
 * ``hub_online``: ftlab's one Hub probe. It asks the Hub (or the mirror ``HF_ENDPOINT`` names) the way the
   Hub client does, with a short timeout, so a notebook offline (Kaggle's "Internet off",
   ``HF_HUB_OFFLINE=1``) learns it in about a second instead of after the libraries' retries.
+* ``HubUnavailableError`` / ``hub_unavailable``: ftlab's one "the Hub cannot be reached" error and its message,
+  for a data set and a model alike: what could not be loaded, why, and what to use instead.
 
 ``ftlab.setup()`` (``ftlab.env``) puts these together into one banner.
 """
@@ -61,6 +64,19 @@ class GPU:
     memory_gib: float
 
 
+def has_gpu() -> bool:
+    """Whether this process may use a GPU: ftlab's one "is there a GPU" question.
+
+    torch's answer when torch is loaded already (``torch.cuda.is_available`` starts no CUDA context, so a
+    launcher can still fork after it, and ``gpus()`` is not asked: reading a GPU's properties starts one);
+    else whether ``nvidia-smi`` lists a GPU this process may use, without importing torch.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.cuda.is_available()
+    return bool(gpus())
+
+
 def gpus() -> list[GPU]:
     """The GPUs this process may use, GPU 0 first: ftlab's one GPU reader.
 
@@ -69,7 +85,7 @@ def gpus() -> list[GPU]:
     """
     torch = sys.modules.get("torch")
     if torch is not None:
-        if not torch.cuda.is_available():
+        if not has_gpu():
             return []
         props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
         return [GPU(p.name, (p.major, p.minor), p.total_memory / 2**30) for p in props]
@@ -125,7 +141,7 @@ def use_cpu_threads(model=None) -> int:
     asked = os.environ.get("FTLAB_CPU_THREADS")
     if asked:
         threads = int(asked)
-    elif torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+    elif has_gpu() or os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
     else:
         params = sum(p.numel() for p in model.parameters()) if model is not None else 0
@@ -203,3 +219,16 @@ def hub_online(timeout: float = 1.5) -> bool:
     thread.start()
     thread.join(timeout + 0.5)
     return bool(answered)
+
+
+class HubUnavailableError(ConnectionError):
+    """The Hugging Face Hub cannot be reached (offline mode, Kaggle's internet off, no network) and what was
+    asked for is not in the local cache. ``hub_unavailable`` writes its message."""
+
+
+def hub_unavailable(name: str, what: str, instead: str,
+                    error: type[HubUnavailableError] = HubUnavailableError) -> HubUnavailableError:
+    """The one "Hub cannot be reached" error for ``name`` (``what`` it is: "the data set", "the model"), its
+    message ending with ``instead``, what to use offline. ``error``: a subclass that also says what failed."""
+    return error(f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, "
+                 f"or Kaggle with its internet off) and {what} is not in the local cache. {instead}")

@@ -254,6 +254,21 @@ def test_rows_too_long_for_max_length(tokenizer):
     assert f"{lengths[1]} tokens" in findings[0].message
 
 
+def test_the_course_sets_and_the_converters_build_one_chat_row_shape():
+    from ftlab.data import arithmetic, general, instructions
+    from ftlab.data.formats import chat_row, chat_turns, to_chat
+
+    row = chat_row(("Hi", "Hello"), system="Be brief.", category="greeting")
+    assert row == {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                                {"role": "assistant", "content": "Hello"}], "category": "greeting"}
+    assert detect_format(row) == "chat" and to_chat(row, "chat")[0] == row
+    assert to_chat(GOOD, "alpaca")[0]["messages"] == chat_turns(("Say hi.", "Hi!"))
+    for made in (general(1)[0], arithmetic(1, seed=0)[0], instructions(1, "double", seed=0)[0]):
+        (question, answer), extra = [t["content"] for t in made["messages"]], dict(made)
+        del extra["messages"]
+        assert made == chat_row((question, answer), **extra)
+
+
 # --- sources that are not there --------------------------------------------------------------------
 
 def test_hub_id_offline_fails_fast_with_a_way_out():

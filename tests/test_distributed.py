@@ -147,14 +147,15 @@ def test_the_lab_table_shows_processes_and_a_ddp_round_is_not_a_one_knob_change(
 
 
 def test_more_processes_than_gpus_is_refused_before_nccl_fails(monkeypatch):
+    import ftlab.distributed
     import ftlab.machine
     from ftlab.distributed import too_few_gpus
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)])  # Colab: one T4
+    monkeypatch.setattr(ftlab.distributed, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)])  # Colab: one T4
     assert "2 processes" in too_few_gpus() and "--nproc_per_node 1" in too_few_gpus()
-    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)] * 2)  # Kaggle T4 x2
+    monkeypatch.setattr(ftlab.distributed, "gpus", lambda: [ftlab.machine.GPU("Tesla T4", (7, 5), 14.7)] * 2)  # Kaggle T4 x2
     assert too_few_gpus() is None
-    monkeypatch.setattr(ftlab.machine, "gpus", lambda: [])  # a CPU: gloo, any number of processes
+    monkeypatch.setattr(ftlab.distributed, "gpus", lambda: [])  # a CPU: gloo, any number of processes
     assert too_few_gpus() is None

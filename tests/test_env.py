@@ -15,6 +15,13 @@ def test_precision_from_compute_capability(capability, expected):
     assert ftlab.choose_precision(capability) == expected
 
 
+def test_is_there_a_gpu_is_asked_of_torch_once_torch_is_loaded(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ftenv.has_gpu() is True
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ftenv.has_gpu() is False and ftenv.gpus() == []
+
+
 def fake_gpu(monkeypatch, name, major, minor, count=1, memory_gib=15.0):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)

@@ -103,7 +103,7 @@ def test_each_round_has_its_folder_with_the_whole_record(book):
     logged = [line for line in first.logs() if "loss" in line]
     assert all({"loss", "learning_rate", "grad_norm"} <= set(line) for line in logged)
     assert "Trainable parameters" in (first.path / "stdout.log").read_text()
-    assert len(first.samples()) == 2 and {"prompt", "expected", "answer"} <= set(first.samples()[0])
+    assert len(first.samples()) == 2 and {"prompt", "reference", "prediction"} <= set(first.samples()[0])
     assert (first.adapter_dir / "adapter_model.safetensors").exists()
     assert book.round("baseline").id == 1 and "succeeded" in repr(first)
     for r in rounds:

@@ -16,6 +16,19 @@ def test_a_hub_id_offline_fails_fast_and_points_to_the_tiny_model(monkeypatch):
     assert time.perf_counter() - started < 5
 
 
+def test_a_model_and_a_data_set_offline_raise_ftlabs_one_hub_error(monkeypatch):
+    from ftlab.data import load
+    from ftlab.machine import HubUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    raised = []
+    for attempt in (lambda: ftlab.load_model("someone/not-a-cached-model"), lambda: load("someone/some-dataset")):
+        with pytest.raises(HubUnavailableError, match="the Hugging Face Hub is not reachable here") as error:
+            attempt()
+        raised.append(str(error.value))
+    assert "the model is not in the local cache" in raised[0] and "the data set is not in the local cache" in raised[1]
+
+
 def test_unknown_quantization_is_refused():
     with pytest.raises(ValueError, match="'3bit' is not one of"):
         ftlab.load_model("tiny", quantization="3bit")

@@ -84,6 +84,29 @@ def test_unknown_gpu_lists_the_known_ones_and_a_memory_size_works():
     assert gpu_spec(24).memory_gib == 24.0 and "T4" in gpu_spec(24).notes[0]
 
 
+def test_a_gpus_half_precision_is_the_machines_one_rule():
+    from ftlab.machine import choose_precision
+    from ftlab.memory.gpus import GPUS
+
+    assert {key: spec.half for key, spec in GPUS.items()} == {"T4": "fp16", "L4": "bf16", "A100": "bf16",
+                                                              "A100-80GB": "bf16"}
+    assert all(spec.half == choose_precision(spec.capability) for spec in GPUS.values())
+    assert plan(gpu="T4").settings["precision"] == "fp16" and plan(gpu="A100").settings["precision"] == "bf16"
+
+
+def test_the_planners_defaults_are_the_course_model_and_configs_attention():
+    import inspect
+
+    from ftlab.config import ATTENTION
+    from ftlab.export.merge import planned_merge_memory
+    from ftlab.memory.suggestions import suggest
+    from ftlab.models.loading import DEFAULT_MODEL
+
+    for function in (plan, suggest, model_shape, planned_merge_memory):
+        assert inspect.signature(function).parameters["model"].default == DEFAULT_MODEL, function
+    assert inspect.signature(plan).parameters["target_modules"].default is ATTENTION
+
+
 def test_unreadable_config_names_the_path(tmp_path):
     with pytest.raises(PlanInputError, match=str(tmp_path / "nowhere" / "config.json").replace("\\", ".")):
         model_shape(tmp_path / "nowhere" / "config.json")

@@ -27,8 +27,9 @@ from ftlab.data.course_sets.synthetic import COURSE_SETS, TASKS, course_set, ins
 from ftlab.data.duplicates import DedupReport, dedup, near_copies
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import detect_format
-from ftlab.data.loading import HubUnavailableError, load, load_alpaca, validate
+from ftlab.data.loading import load, load_alpaca, validate
 from ftlab.data.splits import Leak, balance, fingerprint, leakage, split
+from ftlab.machine import HubUnavailableError
 
 __all__ = [
     "DataFormatError",

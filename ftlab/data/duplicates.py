@@ -28,12 +28,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from ftlab.console.lines import track
 from ftlab.data.formats import conversation_text, normalise, prompt_text
 from ftlab.data.loading import chat_dataset
 
-_PRIME = np.uint64(1_099_511_628_211)  # FNV's 64-bit prime: spreads code points in the rolling hash
+FNV_PRIME = 1_099_511_628_211  # FNV's 64-bit prime: spreads code points in the rolling hash
 
 
 def key_texts(dataset, key="conversation") -> list[str]:
@@ -93,8 +92,10 @@ def _window(text: str, at: int, width: int = 60) -> str:
     return ("..." if start else "") + _short(text[start:], width)
 
 
-def _shingles(text: str, size: int) -> np.ndarray:
-    """64-bit hashes of the distinct character ``size``-grams of ``text`` (rolling, vectorised)."""
+def _shingles(text: str, size: int):
+    """64-bit hashes of the distinct character ``size``-grams of ``text`` (rolling, vectorised): a numpy array."""
+    import numpy as np  # only the near-duplicate search needs it: ftlab.data itself loads without numpy
+
     points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     if not len(points):
         return np.zeros(1, dtype=np.uint64)  # an empty text: one shingle, so empty texts match each other
@@ -103,7 +104,7 @@ def _shingles(text: str, size: int) -> np.ndarray:
     hashes = np.zeros(max(count, 1), dtype=np.uint64)
     with np.errstate(over="ignore"):  # wrapping at 2**64 is what a hash wants
         for offset in range(size):
-            hashes = hashes * _PRIME + points[offset:offset + count]
+            hashes = hashes * np.uint64(FNV_PRIME) + points[offset:offset + count]
         hashes ^= hashes >> np.uint64(29)  # mix high bits into low bits before multiplying
         hashes *= np.uint64(0xBF58476D1CE4E5B9)
     return np.unique(hashes)
@@ -121,7 +122,7 @@ def _bands_for(threshold: float, num_perm: int) -> int:
 def _near(texts: list[str], threshold: float, shingle_size: int, num_perm: int, seed: int,
           progress: bool | None) -> dict[int, tuple[int, float]]:
     """{index dropped: (index kept, estimated similarity)} over ``texts`` (greedy, in order)."""
-    from ftlab.console.lines import track
+    import numpy as np  # only the near-duplicate search needs it: ftlab.data itself loads without numpy
 
     rng = np.random.default_rng(seed)
     a = rng.integers(1, 2**63, size=(num_perm, 1), dtype=np.uint64) | np.uint64(1)  # odd multipliers

@@ -10,7 +10,8 @@ Public data sets come in four shapes that matter for fine-tuning, and learners m
 ftlab trains on one shape only, the chat: ``{"messages": [user, assistant]}`` (a system turn may
 come first; extra columns such as ``category`` ride along). ``to_chat`` checks a row and converts it
 in the same pass, returning the problems it found instead of raising, so a loader can report every
-bad row of a file at once. The helpers at the bottom give the normalised prompt or conversation text
+bad row of a file at once. ``chat_row`` / ``chat_turns`` build that shape (the course's sets, the
+converters here), and ``prompt_turns`` a prompt's turns (a string is one user turn). The helpers at the bottom give the normalised prompt or conversation text
 that de-duplication, splitting and leakage checks compare.
 """
 
@@ -37,6 +38,26 @@ FIELD_HINTS = {"question": "instruction", "query": "instruction", "prompt_text":
                "chat": "messages"}
 
 # The columns a format consumes; every other column rides along into the chat row.
+
+
+def chat_turns(*exchanges: tuple[str, str], system: str | None = None) -> list[dict]:
+    """The turns of ``(question, answer)`` exchanges in order, after a system turn when ``system`` is given."""
+    turns = [{"role": "system", "content": system}] if system is not None else []
+    for question, answer in exchanges:
+        turns += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return turns
+
+
+def chat_row(*exchanges: tuple[str, str], system: str | None = None, **columns) -> dict:
+    """ftlab's canonical chat row: ``{"messages": chat_turns(...)}`` and extra ``columns`` (``category``, ``task``)."""
+    return {"messages": chat_turns(*exchanges, system=system), **columns}
+
+
+def prompt_turns(prompt) -> list[dict]:
+    """A prompt as chat turns: a string is one user turn; a list of turns is copied as it is."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
 _OWN_FIELDS = {fmt: frozenset(fields) | frozenset(DROPPED_FIELDS) for fmt, fields in FORMAT_FIELDS.items()}
 _FORMAT_OF = {name: fmt for fmt, fields in FORMAT_FIELDS.items() for name in fields}
 _ALL_FIELDS = frozenset(_FORMAT_OF)
@@ -163,7 +184,7 @@ def _alpaca(row: dict) -> tuple[list[dict], list[Problem]]:
         problems.append(("empty answer", "output", "the output is empty: there is nothing to learn; "
                                                    "write the answer or drop the row"))
     user = row["instruction"] + (f"\n\n{extra}" if extra and extra.strip() else "")
-    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}], problems
+    return chat_turns((user, row["output"])), problems
 
 
 def _prompt_completion(row: dict) -> tuple[list[dict], list[Problem]]:
@@ -187,7 +208,7 @@ def _prompt_completion(row: dict) -> tuple[list[dict], list[Problem]]:
         problems.append(("empty prompt", "prompt", "the prompt is empty; write it or drop the row"))
     if not completion.strip():
         problems.append(("empty answer", "completion", "the completion is empty: there is nothing to learn"))
-    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}], problems
+    return chat_turns((prompt, completion)), problems
 
 
 def to_chat(row: dict, fmt: str) -> tuple[dict | None, list[Problem]]:

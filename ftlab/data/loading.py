@@ -25,39 +25,35 @@ from pathlib import Path
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.files import FILE_SUFFIXES, Read, as_rows, read_file
 from ftlab.data.formats import FORMAT_NAMES, detect_format, to_chat, unknown_fields_message
+from ftlab.machine import HubUnavailableError, hub_forced_offline, hub_online, hub_unavailable
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-class HubUnavailableError(ConnectionError):
-    """The Hugging Face Hub cannot be reached (offline mode, Kaggle's internet off, no network)."""
+OFFLINE_DATA = ("Use a local file instead, e.g. ftlab.data.load('data.jsonl') (on Kaggle: attach the data set to "
+                "the notebook and load its path under /kaggle/input), or ftlab's offline sets: "
+                "ftlab.data.python_docs(2600) (real English questions and answers from Python's own documentation, "
+                "PSF license, the size of seed 003's Alpaca set), ftlab.data.general() (general instructions) or "
+                "ftlab.data.arithmetic(1000) (word problems).")
 
 
-def _hub_message(name: str) -> str:
-    return (f"Can't load {name!r} from the Hugging Face Hub: this session is offline (HF_HUB_OFFLINE=1, "
-            "Kaggle's 'Internet off', or no network) and the data set is not in the local cache. Use a "
-            "local file instead, e.g. ftlab.data.load('data.jsonl') (on Kaggle: attach the data set to the "
-            "notebook and load its path under /kaggle/input), or ftlab's offline sets: "
-            "ftlab.data.python_docs(2600) (real English questions and answers from Python's own documentation, "
-            "PSF license, the size of seed 003's Alpaca set), ftlab.data.general() (general instructions) or "
-            "ftlab.data.arithmetic(1000) (word problems).")
+def _hub_error(name: str) -> HubUnavailableError:
+    return hub_unavailable(name, "the data set", OFFLINE_DATA)
 
 
 def _from_hub(name: str, split: str):
     from datasets import load_dataset
 
-    from ftlab.machine import hub_forced_offline, hub_online
-
     offline = hub_forced_offline()  # then datasets reads its cache, and fails at once if the set is not there
     if not offline and not hub_online(timeout=3.0):
-        raise HubUnavailableError(_hub_message(name))
+        raise _hub_error(name)
     try:
         return load_dataset(name, split=split)
     except ConnectionError as error:  # offline mode raises this at once when the set is not cached
-        raise HubUnavailableError(_hub_message(name)) from error
+        raise _hub_error(name) from error
     except Exception as error:
         if offline:
-            raise HubUnavailableError(_hub_message(name)) from error
+            raise _hub_error(name) from error
         raise
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ftlab.data.formats import prompt_turns
+
 DECODING = {  # decoding settings by name (the round presets are ftlab.config.PRESETS)
     "eval": dict(do_sample=False, repetition_penalty=1.0),
     "chat": dict(do_sample=True, temperature=0.7, top_p=0.9, answer_repetition_penalty=1.3),
@@ -82,10 +84,6 @@ def decode_answer(tokenizer, tokens, stops: list[int]) -> tuple[str, int, bool]:
     return tokenizer.decode(tokens[:length], skip_special_tokens=True).strip(), length, bool(len(ended))
 
 
-def _as_messages(prompt) -> list[dict]:
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-
-
 def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_tokens: int = 64,
              batch_size: int = 16, progress: bool | None = None, template=None, **options) -> list[Generation]:
     """Answers to ``prompts`` (strings, or lists of chat turns), in order, with stop and repetition flags.
@@ -112,7 +110,7 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     starts = range(0, len(prompts), batch_size)
     try:
         for start in track(starts, "generating", progress is not False, unit="batches"):
-            chats = [_as_messages(p) for p in prompts[start:start + batch_size]]
+            chats = [prompt_turns(p) for p in prompts[start:start + batch_size]]
             texts = [template.prompt(chat) for chat in chats]
             # the template already wrote the BOS token: adding special tokens again would double it
             batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(device)

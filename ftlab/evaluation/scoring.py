@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.evaluation import metrics as text_metrics
+from ftlab.evaluation.generation import generate
 
 DEFAULT_METRICS = text_metrics.DEFAULT_SCORES
 
@@ -172,25 +173,29 @@ def evaluate(model, tokenizer, data, metrics=DEFAULT_METRICS, output_dir: str | 
              max_new_tokens: int = 64, lang: str | None = None, with_perplexity: bool = True,
              template=None) -> Evaluation:
     """Generate (greedy, with the training template) and score every row of ``data``; save next to the adapter."""
-    from ftlab.evaluation.generation import generate
-
-    chats = _chat_rows(data)
-    generations = generate(model, tokenizer, [chat[:-1] for chat in chats], "eval", max_new_tokens,
-                           template=template)
-    references = [chat[-1]["content"] for chat in chats]
-    predictions = [g.text for g in generations]
-    scores = score(predictions, references, metrics, lang)
+    rows = answer_rows(model, tokenizer, data, max_new_tokens, template)
+    scores = score([r["prediction"] for r in rows], [r["reference"] for r in rows], metrics, lang)
     if with_perplexity:
         scores["perplexity"] = perplexity(model, tokenizer, data, template=template)
-    scores["rows"] = len(generations)  # the sample size: with 40 rows one answer moves a share by 0.025
-    scores["did_not_stop"] = sum(not g.stopped for g in generations) / len(generations)
-    scores["repetitive"] = sum(g.repetitive for g in generations) / len(generations)
-    rows = [{"prompt": g.prompt, "reference": r, "prediction": g.text, "stopped": g.stopped,
-             "repetitive": g.repetitive} for g, r in zip(generations, references, strict=True)]
+    scores["rows"] = len(rows)  # the sample size: with 40 rows one answer moves a share by 0.025
+    scores["did_not_stop"] = sum(not r["stopped"] for r in rows) / len(rows)
+    scores["repetitive"] = sum(r["repetitive"] for r in rows) / len(rows)
     result = Evaluation(scores, rows)
     if output_dir:
         result.saved_to = save(result, output_dir)
     return result
+
+
+def answer_rows(model, tokenizer, data, max_new_tokens: int = 64, template=None,
+                progress: bool | None = None) -> list[dict]:
+    """Each chat row's prompt answered (greedy, with the training template) beside the row's own answer:
+    ``{"prompt", "reference", "prediction", "stopped", "repetitive"}`` a row. What ``evaluate`` scores, and
+    the sample answers a lab round records."""
+    chats = _chat_rows(data)
+    generations = generate(model, tokenizer, [chat[:-1] for chat in chats], "eval", max_new_tokens,
+                           template=template, progress=progress)
+    return [{"prompt": g.prompt, "reference": chat[-1]["content"], "prediction": g.text, "stopped": g.stopped,
+             "repetitive": g.repetitive} for chat, g in zip(chats, generations, strict=True)]
 
 
 def save(result: Evaluation, output_dir: str) -> str:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftlab.data.formats import prompt_turns
 from ftlab.export.merge import (  # noqa: F401 - TOKENIZER_FILES: what a merged folder gets
     SAVE_AGAIN,
     TOKENIZER_FILES,
@@ -149,15 +150,7 @@ def base_folder(name: str) -> Path:
     """A local folder with the base model's safetensors files: ftlab's tiny model, a folder, or a Hub download."""
     from ftlab.models.loading import resolve
 
-    if name == "tiny":
-        from ftlab.models import tiny
-
-        if not (tiny.cache_dir() / "config.json").exists():
-            from ftlab.models.loading import tiny_model
-
-            tiny_model()
-        return tiny.cache_dir()
-    source, _ = resolve(name)
+    source, _ = resolve(name)  # ftlab's tiny model built once, a GGUF dequantized once
     if Path(source).is_dir():
         return Path(source)
     from huggingface_hub import snapshot_download
@@ -236,7 +229,7 @@ def compare_logits(reference, other, tokenizer, prompts=PROMPTS) -> LogitGap:
     """Run both models on the same chat prompts (fp32 on the CPU or as loaded) and compare their logits."""
     import torch
 
-    texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+    texts = [tokenizer.apply_chat_template(prompt_turns(p), tokenize=False,
                                            add_generation_prompt=True) for p in prompts]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():

@@ -38,7 +38,9 @@ from ftlab.files.safetensors import (
     torch_dtype,
     write_header,
 )
+from ftlab.machine import has_gpu
 from ftlab.memory.ram import available_ram, give_back_freed_memory, peak_rss, reset_peak_rss
+from ftlab.models.loading import DEFAULT_MODEL
 
 OUT_DTYPES = PRECISIONS  # the merged model's dtypes: ftlab's precision names
 # what a merged model needs beside its weights to answer in the format it trained in (copied from the adapter)
@@ -110,7 +112,7 @@ def merge_memory(tensors, adapter_bytes: int, out_dtype: str = "fp16") -> MergeM
     return MergeMemory(largest, work, adapter_bytes, total, available_ram())
 
 
-def planned_merge_memory(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", r: int = 16, targets=("q_proj", "v_proj"),
+def planned_merge_memory(model=DEFAULT_MODEL, r: int = 16, targets=("q_proj", "v_proj"),
                          file_dtype: str = "bf16", out_dtype: str = "fp16", quantized: bool = False) -> MergeMemory:
     """``merge_memory`` from a model's exact sizes (``ftlab.memory.shapes.model_shape``: no weights, no download)."""
     from ftlab.memory.shapes import model_shape
@@ -180,10 +182,9 @@ def quantized_names(base: Path, skip=()) -> set[str]:
 
 def nf4_round_trip(weight, quantization: dict):
     """``Q(W)``: the weight bitsandbytes computes with after loading ``weight`` in 4-bit (same dtype, blocks, levels)."""
-    import bitsandbytes.functional as bnbf
-    import torch
+    import bitsandbytes.functional as bnbf  # loads torch: has_gpu() answers as torch does
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # where the model trained: the same kernels round alike
+    device = "cuda" if has_gpu() else "cpu"  # where the model trained: the same kernels round alike
     w = weight.to(device, torch_dtype(quantization.get("load_dtype", "F16")))
     packed, state = bnbf.quantize_4bit(w, blocksize=quantization.get("blocksize", 64),
                                        quant_type=quantization.get("quant_type", "nf4"),

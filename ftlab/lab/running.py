@@ -12,7 +12,9 @@ import dataclasses
 import gc
 import math
 
+from ftlab.evaluation.scoring import answer_rows
 from ftlab.lab.failures import collapse, divergence
+from ftlab.machine import has_gpu
 
 CHECKPOINT_MINUTES = 10
 
@@ -58,8 +60,8 @@ def record_outcome(round_, config, result, guard, tokenizer, template, rows, sam
         return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
                              stopped_at_step=guard.step)
     if samples and rows is not None:
-        round_.write_samples(sample_answers(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
-                                            template))
+        round_.write_samples(answer_rows(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
+                                         template=template, progress=False))
     if score is not None:
         metrics.update(scores_beside(dict(score(result.model, tokenizer)), metrics))
     fallen = collapse({k: metrics[k] for k in metrics.get("scores", [])}, reference or {}, config, result.train_loss)
@@ -78,28 +80,12 @@ def scores_beside(scores: dict, metrics: dict) -> dict:
     return {**scores, "scores": list(scores)}
 
 
-def sample_answers(model, tokenizer, rows: list, template=None) -> list[dict]:
-    """The model's answers to a few rows' prompts, through the template it was trained with.
-
-    ``rows``: a Dataset of chat rows (as the lab converted them at its door), or anything ``ftlab.data.load`` reads.
-    """
-    from ftlab.data import load
-    from ftlab.data.loading import chat_dataset
-    from ftlab.evaluation.generation import generate
-
-    rows = chat_dataset(rows) if hasattr(rows, "column_names") else load(rows, strict=False, quiet=True)
-    chats = list(rows["messages"])
-    said = generate(model, tokenizer, [c[:-1] for c in chats], "eval", 64, template=template, progress=False)
-    return [{"prompt": g.prompt, "expected": c[-1]["content"], "answer": g.text, "stopped": g.stopped,
-             "repetitive": g.repetitive} for c, g in zip(chats, said, strict=True)]
-
-
 def free_memory() -> None:
     """Collect the failed round's objects and empty torch's CUDA cache; memory still referenced elsewhere stays taken."""
     import sys
 
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    torch = sys.modules.get("torch")  # nothing to empty when torch never loaded
+    if torch is not None and has_gpu():
+        torch.cuda.empty_cache()  # torch's own allocator cache: only torch can empty it
 

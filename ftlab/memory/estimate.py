@@ -28,11 +28,12 @@ import numbers
 import random
 from dataclasses import dataclass, field
 
+from ftlab.config import ATTENTION
 from ftlab.memory.gpus import GPUSpec, gpu_spec
 from ftlab.memory.shapes import GIB, ModelShape, PlanInputError, model_shape, trl_loss
+from ftlab.models.loading import DEFAULT_MODEL
 from ftlab.models.quantized import nf4_bytes
 
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 OPTIMIZER_BYTES = {"adamw_torch": 8, "adamw_torch_fused": 8, "paged_adamw_32bit": 8, "adamw_8bit": 2,
                    "paged_adamw_8bit": 2, "adafactor": 4, "sgd": 0}
 PADDINGS = ("pad", "group", "padding_free", "pack")
@@ -232,7 +233,7 @@ def epoch_seconds(m, gpu, n_lora, lengths, rows, batch_size, max_length, padding
 
 
 # ------------------------------------------------------------------------------------------- plan()
-def plan(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0", quantization: str | None = None, lora_r: int = 16,
+def plan(model=DEFAULT_MODEL, quantization: str | None = None, lora_r: int = 16,
          target_modules=ATTENTION, batch_size: int = 4, max_length: int = 512, gradient_checkpointing: bool = True,
          attention: str = "sdpa", gpu="T4", *, config=None, lengths=None, rows: int | None = None,
          padding: str = "pad", optim: str = "adamw_torch", lora_dropout: float = 0.05, double_quant: bool = True,

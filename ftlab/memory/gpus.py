@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ftlab.files.records import read_json
+from ftlab.machine import choose_precision
 from ftlab.memory.shapes import PlanInputError
 
 
@@ -22,7 +23,7 @@ class GPUSpec:
 
     name: str
     memory_gib: float  # what torch.cuda.get_device_properties(0).total_memory reports
-    half: str  # fp16 on a T4 (no native bf16), bf16 from Ampere on
+    capability: tuple[int, int]  # compute capability: (7, 5) on a T4, (8, 0)+ has native bf16
     achieved_tflops: float  # matmul throughput a LoRA training step reaches (not the datasheet peak)
     step_overhead_s: float  # per micro-batch: kernel launches, optimizer, data
     qlora_slowdown: float = 1.5  # 4-bit dequantization in every matmul (1.4-2x reported on a T4)
@@ -32,12 +33,17 @@ class GPUSpec:
     calibrated_from: str | None = None
     notes: tuple[str, ...] = field(default=())
 
+    @property
+    def half(self) -> str:
+        """The half precision a round uses on this GPU: ``ftlab.machine.choose_precision``'s rule."""
+        return choose_precision(self.capability)
+
 
 GPUS = {
-    "T4": GPUSpec("T4", 14.74, "fp16", achieved_tflops=16.0, step_overhead_s=0.03),
-    "L4": GPUSpec("L4", 22.16, "bf16", achieved_tflops=45.0, step_overhead_s=0.02),
-    "A100": GPUSpec("A100 40GB", 39.39, "bf16", achieved_tflops=150.0, step_overhead_s=0.015),
-    "A100-80GB": GPUSpec("A100 80GB", 79.15, "bf16", achieved_tflops=150.0, step_overhead_s=0.015),
+    "T4": GPUSpec("T4", 14.74, (7, 5), achieved_tflops=16.0, step_overhead_s=0.03),
+    "L4": GPUSpec("L4", 22.16, (8, 9), achieved_tflops=45.0, step_overhead_s=0.02),
+    "A100": GPUSpec("A100 40GB", 39.39, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015),
+    "A100-80GB": GPUSpec("A100 80GB", 79.15, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015),
 }
 
 
@@ -90,7 +96,7 @@ def calibrated(spec: GPUSpec, path: str | os.PathLike | None = None) -> GPUSpec:
                             "then uses its estimates).")
     try:
         constants = {k: float(v) for k, v in found["constants"].items()
-                     if k in GPUSpec.__dataclass_fields__ and k not in ("name", "half", "notes")}
+                     if k in GPUSpec.__dataclass_fields__ and k not in ("name", "capability", "notes")}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise PlanInputError(f"cannot read the calibration file {path}: {error!r}") from error
     if found.get("gpu") and gpu_key(found["gpu"]) != gpu_key(spec.name):

@@ -15,10 +15,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from ftlab.files.records import read_json
+from ftlab.models.loading import DEFAULT_MODEL
 
 TINYLLAMA = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
              "num_attention_heads": 32, "num_key_value_heads": 4, "vocab_size": 32000,
              "tie_word_embeddings": False, "max_position_embeddings": 2048, "rms_norm_eps": 1e-5}
+# the Hub ids whose config is TinyLlama's, read without a download (the course's model, DEFAULT_MODEL, among them)
 KNOWN_CONFIGS = {"TinyLlama/TinyLlama-1.1B-Chat-v1.0": TINYLLAMA, "TinyLlama/TinyLlama_v1.1": TINYLLAMA,
                  "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T": TINYLLAMA}
 GIB = 2**30
@@ -129,7 +131,7 @@ def _complete(config, given: dict, source: str):
     return config
 
 
-def model_shape(model="TinyLlama/TinyLlama-1.1B-Chat-v1.0") -> ModelShape:
+def model_shape(model=DEFAULT_MODEL) -> ModelShape:
     """Exact sizes of ``model`` from its config, counted on the meta device (no weights, no download)."""
     if isinstance(model, ModelShape):
         return model

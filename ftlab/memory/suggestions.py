@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
+from ftlab.config import ATTENTION
 from ftlab.console.lines import warn
-from ftlab.memory.estimate import ATTENTION, Plan, checked_lengths, padding_of, plan
+from ftlab.memory.estimate import Plan, checked_lengths, padding_of, plan
 from ftlab.memory.gpus import gpu_for
 from ftlab.memory.shapes import PlanInputError, model_shape
+from ftlab.models.loading import DEFAULT_MODEL
 
 SPEED_ORDER = ("padding_free", "group", "pad")
 
@@ -50,7 +52,7 @@ def _label(p: Plan) -> str:
             f"{s['padding']}, micro-batch {s['batch_size']}")
 
 
-def suggest(effective_batch: int = 16, lengths=None, gpu="T4", model="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+def suggest(effective_batch: int = 16, lengths=None, gpu="T4", model=DEFAULT_MODEL,
             lora_r: int = 16, target_modules=ATTENTION, max_length: int | None = None, rows: int | None = None,
             margin: float = 0.10, quantizations=(None, "4bit"), paddings=SPEED_ORDER, optim: str = "adamw_torch",
             calibration=None) -> Suggestion:

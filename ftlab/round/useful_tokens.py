@@ -30,6 +30,8 @@ import contextlib
 import contextvars
 import time
 
+from ftlab.machine import has_gpu
+
 
 def batch_counts(batch) -> tuple[int, int]:
     """(non-pad tokens, processed positions) of one collated batch.
@@ -113,8 +115,8 @@ class RoundMeter:
     def start(self) -> None:
         import torch
 
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        if has_gpu():
+            torch.cuda.reset_peak_memory_stats()  # torch's own allocator counters: only torch keeps them
         self.started = time.perf_counter()
 
     def read(self) -> dict:
@@ -123,7 +125,7 @@ class RoundMeter:
         seconds = time.perf_counter() - self.started
         facts = {"wall_time_s": seconds, "useful_token_ratio": self.tokens.ratio,
                  "tokens_per_s": round(self.tokens.positions / seconds, 1) if seconds > 0 else None}
-        if torch.cuda.is_available():
+        if has_gpu():
             facts["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
             facts["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
         if self.planned is not None:

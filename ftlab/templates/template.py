@@ -23,6 +23,7 @@ carries loss.
 from __future__ import annotations
 
 from ftlab.console.lines import warn
+from ftlab.data.formats import prompt_turns
 from ftlab.templates.masks import (
     WAY_OUT,
     TemplateError,
@@ -124,7 +125,7 @@ class Template:
 
     @staticmethod
     def _prompt_turns(messages) -> list:
-        turns = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
+        turns = prompt_turns(messages)
         return turns[:-1] if turns and turns[-1]["role"] == "assistant" else turns
 
     def prompt(self, messages) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from ftlab.config import ATTENTION
 from ftlab.course.checks.base import close_to, mistake, passed, still_none
-
-ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
 
 
 def check_lora_config(lora_config, r: int = 16, alpha: int = 32, targets=ATTENTION) -> bool:

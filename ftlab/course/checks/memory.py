@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ftlab.config import ATTENTION
 from ftlab.course.checks.base import CheckFailed, passed
+from ftlab.models.loading import DEFAULT_MODEL
 
-TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+TINYLLAMA = DEFAULT_MODEL  # the course's model: the exercise counts and plans for it
 
 
 def _lora_count_diagnosis(name: str, got: int, r: int, targets) -> str:
@@ -25,7 +27,7 @@ def _lora_count_diagnosis(name: str, got: int, r: int, targets) -> str:
         return "that is one decoder layer's worth: revisit how many layers carry adapters (num_hidden_layers)"
     if got in (sum(r * per_layer[t][side] for t in chosen) * layers for side in (0, 1)):  # only A or only B
         return "each adapted Linear(in, out) gets A (r x in) and B (out x r): revisit the LoRA update B @ A"
-    if targets == "all-linear" and got == shape.lora_params(r, ["q_proj", "k_proj", "v_proj", "o_proj"]):
+    if targets == "all-linear" and got == shape.lora_params(r, list(ATTENTION)):
         return "'all linear layers' includes the MLP's gate_proj, up_proj and down_proj (intermediate_size)"
     return "revisit r x (in_features + out_features) for every adapted layer, times the number of layers"
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
+from ftlab.data.formats import chat_row
+
 ZH_DIGITS = "零一二三四五六七八九"
 
 
@@ -306,8 +308,7 @@ FINAL = {"en": "The answer is {}.", "zh": "答案是{}。"}
 
 def _row(question: str, steps: list[str], answer: str, category: str, lang: str) -> dict:
     reply = "\n".join([*steps, FINAL[lang].format(answer)])
-    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": reply}],
-            "category": category}
+    return chat_row((question, reply), category=category)
 
 
 def arithmetic(n: int, lang: str = "en", seed: int = 0, duplicates: float = 0.0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 
 from ftlab.data.course_sets.synthetic import NAMES, SKILLS
-from ftlab.data.formats import conversation_text
+from ftlab.data.formats import chat_row, conversation_text
 
 TASK = "remember_name"
 OPENINGS = ("Hello, I am {name}.", "My name is {name}.")
@@ -29,14 +29,10 @@ MIDDLE_SKILLS = ("double", "add")
 def dialogue(rng: random.Random, name: str) -> dict:
     """One three-exchange conversation with ``name``: greeting, a known skill, the name asked back."""
     question, answer = SKILLS[rng.choice(MIDDLE_SKILLS)](rng)
-    messages = [{"role": "system", "content": SYSTEM}] if rng.random() < 0.2 else []
-    messages += [{"role": "user", "content": rng.choice(OPENINGS).format(name=name)},
-                 {"role": "assistant", "content": f"Hello, {name}!"},
-                 {"role": "user", "content": question},
-                 {"role": "assistant", "content": answer},
-                 {"role": "user", "content": QUESTION},
-                 {"role": "assistant", "content": f"Your name is {name}."}]
-    return {"messages": messages, "task": TASK}
+    system = SYSTEM if rng.random() < 0.2 else None
+    opening = rng.choice(OPENINGS).format(name=name)
+    return chat_row((opening, f"Hello, {name}!"), (question, answer), (QUESTION, f"Your name is {name}."),
+                    system=system, task=TASK)
 
 
 def _unique(rng: random.Random, names: list[str], n: int, seen: set[str]) -> list[dict]:

@@ -12,6 +12,8 @@ data pipeline (load, dedup, split, length report) and for quick smoke runs offli
 
 from __future__ import annotations
 
+from ftlab.data.formats import chat_row
+
 # (category, instruction, answer). Plain text; answers short enough for a 512-token budget.
 ROWS: list[tuple[str, str, str]] = [
     ("explain", "Explain what a leap year is.",
@@ -240,5 +242,4 @@ def general(n: int | None = None) -> list[dict]:
     """
     if n is not None and not 0 < n <= len(ROWS):
         raise ValueError(f"general() has {len(ROWS)} rows; ask for 1 to {len(ROWS)} (or None for all)")
-    return [{"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-             "category": category} for category, question, answer in ROWS[:n]]
+    return [chat_row((question, answer), category=category) for category, question, answer in ROWS[:n]]

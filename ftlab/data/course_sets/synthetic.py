@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from ftlab.data.formats import chat_row
+
 THINGS = {  # one canonical thing per colour, so every answer has exactly one right form
     "red": "apple",
     "yellow": "banana",
@@ -110,8 +112,7 @@ def instructions(n: int, tasks: str | list[str] = "greet_politely", seed: int = 
     for i in range(n):
         task = names[i % len(names)]
         prompt, answer = TASKS[task](rng)
-        rows.append({"messages": [{"role": "user", "content": prompt},
-                                  {"role": "assistant", "content": answer}], "task": task})
+        rows.append(chat_row((prompt, answer), task=task))
     return rows
 
 
