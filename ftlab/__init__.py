@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
-
 # public name -> module that defines it
 _PUBLIC = {
     "setup": "ftlab.env",
@@ -64,6 +62,8 @@ __all__ = sorted([*_PUBLIC, *_SUBMODULES, "__version__"])
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # written once, in ftlab.machine beside the learning stack's versions
+        return importlib.import_module("ftlab.machine").VERSION
     if name in _PUBLIC:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
     elif name in _SUBMODULES:

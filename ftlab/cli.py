@@ -14,18 +14,26 @@ unless the chosen command needs them (versions come from package metadata, the G
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from importlib import metadata
 
-from ftlab.models.smollm2 import ModelNotAvailableError  # light: said in one line, like a bad argument
+from ftlab.console.quiet import quiet_known_noise, quiet_libraries
+from ftlab.course import exercises as ex
+from ftlab.distributed import is_main, launcher, too_few_gpus, world_size
+from ftlab.env import setup
+from ftlab.lab import Lab
+from ftlab.machine import VERSION, choose_precision, detect_platform, gpus, hub_online, library_versions
+from ftlab.memory.estimate import plan
+from ftlab.memory.suggestions import suggest
+from ftlab.models.loading import DEFAULT_MODEL
+from ftlab.models.smollm2 import ModelNotAvailableError, smol_status
 
 
 def doctor() -> int:
-    from ftlab import __version__
-    from ftlab.machine import choose_precision, detect_platform, gpus, hub_online, library_versions
-
-    print(f"ftlab {__version__} on Python {sys.version.split()[0]} ({detect_platform()})")
+    print(f"ftlab {VERSION} on Python {sys.version.split()[0]} ({detect_platform()})")
     found = gpus()  # nvidia-smi: torch is not imported here
     for gpu in found:
         print(f"GPU: {gpu.name}, compute capability {'.'.join(map(str, gpu.capability))}, "
@@ -36,8 +44,6 @@ def doctor() -> int:
         print(f"  {len(found)} GPUs: a notebook trains on one (cuda:0); on all of them: torchrun --nproc_per_node "
               f"{len(found)} -m ftlab.cli train CONFIG.yaml (docs/scale-out.md)")
     print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
-    from ftlab.models.smollm2 import smol_status
-
     print(f"SmolLM2-135M-Instruct: {smol_status()}")
     tested = _tested_versions()
     for package, have in library_versions().items():
@@ -59,8 +65,6 @@ def _tested_versions() -> dict[str, str]:
 
 def show_runs(args) -> int:
     """``ftlab runs [PATH]``: the table from JSON records and pandas; torch is never imported."""
-    from ftlab.lab import Lab
-
     lab = Lab(args.path) if args.path else Lab.default()
     if not lab.path.is_dir() and args.path:
         raise CommandError(f"no lab folder {lab.path}: give the folder a Lab was created with")
@@ -93,11 +97,7 @@ def train_from_file(args) -> int:
 
     Under torchrun or ``accelerate launch`` every process runs this; only the main one prints and writes the lab.
     """
-    import contextlib
-    import io
-
     from ftlab.configfile import read
-    from ftlab.distributed import is_main, launcher, too_few_gpus, world_size
 
     spec = read(args.config)
     processes = world_size()
@@ -113,11 +113,7 @@ def train_from_file(args) -> int:
         if is_main():
             print(spec.config)
         return 0
-    from ftlab.console.quiet import quiet_known_noise
-    from ftlab.env import setup
-
     quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
-    from ftlab.console.quiet import quiet_libraries
     from ftlab.round.progress import LossLines
 
     with contextlib.ExitStack() as quiet:
@@ -145,27 +141,25 @@ def train_from_file(args) -> int:
 
 def show_plan(args) -> int:
     """``ftlab plan``: the peak GPU memory of a round, term by term (or, with --suggest, the fastest that fits)."""
-    import ftlab
-
     gpu = args.gpu  # a name, or a memory size in GiB (ftlab.memory.gpus.gpu_spec reads both)
     if args.config:
         from ftlab.configfile import read
 
         spec = read(args.config)
-        print(ftlab.plan(args.model or spec.model, gpu=gpu, config=spec.config, rows=args.rows))
+        print(plan(args.model or spec.model, gpu=gpu, config=spec.config, rows=args.rows))
         return 0
-    model = args.model or ftlab.DEFAULT_MODEL
+    model = args.model or DEFAULT_MODEL
     if args.suggest:
         if args.rows is None or args.max_length is None:
             raise CommandError("--suggest needs --rows and --max-length (the longest row in tokens), or "
                                "ftlab.suggest(lengths=...) in Python with every row's length")
-        print(ftlab.suggest(args.effective_batch, gpu=gpu, model=model, max_length=args.max_length, rows=args.rows,
-                            lora_r=args.lora_r or 16, quantizations=(args.quantization,) if args.quantization
-                            else (None, "4bit")))
+        print(suggest(args.effective_batch, gpu=gpu, model=model, max_length=args.max_length, rows=args.rows,
+                      lora_r=args.lora_r or 16, quantizations=(args.quantization,) if args.quantization
+                      else (None, "4bit")))
         return 0
     knobs = {k: v for k, v in (("batch_size", args.batch_size), ("max_length", args.max_length),
                                ("lora_r", args.lora_r)) if v is not None}
-    print(ftlab.plan(model, quantization=args.quantization, gpu=gpu, rows=args.rows, **knobs))
+    print(plan(model, quantization=args.quantization, gpu=gpu, rows=args.rows, **knobs))
     return 0
 
 
@@ -241,8 +235,6 @@ def run(args) -> int:
     if args.command == "doctor":
         return doctor()
     if args.command == "demo":
-        from ftlab.console.quiet import quiet_known_noise
-
         quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
         from ftlab.course.demo import run_demo
 
@@ -254,8 +246,6 @@ def run(args) -> int:
     if args.command == "plan":
         return show_plan(args)
     if args.command == "exercises":
-        from ftlab.course import exercises as ex
-
         return ex.build() if args.action == "build" else ex.check()
     parser().print_help()
     return 0

@@ -29,9 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from ftlab.config import PRESETS, ConfigError, RoundConfig
+from ftlab.config import PRESETS, ConfigError, RoundConfig, preset_for
+from ftlab.distributed import main_first
 from ftlab.files.faults import describe
 from ftlab.files.records import read_text
+from ftlab.lab.book import Lab
+from ftlab.machine import has_gpu
+from ftlab.models.loading import load_model
+from ftlab.templates.template import Template
 
 MATERIALS = {
     "preset": "the preset whose knobs the file starts from",
@@ -70,21 +75,19 @@ class RunFile:
 
     def train_round(self, callbacks: list | None = None):
         """Load the model and data, and train the round in the lab; returns the lab's ``Round``."""
-        import ftlab
         from ftlab.course.demo import demo_data
-        from ftlab.distributed import main_first
 
         with main_first():  # under torchrun: built or downloaded once, then read by the other processes
-            model, tokenizer = ftlab.load_model(self.model, quantization=self.config.quantization)
+            model, tokenizer = load_model(self.model, quantization=self.config.quantization)
         template = None
         if self.template == "alpaca":
-            template = ftlab.Template(tokenizer, "alpaca")
+            template = Template(tokenizer, "alpaca")
         elif self.template != "chat":  # a chat template file
-            template = ftlab.Template.chat(tokenizer, chat_template=read_text(self.template))
+            template = Template.chat(tokenizer, chat_template=read_text(self.template))
         demo = demo_data() if "demo" in (self.train, self.eval) else None
         train = demo[0] if self.train == "demo" else self.train
         eval = demo[1] if self.eval == "demo" else self.eval
-        lab = ftlab.Lab(self.lab) if self.lab else ftlab.Lab.default()
+        lab = Lab(self.lab) if self.lab else Lab.default()
         return lab.train(self.config, model, tokenizer, train, eval, name=self.name, base_model=self.model,
                          template=template, notes=self.notes, callbacks=callbacks)
 
@@ -165,9 +168,6 @@ def parse(path: Path) -> tuple[dict, dict]:
 
 def default_preset(model: str) -> str:
     """The preset ``ftlab.setup().preset_for(model)`` would choose, read without torch (nvidia-smi)."""
-    from ftlab.config import preset_for
-    from ftlab.machine import has_gpu
-
     return preset_for(model, has_gpu=has_gpu())
 
 

@@ -2,6 +2,7 @@
 
 Facts, read without importing torch where it can be avoided, and the rules that follow from them alone:
 
+* ``VERSION``: ftlab's own version; ``library_versions``: the learning stack's, from package metadata.
 * ``detect_platform``: Colab, Kaggle or local; ``gpus`` / ``gpu_info``: ftlab's one GPU reader, and
   ``has_gpu``: its one "is there a GPU" (every other module asks it, not ``torch.cuda``).
 * ``choose_precision``: bf16 needs compute capability 8.0 (Ampere) or newer, a T4 (7.5) gets fp16, a CPU
@@ -19,9 +20,15 @@ Facts, read without importing torch where it can be avoided, and the rules that 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
+from importlib import metadata
 
+VERSION = "0.1.0"  # ftlab's own version, ``ftlab.__version__`` (pyproject.toml says the same: RELEASING.md)
 BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first generation with native bf16 tensor cores
 # Below this many parameters a model's matrices are too small to share between cores: one thread is as
 # fast as two on an idle machine and stays fast on a busy one (see use_cpu_threads).
@@ -31,8 +38,6 @@ STACK = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "bits
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the learning stack, from package metadata (nothing heavy is imported)."""
-    from importlib import metadata
-
     found: dict[str, str | None] = {}
     for package in STACK:
         try:
@@ -89,7 +94,6 @@ def gpus() -> list[GPU]:
             return []
         props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
         return [GPU(p.name, (p.major, p.minor), p.total_memory / 2**30) for p in props]
-    import subprocess
 
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total",
@@ -196,10 +200,6 @@ def hub_online(timeout: float = 1.5) -> bool:
     HTTPS_PROXY / HTTP_PROXY / NO_PROXY name (urllib reads them as httpx does), to HF_ENDPOINT. Any
     HTTP answer counts as reachable; no answer in time (DNS included) does not.
     """
-    import threading
-    import urllib.error
-    import urllib.request
-
     if hub_forced_offline():
         return False
     answered = []

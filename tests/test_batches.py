@@ -111,11 +111,11 @@ def test_a_round_measures_tokens_per_second_and_the_lab_records_it(tiny, tmp_pat
 def test_on_a_gpu_the_meter_puts_the_plan_beside_the_measurement(tiny, monkeypatch):
     from types import SimpleNamespace
 
-    import ftlab.machine
+    import ftlab.round.useful_tokens
     from ftlab.config import RoundConfig
     from ftlab.round.useful_tokens import RoundMeter
 
-    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))  # a T4, faked
+    monkeypatch.setattr(ftlab.round.useful_tokens, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))  # a T4, faked
     trainer = SimpleNamespace(data_collator=lambda rows: rows, model=tiny[0])
     meter = RoundMeter(trainer, RoundConfig.preset("cpu-tiny"), tiny[0])
     meter.start()
@@ -129,7 +129,7 @@ def test_on_a_gpu_a_round_reports_its_measured_peak_beside_the_plan_for_its_rows
 
     from datasets import Dataset
 
-    import ftlab.machine
+    import ftlab.round.useful_tokens
     from ftlab.config import RoundConfig
     from ftlab.memory.estimate import plan
     from ftlab.memory.gpus import gpu_for
@@ -137,7 +137,7 @@ def test_on_a_gpu_a_round_reports_its_measured_peak_beside_the_plan_for_its_rows
     from ftlab.round.train import RoundResult
     from ftlab.round.useful_tokens import RoundMeter
 
-    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))
+    monkeypatch.setattr(ftlab.round.useful_tokens, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 14.74))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 3 * 2**30)

@@ -294,13 +294,13 @@ def test_no_secret_lands_in_any_file_of_the_lab(tiny_path, greet_data, tmp_path,
 
 
 def test_default_lab_survives_the_platforms_disconnects(monkeypatch, capsys):
-    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "kaggle")
+    monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "kaggle")
     assert str(ftlab.Lab.default().path) == "/kaggle/working/ftlab-lab"
-    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "colab")
+    monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "colab")
     lab = ftlab.Lab.default()
     if not os.path.isdir("/content/drive/MyDrive"):
         assert str(lab.path) == "/content/ftlab-lab" and "drive.mount" in capsys.readouterr().out
-    monkeypatch.setattr("ftlab.machine.detect_platform", lambda: "local")
+    monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "local")
     assert str(ftlab.Lab.default().path) == "lab"
 
 

@@ -81,7 +81,7 @@ def test_on_a_cpu_smollm2_gets_the_cpu_small_preset(smol):
 
 
 def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp_path, monkeypatch):
-    import ftlab.models.loading
+    import ftlab.lab.materials
 
     model, tokenizer = smol
     loaded, size = [], model.num_parameters()
@@ -92,7 +92,7 @@ def test_a_lab_round_records_smollm2_so_that_rerun_loads_smollm2_again(smol, tmp
         return model, tokenizer
 
     real = ftlab.models.load_model
-    monkeypatch.setattr(ftlab.models.loading, "load_model", spy)
+    monkeypatch.setattr(ftlab.lab.materials, "load_model", spy)  # where lab.rerun calls it
     rows = [{"messages": [{"role": "user", "content": f"Say hello to {name}."},
                           {"role": "assistant", "content": f"Ahoy, {name}!"}]} for name in ("Anna", "Ben", "Chen")]
     config = ftlab.RoundConfig.preset("cpu-small", max_steps=2, batch_size=2, max_length=64, logging_steps=1,

@@ -69,11 +69,11 @@ def test_a_round_that_will_not_fit_warns_naming_the_change(tiny):
 
 
 def test_prepare_round_plans_on_a_gpu(tiny, greet_data, monkeypatch):
-    import ftlab.machine
+    import ftlab.round.train
     from ftlab.round.train import prepare_round
     from ftlab.templates.template import Template
 
     model, tokenizer = tiny
-    monkeypatch.setattr(ftlab.machine, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 0.3))  # a T4 with 0.3 GiB
+    monkeypatch.setattr(ftlab.round.train, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 0.3))  # a T4 with 0.3 GiB
     with pytest.warns(UserWarning, match="predicted NOT to fit on the T4"):
         prepare_round(RoundConfig.preset("cpu-tiny"), model, Template.chat(tokenizer), greet_data[0], None)

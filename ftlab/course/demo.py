@@ -13,9 +13,13 @@ import contextlib
 import io
 import sys
 
-import ftlab
+from ftlab.config import RoundConfig
 from ftlab.console.quiet import quiet_libraries
 from ftlab.data import course_set
+from ftlab.env import setup
+from ftlab.evaluation.generation import answers
+from ftlab.lab.book import Lab
+from ftlab.models.loading import load_model
 from ftlab.round.progress import LossLines
 
 
@@ -31,15 +35,15 @@ def run_demo(lab=None, max_steps: int | None = None):
     """
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1 (got {max_steps})")
-    env = ftlab.setup()
-    lab = lab if isinstance(lab, ftlab.Lab) else ftlab.Lab(lab) if lab is not None else ftlab.Lab.default()
+    env = setup()
+    lab = lab if isinstance(lab, Lab) else Lab(lab) if lab is not None else Lab.default()
     with quiet_libraries(transformers_bars=True, transformers_logs=True):
-        model, tokenizer = ftlab.load_model(env.default_model)
+        model, tokenizer = load_model(env.default_model)
     train, evaluation = demo_data()
     steps = max_steps or (120 if env.uses_tiny_model else 60)
-    config = ftlab.RoundConfig.preset(env.default_preset, max_steps=steps, eval_steps=-(-steps // 6))
+    config = RoundConfig.preset(env.default_preset, max_steps=steps, eval_steps=-(-steps // 6))
     prompts = [row["messages"][0]["content"] for row in evaluation[:3]]
-    before = ftlab.evaluation.generation.answers(model, tokenizer, prompts, max_new_tokens=24, progress=False)
+    before = answers(model, tokenizer, prompts, max_new_tokens=24, progress=False)
     print(f"Task: greet politely in a fixed style. {len(train)} training rows, preset {env.default_preset!r}, "
           f"{steps} steps.\nTraining (the loss on the {len(evaluation)} held-out rows should fall):")
     progress = LossLines(sys.stdout)
@@ -49,7 +53,7 @@ def run_demo(lab=None, max_steps: int | None = None):
     if round_.status != "succeeded":
         print(round_.verdict())
         return round_
-    after = ftlab.evaluation.generation.answers(round_.result.model, tokenizer, prompts, max_new_tokens=24, progress=False)
+    after = answers(round_.result.model, tokenizer, prompts, max_new_tokens=24, progress=False)
     print("The model's answers, before -> after fine-tuning:")
     for prompt, old, new in zip(prompts, before, after, strict=True):
         print(f"  {prompt:<26} {old!r:.40} -> {new!r}")
@@ -64,4 +68,4 @@ def run_demo(lab=None, max_steps: int | None = None):
 
 def _is_default(lab) -> bool:
     with contextlib.redirect_stdout(io.StringIO()):
-        return ftlab.Lab.default().path.resolve() == lab.path.resolve()
+        return Lab.default().path.resolve() == lab.path.resolve()

@@ -19,6 +19,8 @@ import json
 import re
 from pathlib import Path
 
+from ftlab.course import install
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 TAG = "raises-exception"
 ROOT = Path(__file__).resolve().parents[2] / "exercises"  # a source checkout: ftlab/course/ -> the repository
@@ -94,8 +96,6 @@ def _source_checkout(root: Path) -> None:
 
 
 def build(root: Path = ROOT) -> int:
-    from ftlab.course import install
-
     _source_checkout(root)
     for path in install.sync(root.parent, write=True):
         print(f"updated the install block of {path}")
@@ -106,8 +106,6 @@ def build(root: Path = ROOT) -> int:
 
 
 def check(root: Path = ROOT) -> int:
-    from ftlab.course import install
-
     _source_checkout(root)
     stale = [f"{path}: its install block differs from ftlab.course.install" for path in install.sync(root.parent, write=False)]
     drifted = [f"{learner} differs from its solution" for solution, learner in pairs(root)

@@ -17,8 +17,10 @@ prints more than a handful. Like ``ftlab.course.exercises`` it works in a source
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,9 +87,6 @@ def rendering_of(source: Path) -> Path:
 
 def render(sources: list[Path] | None = None, timeout: int = 600) -> list[Path]:
     """Execute each chapter on the CPU in a temporary folder; write the executed copies to ``docs/executed``."""
-    import os
-    import tempfile
-
     import nbformat
     from nbclient import NotebookClient
 

@@ -25,6 +25,8 @@ each copies, so what the near search finds at a threshold can be counted (chapte
 
 from __future__ import annotations
 
+import copy
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -201,9 +203,6 @@ def near_copies(rows, share: float = 0.1, seed: int = 0, lang: str = "en") -> tu
     exclamation mark. ``copy_of`` maps each copy's row number to its original's (1-based, like
     ``DedupReport.duplicate_of``), so what ``dedup(near=True)`` finds can be checked against it.
     """
-    import copy
-    import random
-
     if lang not in SIGN_OFFS:
         raise ValueError(f"lang must be one of {sorted(SIGN_OFFS)}, not {lang!r}")
     rng = random.Random(f"ftlab-near-copies-{seed}")

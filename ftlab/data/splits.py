@@ -18,6 +18,7 @@ import json
 import random
 from dataclasses import dataclass
 
+from ftlab.console.lines import warn
 from ftlab.data.duplicates import key_texts
 from ftlab.data.files import as_rows
 from ftlab.data.loading import chat_dataset
@@ -159,8 +160,6 @@ def warn_if_shared(train, eval, by="prompt") -> list[Leak]:
     A lab round trained with them still runs (a learner may mean it), but its eval loss partly measures
     memory: the warning gives the share, the first pair of rows and how to hold rows out (chapter 01).
     """
-    from ftlab.console.lines import warn
-
     leaks = leakage(train, eval, by) if train is not None and eval is not None else []
     if leaks:
         noun = by if isinstance(by, str) else "key"

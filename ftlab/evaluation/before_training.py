@@ -16,8 +16,12 @@ text decoded from the very ids the trainer gets, with the tokens that carry loss
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
+
+from ftlab.evaluation.scoring import mean_nll
+from ftlab.templates.template import Template
 
 
 @dataclass
@@ -50,8 +54,6 @@ class StartingLoss:
 
 def starting_loss(model, tokenizer, rows, template=None, max_length: int | None = 1024) -> StartingLoss:
     """The model's mean loss on the answer tokens of ``rows``, with ln(vocabulary) to compare it with."""
-    from ftlab.evaluation.scoring import mean_nll
-
     loss, tokens = mean_nll(model, tokenizer, rows, max_length=max_length, template=template)
     return StartingLoss(loss, model.get_output_embeddings().weight.shape[0], tokens)
 
@@ -62,8 +64,6 @@ def untrained_like(model):
     Its starting loss shows what ``ln(vocabulary size)`` means; depth and width do not change it, so a
     small one does (a fresh copy of TinyLlama would take 4 GB for the same lesson).
     """
-    import copy
-
     from transformers import AutoModelForCausalLM
 
     config = copy.deepcopy(model.config)
@@ -102,8 +102,6 @@ class TokenLosses:
 def token_losses(model, tokenizer, row, template=None) -> TokenLosses:
     """The loss on every token of ``row`` (a chat row), and which of them count in training."""
     import torch
-
-    from ftlab.templates.template import Template
 
     template = template or Template.chat(tokenizer)
     ids, mask = template.encode(row["messages"] if isinstance(row, dict) else row)

@@ -28,6 +28,7 @@ from ftlab.evaluation.generation import (
     repeated_share,
     with_answer_penalty,
 )
+from ftlab.templates.template import Template
 
 
 class ChatError(ValueError):
@@ -89,8 +90,6 @@ class Chat:
 
     def __init__(self, model, tokenizer, template=None, system: str | None = None, preset: str = "chat",
                  max_new_tokens: int = 128, seed: int | None = None, **options):
-        from ftlab.templates.template import Template
-
         self.model, self.tokenizer = model, tokenizer
         self.template = template or Template.chat(tokenizer)
         decoding_settings(preset, self.template, max_new_tokens, **options)  # an unknown preset is refused here

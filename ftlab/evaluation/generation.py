@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ftlab.console.lines import track
 from ftlab.data.formats import prompt_turns
+from ftlab.templates.template import Template
 
 DECODING = {  # decoding settings by name (the round presets are ftlab.config.PRESETS)
     "eval": dict(do_sample=False, repetition_penalty=1.0),
@@ -95,9 +97,6 @@ def generate(model, tokenizer, prompts: list, preset: str = "eval", max_new_toke
     batch of ``batch_size`` prompts shows none); ``progress=False`` hides it.
     """
     import torch
-
-    from ftlab.console.lines import track
-    from ftlab.templates.template import Template
 
     template = template or Template.chat(tokenizer)
     stops = template.stop_token_ids

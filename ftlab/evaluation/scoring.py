@@ -20,8 +20,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftlab.console.lines import track
 from ftlab.evaluation import metrics as text_metrics
 from ftlab.evaluation.generation import generate
+from ftlab.templates.template import Template
 
 DEFAULT_METRICS = text_metrics.DEFAULT_SCORES
 
@@ -102,9 +104,6 @@ def mean_nll(model, tokenizer, data, batch_size: int = 8, max_length: int | None
 def _batch_nlls(model, tokenizer, data, batch_size: int, max_length: int | None, template) -> list[tuple]:
     """(summed NLL, loss tokens, rows) of each batch of ``batch_size`` rows, in order."""
     import torch
-
-    from ftlab.console.lines import track
-    from ftlab.templates.template import Template
 
     examples = _texts_or_chats(data)
     needs_template = any(not isinstance(example, str) for example in examples)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from ftlab.data.formats import prompt_turns
@@ -30,6 +31,9 @@ from ftlab.export.merge import (  # noqa: F401 - TOKENIZER_FILES: what a merged 
 from ftlab.files.atomic import atomic_folder, atomic_write_json
 from ftlab.files.records import read_json
 from ftlab.files.safetensors import dtype_code
+from ftlab.machine import VERSION
+from ftlab.models import tiny
+from ftlab.models.loading import load_model, resolve
 
 RECORD = "ftlab_export.json"
 ADAPTER = "adapter"  # the kind of output save_adapter writes (ftlab.files.atomic.claim: what it may replace)
@@ -60,8 +64,6 @@ def save_adapter(model, tokenizer, folder, produced_by=None, replace: bool = Fal
 
 def base_name(model) -> str:
     """The base model's name as a fresh runtime can load it: ``"tiny"`` for ftlab's tiny model, else its id/path."""
-    from ftlab.models import tiny
-
     name = str(next(iter(model.peft_config.values())).base_model_name_or_path or "")
     return "tiny" if name and Path(name).resolve() == tiny.cache_dir().resolve() else name
 
@@ -93,11 +95,7 @@ def _provenance(produced_by) -> dict | None:
 
 
 def _versions() -> dict:
-    from importlib.metadata import version
-
-    import ftlab
-
-    return {"ftlab": ftlab.__version__, **{name: version(name) for name in ("torch", "transformers", "peft")}}
+    return {"ftlab": VERSION, **{name: version(name) for name in ("torch", "transformers", "peft")}}
 
 
 def read_record(folder) -> dict:
@@ -133,8 +131,6 @@ def load_adapter(folder, quantization: str | None = "as saved"):
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from ftlab.models.loading import load_model
-
     record = read_record(folder)
     if quantization == "as saved":
         quantization = "4bit" if record.get("base_quantization") else None
@@ -148,8 +144,6 @@ def load_adapter(folder, quantization: str | None = "as saved"):
 
 def base_folder(name: str) -> Path:
     """A local folder with the base model's safetensors files: ftlab's tiny model, a folder, or a Hub download."""
-    from ftlab.models.loading import resolve
-
     source, _ = resolve(name)  # ftlab's tiny model built once, a GGUF dequantized once
     if Path(source).is_dir():
         return Path(source)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ftlab.files.atomic import atomic_file
 from ftlab.files.records import read_json
+from ftlab.files.safetensors import data_start, read_header, read_tensor
 
 SUPPORTED = ("LlamaForCausalLM",)
 KIND = "GGUF file"  # what write_gguf writes (ftlab.files.atomic.claim: what it may replace)
@@ -125,7 +126,6 @@ def _write(writer, folder: Path, config: dict, tokenizer: dict, dtype: str, head
     import numpy as np
     from gguf import MODEL_ARCH, LlamaFileType, TokenType, get_tensor_name_map
 
-    from ftlab.files.safetensors import data_start, read_header, read_tensor
 
     writer.add_name(folder.name)
     writer.add_string(MARK, f"ftlab write_gguf of {folder.name}")

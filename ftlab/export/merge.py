@@ -40,6 +40,7 @@ from ftlab.files.safetensors import (
 )
 from ftlab.machine import has_gpu
 from ftlab.memory.ram import available_ram, give_back_freed_memory, peak_rss, reset_peak_rss
+from ftlab.memory.shapes import model_shape
 from ftlab.models.loading import DEFAULT_MODEL
 
 OUT_DTYPES = PRECISIONS  # the merged model's dtypes: ftlab's precision names
@@ -115,8 +116,6 @@ def merge_memory(tensors, adapter_bytes: int, out_dtype: str = "fp16") -> MergeM
 def planned_merge_memory(model=DEFAULT_MODEL, r: int = 16, targets=("q_proj", "v_proj"),
                          file_dtype: str = "bf16", out_dtype: str = "fp16", quantized: bool = False) -> MergeMemory:
     """``merge_memory`` from a model's exact sizes (``ftlab.memory.shapes.model_shape``: no weights, no download)."""
-    from ftlab.memory.shapes import model_shape
-
     shape = model_shape(model)
     adapted = set(targets) if targets not in ("all-linear", ["all-linear"]) else {n for n, *_ in shape.linears}
     file_bytes = DTYPES[OUT_DTYPES[file_dtype]]

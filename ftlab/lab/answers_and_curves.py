@@ -13,7 +13,12 @@ bigger batch looks like it learns faster when it has only read more.
 
 from __future__ import annotations
 
+import gc
 import html
+
+from ftlab.evaluation.generation import generate
+from ftlab.lab.materials import base_model_name, recorded_template
+from ftlab.round.shared_base import over_same_weights
 
 TOKENS = "num_input_tokens_seen"  # what the trainer logs with include_num_input_tokens_seen (padding excluded)
 
@@ -70,13 +75,7 @@ def answers(lab, ids, model, tokenizer, prompt, max_new_tokens: int = 64, preset
 
     ``model`` must be the base the rounds were trained on (the lab's record says which); it is left as it was.
     """
-    import gc
-
     from peft import PeftModel
-
-    from ftlab.evaluation.generation import generate
-    from ftlab.lab.materials import base_model_name, recorded_template
-    from ftlab.round.shared_base import over_same_weights
 
     if isinstance(model, PeftModel):
         raise ValueError("pass the base model (the one you gave lab.train), not a model with adapters: "

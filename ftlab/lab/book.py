@@ -20,10 +20,14 @@ guards (``watchers``), its printed output (``capture``), the mentor's reading of
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
+from ftlab.console.lines import warn
 from ftlab.data.splits import warn_if_shared
 from ftlab.distributed import barrier, is_main, share, world_size
+from ftlab.lab.capture import capture_output, tracker_env
+from ftlab.lab.effects import effect
 from ftlab.lab.failures import classify
 from ftlab.lab.materials import at_the_door, loaded, recorded_materials
 from ftlab.lab.opening import open_round
@@ -32,6 +36,7 @@ from ftlab.lab.repeats import MEASURED, reference_scores, repeat_group, repeats_
 from ftlab.lab.round import MARKS, Round, UnreadableRound, read_round
 from ftlab.lab.running import CHECKPOINT_MINUTES, free_memory, record_outcome, with_checkpoints
 from ftlab.lab.storage import LOG, Scrubber, checkpoints, lab_folder, now, round_folders
+from ftlab.lab.sweeps import sweep
 from ftlab.lab.table import (
     Comparison,
     NotComparableWarning,
@@ -41,6 +46,8 @@ from ftlab.lab.table import (
     rounds_table,
     with_unreadable,
 )
+from ftlab.machine import detect_platform
+from ftlab.round.train import train_round
 
 __all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
 
@@ -61,10 +68,6 @@ class Lab:
         The environment variable ``FTLAB_LAB`` (a folder) overrides the choice, for every notebook and
         for ``ftlab demo`` / ``ftlab runs`` alike.
         """
-        import os
-
-        from ftlab.machine import detect_platform
-
         if os.environ.get("FTLAB_LAB"):
             return cls(os.environ["FTLAB_LAB"])
 
@@ -147,8 +150,6 @@ class Lab:
         """Is ``changed`` different from ``baseline`` beyond noise? Over the repeats of each (``rerun``):
         the knob, the size of the change and its ratio to the spread (``ftlab.lab.effects``). ``metric``: a
         loss or a score (``exact_match``); one ftlab does not know needs ``higher_is_better``."""
-        from ftlab.lab.effects import effect
-
         return effect(self.rounds(), self.round(baseline), self.round(changed), metric, min_repeats,
                       higher_is_better)
 
@@ -186,8 +187,6 @@ class Lab:
     def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
         in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how)."""
-        from ftlab.lab.sweeps import sweep
-
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
 
     def rerun(self, id, seed: int | None = None, name: str | None = None, model=None, tokenizer=None,
@@ -231,17 +230,13 @@ class Lab:
         self._told_unreadable = True
         damaged = self.unreadable()
         if damaged:
-            from ftlab.console.lines import warn
-
             more = f" (and {len(damaged) - 1} more: lab.unreadable() lists them)" if len(damaged) > 1 else ""
             warn(f"{damaged[0].problem}{more} New rounds are recorded beside it as usual.", stacklevel=3)
 
     def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
              score=None, resume_from=None, problem=None) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""
-        from ftlab.lab.capture import capture_output, tracker_env
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
-        from ftlab.round.train import train_round
 
         self._let_go_of_last_model()
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
@@ -282,7 +277,6 @@ class Lab:
         process only). Its divergence guard stops it at the same step as the main one's: both read the same
         averaged losses and the same weights."""
         from ftlab.lab.watchers import DivergenceGuard
-        from ftlab.round.train import train_round
 
         folder = Path(share(None))
         if problem is not None:

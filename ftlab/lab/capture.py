@@ -7,11 +7,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import netrc
 import os
 import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+
+from ftlab.config import ConfigError
 
 
 class _Tee:
@@ -70,10 +74,6 @@ def tracker_env(report_to: str):
     wandb logs online when a key is found (``WANDB_API_KEY`` or ``wandb login`` earlier), otherwise
     offline into ./wandb (``wandb sync`` uploads it later). TensorBoard writes into the round folder.
     """
-    import importlib.util
-
-    from ftlab.config import ConfigError
-
     saved = {name: os.environ.get(name) for name in ("WANDB_MODE", "WANDB_PROJECT")}
     modules = ("tensorboard", "tensorboardX") if report_to == "tensorboard" else (report_to,)
     if report_to != "none" and all(importlib.util.find_spec(m) is None for m in modules):
@@ -98,8 +98,6 @@ def tracker_env(report_to: str):
 
 def _has_netrc_login(host: str) -> bool:
     try:
-        import netrc
-
         return netrc.netrc().authenticators(host) is not None
     except Exception:  # no ~/.netrc or an unreadable one: not logged in
         return False

@@ -16,8 +16,13 @@ that names the knobs of *this* round:
 
 from __future__ import annotations
 
+import math
 import traceback
 from dataclasses import asdict, dataclass, field
+
+from ftlab.config import ConfigError, lora_scale_note
+from ftlab.data.errors import DataFormatError
+from ftlab.lab.directions import known
 
 OOM = "out of memory"
 DATA = "data format"
@@ -49,9 +54,6 @@ class Failure:
 
 def classify(error: BaseException, config=None, resume_hint: str = "") -> Failure:
     """The failure class of ``error`` with advice for ``config`` (a RoundConfig, or None)."""
-    from ftlab.config import ConfigError
-    from ftlab.data.errors import DataFormatError
-
     message = f"{type(error).__name__}: {error}".strip()
     trace = "".join(traceback.format_exception(error))
     if isinstance(error, KeyboardInterrupt | SystemExit):
@@ -89,8 +91,6 @@ def divergence(reason: str, config=None) -> Failure:
 
 def learning_rate_story(config=None) -> list[str]:
     """What the learning rate means with this round's LoRA scale, and seed 004's story: lines of advice."""
-    from ftlab.config import lora_scale_note
-
     lines = [f"{lora_scale_note(config)}. Lowering lora_alpha calms the steps as lowering the learning rate "
              "does."] if config is not None else []
     return [*lines, "Seed 004's lr 1.5e-3 (r 32, alpha 128) collapsed TinyLlama's accuracy to 0.0 where 3e-4 gave its "
@@ -113,10 +113,6 @@ def collapse(scores: dict, reference: dict, config=None, train_loss: float | Non
     Only scores known to be better higher are read (``ftlab.lab.directions``); a loss that is not finite is a
     divergence, not a collapse.
     """
-    import math
-
-    from ftlab.lab.directions import known
-
     if train_loss is None or not math.isfinite(train_loss):
         return None
     fallen = [(name, value, reference[name]) for name, value in scores.items()

@@ -11,8 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ftlab.data import load
+from ftlab.data.files import as_rows as rows_of
+from ftlab.data.loading import Loaded
 from ftlab.data.splits import fingerprint
 from ftlab.lab.storage import read_jsonl
+from ftlab.models import tiny
+from ftlab.models.loading import load_model, tiny_model
+from ftlab.templates.template import CHAT_TEMPLATE, Template
 
 
 class Rows(list):
@@ -25,14 +31,11 @@ class Rows(list):
 def as_rows(rows) -> Rows:
     """A list of rows: a file or Hub id loaded strictly by ``ftlab.data.load`` (its Dataset kept); a list,
     Dataset or DataFrame through ``ftlab.data``'s one rows conversion (empty cells as None)."""
-    from ftlab.data import load
-
     if isinstance(rows, str | os.PathLike):
         dataset = load(rows, quiet=True)
         kept = Rows(dataset.to_list())
         kept.dataset = dataset
         return kept
-    from ftlab.data.files import as_rows as rows_of
 
     return Rows(rows_of(rows))
 
@@ -73,8 +76,6 @@ def converted(rows: Rows | None, split: str) -> Exception | None:
     records (fingerprint, kept copy) what it was given."""
     if rows is None or rows.dataset is not None:
         return None
-    from ftlab.data import load
-
     try:
         rows.dataset = load(rows, file=split, quiet=True)
     except Exception as error:  # noqa: BLE001 - recorded as the round's failure, with advice
@@ -85,8 +86,6 @@ def converted(rows: Rows | None, split: str) -> Exception | None:
 def loaded(rows):
     """What ``train_round`` takes: the split's Dataset, converted at the door, marked ``Loaded`` so that
     ``ftlab.data.load`` does not convert it again (None stays None)."""
-    from ftlab.data.loading import Loaded
-
     return rows if rows is None else Loaded(rows.dataset)
 
 
@@ -102,22 +101,16 @@ def template_text(tokenizer, template=None) -> tuple[str, str]:
 
 
 def is_ftlab_template(style: str, text: str) -> bool:
-    from ftlab.templates.template import CHAT_TEMPLATE
-
     return style == "chat" and text == CHAT_TEMPLATE
 
 
 def base_model_name(path: str) -> str:
     """"tiny" for ftlab's tiny model (its cache path differs between machines), else the Hub id or path."""
-    from ftlab.models import tiny
-
     return "tiny" if path and Path(path).name == tiny.cache_dir().name else path
 
 
 def load_base(record: dict, config):
     """Load the recorded base model again (ftlab's tiny model, a Hub id or a local folder)."""
-    from ftlab.models.loading import load_model, tiny_model
-
     path = record.get("base_model_path")
     if record.get("base_model") == "tiny":
         where = path if path and (Path(path) / "config.json").exists() else None
@@ -150,8 +143,6 @@ def recorded_template(round_, tokenizer):
     """The template a round was trained with, rebuilt from its record: ``Template(tokenizer, style)`` for
     Alpaca; for the chat style None (the tokenizer's own chat template, as ``train_round`` takes it) unless
     the round kept another chat template's text (``Template.chat(tokenizer, text)``), which is rebuilt."""
-    from ftlab.templates.template import Template
-
     info = round_.record.get("template") or {}
     style = info.get("style", "chat")
     if style != "chat":

@@ -8,27 +8,22 @@ kernel died (``process_alive``). The machine's facts come from ``ftlab.machine``
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import sys
 
 from ftlab.lab.storage import now, seconds_between
+from ftlab.machine import VERSION, detect_platform, gpus, library_versions
 
 STALE_AFTER_S = 15 * 60  # a round on another machine silent this long is taken as interrupted
 
 
 def versions() -> dict:
-    from ftlab import __version__
-    from ftlab.machine import library_versions
-
-    return {"ftlab": __version__, "python": sys.version.split()[0], **library_versions()}
+    return {"ftlab": VERSION, "python": sys.version.split()[0], **library_versions()}
 
 
 def hardware() -> dict:
-    import platform
-
     import psutil
-
-    from ftlab.machine import detect_platform, gpus
 
     found = {"platform": detect_platform(), "os": platform.platform(), "cpu_count": os.cpu_count(),
              "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ftlab.config import RoundConfig
 from ftlab.files.atomic import atomic_write_json, atomic_write_text, jsonable
 from ftlab.files.faults import DamagedFile, FileFault
 from ftlab.files.records import read_json
@@ -56,8 +57,6 @@ class Round:
 
     @property
     def config(self):
-        from ftlab.config import RoundConfig
-
         known = RoundConfig.__dataclass_fields__
         return RoundConfig(**{k: v for k, v in self.record["config"].items() if k in known})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import sys
 
 from ftlab.evaluation.scoring import answer_rows
 from ftlab.lab.failures import collapse, divergence
@@ -82,8 +83,6 @@ def scores_beside(scores: dict, metrics: dict) -> dict:
 
 def free_memory() -> None:
     """Collect the failed round's objects and empty torch's CUDA cache; memory still referenced elsewhere stays taken."""
-    import sys
-
     gc.collect()
     torch = sys.modules.get("torch")  # nothing to empty when torch never loaded
     if torch is not None and has_gpu():

@@ -17,6 +17,7 @@ Only the standard library here: nothing in storage loads a model or reads data f
 from __future__ import annotations
 
 import json
+import netrc
 import os
 import re
 from datetime import UTC, datetime
@@ -56,8 +57,6 @@ def secret_values() -> list[str]:
     except OSError:
         pass
     try:
-        import netrc
-
         login = netrc.netrc().authenticators("api.wandb.ai")
         if login and login[2]:
             values.add(login[2])

@@ -13,11 +13,16 @@ weighs two settings that both have repeats (a two-sample t-test). Both take Stud
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import time
 from dataclasses import dataclass
 
-from ftlab.config import RoundConfig
+from ftlab.config import ConfigError, RoundConfig
+from ftlab.console.lines import warn
 from ftlab.lab.directions import Direction, direction, known
+from ftlab.lab.effects import t975  # the lab's one table of Student's t
 from ftlab.lab.repeats import metric_value, spread
 
 MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
@@ -67,8 +72,6 @@ class SweepResult:
     def noise(self, rounds: int = 1) -> float | None:
         """How far from the baseline's mean the mean of ``rounds`` repeats of it may land by luck alone (95%):
         t(0.975, n-1) x s x sqrt(1/rounds + 1/n). None with fewer than ``MIN_REPEATS`` baseline rounds."""
-        from ftlab.lab.effects import t975  # the lab's one table of Student's t
-
         values = self.baseline_values()
         if len(values) < MIN_REPEATS:
             return None
@@ -177,12 +180,6 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     ``metric``: the eval loss, or a score that ``score=`` (passed on to ``lab.train``) returns, such as
     ``exact_match``; "best" follows its direction, and a metric ftlab does not know needs ``higher_is_better``.
     """
-    import dataclasses
-    import itertools
-    import time
-
-    from ftlab.config import ConfigError
-
     better = direction(metric, higher_is_better)  # an unknown metric is refused before any round trains
     if eval is None and metric == "eval_loss":
         raise ValueError("a sweep ranks knobs by eval loss: pass eval= rows (or metric='train_loss')")
@@ -200,8 +197,6 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
             raise ValueError(f"space[{knob!r}] = {values!r}: no values to try; give the values to compare with the "
                              f"baseline's {getattr(baseline, knob)!r}, or leave the knob out")
         if all(v == getattr(baseline, knob) for v in values):
-            from ftlab.console.lines import warn
-
             warn(f"space[{knob!r}] = {list(values)!r} holds only the baseline's value: no round tries another "
                  f"{knob}", stacklevel=3)
     started, points, note = time.monotonic(), [], ""

@@ -13,12 +13,16 @@ same base weights (``ftlab.train_round`` never changes them), so a T4 never relo
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 
 import ipywidgets as w
 
 from ftlab.config import ALL_LINEAR, ATTENTION, PRESETS, ConfigError, RoundConfig
+from ftlab.lab.answers_and_curves import answers, answers_html, plot_curves
+from ftlab.lab.directions import direction
+from ftlab.lab.table import metric_column, spreads
 
 REDRAW_S = 3.0  # the live curve is redrawn at most this often
 TARGETS = {"attention": ATTENTION, "all linear": ALL_LINEAR}
@@ -129,13 +133,9 @@ class Panel(w.VBox):
         return f"config = ftlab.RoundConfig.preset({self.preset.value!r}{args})"
 
     def show_code(self) -> None:
-        import html
-
         self.code.value = f"<pre>{html.escape(self.code_text())}</pre>"
 
     def say(self, text: str, error: bool = False) -> None:
-        import html
-
         color = "#b00020" if error else "inherit"
         self.message.value = f"<pre style='color:{color}; white-space:pre-wrap'>{html.escape(text)}</pre>"
 
@@ -214,8 +214,6 @@ class Compare(w.VBox):
 
     def __init__(self, lab, model=None, tokenizer=None, metric: str = "eval loss",
                  higher_is_better: bool | None = None):
-        from ftlab.lab.directions import direction
-
         if model is not None and tokenizer is None:
             raise ValueError("pass the tokenizer with the model: Compare(lab, model, tokenizer)")
         self.direction = direction(metric, higher_is_better)  # refused here, by name, when unknown
@@ -244,8 +242,6 @@ class Compare(w.VBox):
         return f"{round_.id}{': ' + round_.name if round_.name else ''} ({round_.status})"
 
     def show(self) -> None:
-        import html
-
         if not self.lab.rounds():
             self.notes.value = ("<p>This lab has no rounds yet. Train the first one with the panel "
                                 "(<code>ftlab.lab.widgets.Panel(lab, model, tokenizer, train, eval)</code>, then Train) "
@@ -267,8 +263,6 @@ class Compare(w.VBox):
 
     def ask(self, prompt: str | None = None) -> dict:
         """What "Ask them all" does: the prompt answered by the base model and each chosen round, side by side."""
-        from ftlab.lab.answers_and_curves import answers, answers_html
-
         prompt = self.prompt.value if prompt is None else prompt
         if not prompt.strip():
             self.answers.value = "<p>Write a prompt in the box first.</p>"
@@ -285,9 +279,6 @@ class Compare(w.VBox):
     def figure(self, rounds, table):
         """Overlaid train-loss curves and the chosen metric per round, with the repeat spread."""
         import matplotlib.pyplot as plt
-
-        from ftlab.lab.answers_and_curves import plot_curves
-        from ftlab.lab.table import metric_column, spreads
 
         fig, (curves, bars) = plt.subplots(1, 2, figsize=(10, 3.2))
         plot_curves(rounds, curves, by=None if self.axis.value == "auto" else self.axis.value)

@@ -8,6 +8,7 @@ Elsewhere than Linux they answer None (or do nothing).
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -15,8 +16,6 @@ from pathlib import Path
 def give_back_freed_memory() -> None:
     """Return freed heap to the OS (glibc keeps medium-sized blocks otherwise); a no-op elsewhere."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -9,12 +9,15 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 
 from ftlab.files.records import read_json
+from ftlab.models import tiny
 from ftlab.models.loading import DEFAULT_MODEL
 
 TINYLLAMA = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22,
@@ -86,8 +89,6 @@ def _read_config(model):
         known = dict(KNOWN_CONFIGS[name])
         return AutoConfig.for_model(known.pop("model_type"), **known), name
     if name == "tiny":
-        from ftlab.models import tiny
-
         name = str(tiny.cache_dir())
         if not (Path(name) / "config.json").exists():
             raise PlanInputError("ftlab's tiny model is not built yet: run ftlab.tiny_model() once, then plan")
@@ -116,8 +117,6 @@ SIZES = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention
 def _complete(config, given: dict, source: str):
     """``config``, refused when ``given`` (what the learner gave) lacks a size the plan counts: transformers
     would fill it with its default (a 7B Llama's), and the plan would be of a model nobody asked for."""
-    import inspect
-
     text, values = config.get_text_config(), given.get("text_config") or given
     aliases = getattr(type(text), "attribute_map", {}) or {}
     accepted = inspect.signature(type(text).__init__).parameters
@@ -175,8 +174,6 @@ class LossImplementation:
 @lru_cache(maxsize=1)
 def trl_loss() -> LossImplementation:
     """Read the installed TRL's SFT loss from its source (importing TRL takes seconds; reading does not)."""
-    from importlib.util import find_spec
-
     spec = find_spec("trl")
     if spec is None or not spec.submodule_search_locations:
         return LossImplementation("full", source="TRL not installed: assuming full logits")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from ftlab.config import ATTENTION
+from ftlab.config import ATTENTION, RoundConfig
 from ftlab.console.lines import warn
 from ftlab.memory.estimate import Plan, checked_lengths, padding_of, plan
 from ftlab.memory.gpus import gpu_for
@@ -32,8 +32,6 @@ class Suggestion:
 
     def config(self, preset: str = "t4-lora", **overrides):
         """A RoundConfig from ``preset`` with the suggested knobs (and ``overrides``)."""
-        from ftlab.config import RoundConfig
-
         return RoundConfig.preset(preset, **{**self.knobs, **overrides})
 
     def __repr__(self) -> str:

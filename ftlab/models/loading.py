@@ -12,10 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftlab.console.quiet import quiet_libraries
+from ftlab.distributed import local_rank, sharded
 from ftlab.files.cache import cache_root  # noqa: F401 - where ftlab.files.cache.cache_root used to be
 from ftlab.files.safetensors import PRECISIONS, torch_dtype
-from ftlab.machine import has_gpu, hub_online, hub_unavailable, use_cpu_threads
+from ftlab.machine import choose_precision, gpu_info, has_gpu, hub_online, hub_unavailable, use_cpu_threads
 from ftlab.models import smollm2, tiny
+from ftlab.models.quantized import keep_4bit_trainable
 from ftlab.models.smollm2 import ModelNotAvailableError, ModelOfflineError
 from ftlab.templates.template import CHAT_TEMPLATE
 
@@ -143,9 +146,6 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     whole model goes to ``cuda:0`` (under a DDP launcher, the process's own GPU): Kaggle's T4 x2 would
     otherwise split it and confuse the trainer.
     """
-    from ftlab.console.quiet import quiet_libraries
-    from ftlab.machine import choose_precision, gpu_info
-
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
     if precision is not None and precision not in PRECISIONS:
@@ -157,7 +157,6 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     precision = precision or choose_precision(gpu_info()[2])
-    from ftlab.distributed import local_rank, sharded
 
     if device_map is None and has_gpu() and not sharded():  # FSDP / ZeRO place the weights
         device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
@@ -212,8 +211,6 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
     """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ftlab.console.quiet import quiet_libraries
-
     path = tiny_folder(progress, path)
     with quiet_libraries(transformers_bars=True):  # the tiny weights load in a blink: no bar for them
         model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
@@ -235,6 +232,4 @@ def tiny_folder(progress: bool = True, path: str | os.PathLike | None = None) ->
 def _keep_4bit_trainable(model, quantization: str | None) -> None:
     """A 4-bit model must stay trainable after an evaluation or a generation on a CPU (ftlab.course.by_hand.nf4)."""
     if quantization == "4bit":
-        from ftlab.models.quantized import keep_4bit_trainable
-
         keep_4bit_trainable(model)

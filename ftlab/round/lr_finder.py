@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 from ftlab.config import RoundConfig
 from ftlab.machine import has_gpu
+from ftlab.round.train import add_lora, keep_trainables_fp32, prepare_round
+from ftlab.templates.template import Template
 
 RULES = {
     "valley": "fastai's valley rule: the middle of the longest steadily falling stretch of the smoothed loss",
@@ -92,9 +94,6 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
     import torch
     from transformers import set_seed
 
-    from ftlab.round.train import add_lora, prepare_round
-    from ftlab.templates.template import Template
-
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, not {rule!r}")
     if not 0 < start_lr < end_lr:
@@ -122,8 +121,6 @@ def lr_find(config: RoundConfig, model, tokenizer, train, start_lr: float = 1e-6
 
 def _range_test(tuned, tokenizer, rows, config, start_lr, end_lr, steps, beta, diverge_factor):
     import torch
-
-    from ftlab.round.train import keep_trainables_fp32
 
     device = next(p for p in tuned.parameters()).device
     keep_trainables_fp32(tuned)  # LoRA weights train in fp32, as in train_round

@@ -9,6 +9,8 @@ the new tree is a new ``Parameter`` object over the same tensor (``data_ptr`` eq
 
 from __future__ import annotations
 
+import copy
+
 
 def over_same_weights(model):
     """A new module tree over the same weight tensors: PEFT changes the tree it wraps, and the caller's
@@ -17,8 +19,6 @@ def over_same_weights(model):
     so PEFT freezing the new tree leaves the caller's flags alone. The small LoRA weights of a model that
     already has adapters are copied, so training goes on from them while the earlier round's adapter
     stays as it was."""
-    import copy
-
     memo = {}
     for name, param in model.named_parameters():
         if "lora_" not in name:
@@ -47,8 +47,6 @@ def _same_numbers(param, memo):
     A 4-bit weight's quantisation state is copied shallowly (its tensors shared), so that bitsandbytes
     swapping in a repacked state on one tree leaves the other's consistent with its own numbers.
     """
-    import copy
-
     import torch
 
     twin = torch.Tensor._make_subclass(type(param), param.data, param.requires_grad)

@@ -17,8 +17,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftlab.config import RoundConfig
-from ftlab.machine import has_gpu
+from ftlab.config import RoundConfig, lora_scale_hint, small_model_hint
+from ftlab.console.lines import warn
+from ftlab.console.quiet import known_lines_off, quiet_known_noise, quiet_libraries
+from ftlab.data import load
+from ftlab.machine import choose_precision, gpu_info, has_gpu, use_cpu_threads
+from ftlab.memory.suggestions import warn_if_it_does_not_fit
+from ftlab.models.quantized import is_4bit, keep_4bit_trainable
+from ftlab.round.shared_base import over_same_weights, share_recast_weights
+from ftlab.round.useful_tokens import RoundMeter, score_loss_positions_only
+from ftlab.round.what_runs import note, what_runs
+from ftlab.templates.masks import TemplateError
 from ftlab.templates.template import Template
 
 MEASURED = {"tokens_per_s": "token positions / s", "peak_allocated_gib": "peak GPU GiB allocated",
@@ -118,9 +127,6 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     """
     from transformers import set_seed
 
-    from ftlab.console.quiet import known_lines_off
-    from ftlab.round.useful_tokens import RoundMeter, score_loss_positions_only
-
     set_seed(config.seed)  # python, numpy and torch, before anything random is built: same seed, same round
     template = template or Template.chat(tokenizer)
     train_set, eval_set, ran = prepare_round(config, model, template, train, eval)
@@ -139,10 +145,6 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
 def prepare_round(config: RoundConfig, model, template: Template, train, eval):
     """Check knobs, model and data before anything is trained; say what runs here (``WhatRuns``: precision,
     optimiser, quantization, substitutions); apply the template."""
-    from ftlab.console.quiet import quiet_known_noise, quiet_libraries
-    from ftlab.data import load
-    from ftlab.machine import use_cpu_threads
-
     quiet_known_noise()
     use_cpu_threads(model)  # a small model on the CPU: one thread, fast on a busy machine
     config.validate()
@@ -159,18 +161,12 @@ def prepare_round(config: RoundConfig, model, template: Template, train, eval):
 def check_machine(config: RoundConfig, model):
     """What runs on this GPU (or CPU) (``ftlab.round.what_runs``), a note for every knob that will not run as
     written, and hints about the learning rate."""
-    from ftlab.config import lora_scale_hint, small_model_hint
-    from ftlab.machine import choose_precision, gpu_info
-    from ftlab.round.what_runs import note, what_runs
-
     for hint in (small_model_hint(config, model), lora_scale_hint(config)):
         if hint:
             print(hint)
     name, _, capability, memory = gpu_info()
     ran = what_runs(config, model, choose_precision(capability), name, has_gpu())
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
-        from ftlab.memory.suggestions import warn_if_it_does_not_fit
-
         warn_if_it_does_not_fit(config, model, name, memory)
     if config.loss_on == "everything":
         print("Note: loss_on='everything': the prompts carry loss too, so the model also learns to write prompts.")
@@ -182,8 +178,6 @@ def check_machine(config: RoundConfig, model):
 def training_rows(template: Template, rows, config: RoundConfig, name: str = "train"):
     """Rows as TRL receives them: tokenized with ftlab's loss mask and cut to max_length (TRL does not cut
     padding-free rows; for the others its own cut then changes nothing). A refusal names the split."""
-    from ftlab.templates.masks import TemplateError
-
     try:
         formatted = template.format(rows, config.loss_on, config.max_length)
     except TemplateError as error:
@@ -199,8 +193,6 @@ def report_cut_rows(template: Template, rows, formatted, max_length: int, name: 
     no row is that long; the warning gives how many, which rows, the longest, and what to do.
     """
     import pyarrow.compute as pc
-
-    from ftlab.console.lines import warn
 
     reached = pc.list_value_length(formatted.data.column("input_ids")).to_numpy() >= max_length
     candidates = [int(i) for i in reached.nonzero()[0]]
@@ -222,7 +214,6 @@ def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, pr
     """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and ftlab's quiet progress in a notebook)."""
     from trl import SFTTrainer
 
-    from ftlab.console.quiet import quiet_libraries
     from ftlab.round.progress import take_over
 
     # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
@@ -246,8 +237,6 @@ def add_lora(model, config: RoundConfig):
     """
     from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 
-    from ftlab.round.shared_base import over_same_weights, share_recast_weights
-
     keep_base_trainable(model)
     tuned = over_same_weights(model)
     if isinstance(tuned, PeftModel):
@@ -268,8 +257,6 @@ def add_lora(model, config: RoundConfig):
 
 def keep_base_trainable(model) -> None:
     """A 4-bit base repacked for CPU inference (after an eval or a generation) gives wrong LoRA gradients."""
-    from ftlab.models.quantized import is_4bit, keep_4bit_trainable
-
     if is_4bit(model) and keep_4bit_trainable(model):
         print("Note: the 4-bit weights had been repacked for CPU inference by an earlier evaluation or "
               "generation; ftlab restored the trainable layout (see ftlab.models.quantized.keep_4bit_trainable).")

@@ -30,7 +30,10 @@ import contextlib
 import contextvars
 import time
 
-from ftlab.machine import has_gpu
+from ftlab.machine import gpu_info, has_gpu
+from ftlab.memory.estimate import plan
+from ftlab.memory.gpus import gpu_for
+from ftlab.memory.shapes import PlanInputError, model_shape
 
 
 def batch_counts(batch) -> tuple[int, int]:
@@ -140,14 +143,9 @@ def _plan_here(config, model, rows=None):
     the batches that run: without them the plan takes every row at max_length, an upper bound that a
     round of short rows stays far below.
     """
-    from ftlab.machine import gpu_info
-
     name, _, _, memory = gpu_info()
     if name is None:
         return None
-    from ftlab.memory.estimate import plan
-    from ftlab.memory.gpus import gpu_for
-    from ftlab.memory.shapes import PlanInputError, model_shape
 
     columns = getattr(rows, "column_names", None) or ()
     lengths = [len(ids) for ids in rows["input_ids"]] if "input_ids" in columns else None

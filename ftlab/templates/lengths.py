@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ftlab.console.lines import Progress
+from ftlab.data.loading import chat_dataset
+from ftlab.templates.template import Template
+
 CHUNK = 2000  # rows templated and tokenised per call: large enough to be fast, small enough for progress
 
 
@@ -32,9 +36,6 @@ def token_lengths(rows, tokenizer, progress: bool | None = None, template=None) 
     ``template`` (default: ``Template.chat(tokenizer)``) counts them. Shows its progress when it takes more
     than a few seconds (``ftlab.console.lines.worth_showing``) unless ``progress=False``.
     """
-    from ftlab.console.lines import Progress
-    from ftlab.templates.template import Template
-
     template = template or Template.chat(tokenizer)
     total = len(rows)
     lengths: list[int] = []
@@ -109,9 +110,7 @@ def length_report(dataset, tokenizer, max_length: int = 512, batch_size: int = 8
     the number of token ids ``Template.chat(tokenizer).encode(row["messages"])`` gives the trainer, computed in batches.
     """
     if not (isinstance(dataset, list) and all(isinstance(r, dict) and "messages" in r for r in dataset)):
-        from ftlab.data.loading import chat_dataset  # other shapes and formats: checked and converted first
-
-        dataset = chat_dataset(dataset)
+        dataset = chat_dataset(dataset)  # other shapes and formats: checked and converted first
     lengths = token_lengths(dataset, tokenizer, progress=progress)
     cut = [min(n, max_length) for n in lengths]  # the trainer truncates before it pads
     truncated = [i for i, n in enumerate(lengths, start=1) if n > max_length]

@@ -23,6 +23,7 @@ carries loss.
 from __future__ import annotations
 
 from ftlab.console.lines import warn
+from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import prompt_turns
 from ftlab.templates.masks import (
     WAY_OUT,
@@ -265,8 +266,6 @@ class Template:
 
         ``rows`` are conversations, or the rows ``format`` made from them (their masks are read, not encoded again).
         """
-        from ftlab.data.errors import DataFormatError, Finding
-
         if "assistant_masks" in getattr(rows, "column_names", ()):
             masks = rows["assistant_masks"]
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ftlab.course.checks.base import mistake, passed, still_none
+from ftlab.templates.masks import loss_mask
 
 
 def _turn_labels_problem(turn: int, role: str, carried: list[bool], expected: list[bool]) -> tuple[str, str] | None:
@@ -30,8 +31,6 @@ def _turn_labels_problem(turn: int, role: str, carried: list[bool], expected: li
 
 def check_chat_labels(template, messages, labels) -> bool:
     """Exercise 06: ``labels`` for ``template.training_text(messages)``: the token id where it carries loss, else -100."""
-    from ftlab.templates.masks import loss_mask
-
     still_none("labels", labels)
     labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
     tokens = loss_mask(template, messages).tokens

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ftlab.course.checks.base import fail, mistake, passed, still_none
+from ftlab.data import dedup, validate
 
 
 def check_rows_fixed(fixed_rows, original_rows) -> bool:
     """Every row of ``fixed_rows`` passes validation, and no row was lost on the way."""
-    from ftlab.data import validate
-
     still_none("fixed_rows", fixed_rows)
     if not isinstance(fixed_rows, list):
         fail("fixed_rows", fixed_rows, "a list of row dicts: the original rows with the broken ones repaired")
@@ -23,10 +24,6 @@ def check_rows_fixed(fixed_rows, original_rows) -> bool:
 
 def check_dedup_balance(balanced, rows, per_category: int, by: str = "category") -> bool:
     """Exercise 01: ``balanced``: ``rows`` without exact duplicates, at most ``per_category`` rows of each category."""
-    from collections import Counter
-
-    from ftlab.data import dedup
-
     still_none("balanced", balanced)
     if not hasattr(balanced, "__len__"):
         mistake(f"balanced is a {type(balanced).__name__}: it should be the rows ftlab.data.balance returns.",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ftlab.course.checks.base import CheckFailed, fail, passed
+from ftlab.export import adapter as export
+from ftlab.export.merge import lora_pairs, nf4_round_trip
+from ftlab.files.safetensors import data_start, read_header, read_tensor
 
 
 def _weight_in(folder, name: str):
     """One weight of a saved model, read from its safetensors files without loading the model."""
-    from pathlib import Path
-
-    from ftlab.files.safetensors import data_start, read_header, read_tensor
-
     for path in sorted(Path(folder).glob("*.safetensors")):
         header = read_header(path)
         if name in header:
@@ -25,12 +26,7 @@ def check_merged_weight(merged, adapter, layer: str, name: str = "merged") -> bo
     The right answer is W + (alpha/r) B A, where W is the weight the adapter trained against: the
     base's own weight, or for a 4-bit base its NF4 rounding Q(W).
     """
-    from pathlib import Path
-
     import torch
-
-    from ftlab.export import adapter as export
-    from ftlab.export.merge import lora_pairs, nf4_round_trip
 
     record = export.read_record(adapter)
     pairs, scale = lora_pairs(Path(adapter))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ftlab.course.checks.base import CheckFailed, mistake, passed, still_none
 
 
@@ -34,8 +36,6 @@ def check_lr_reading(finding, good_lr, too_high_lr) -> bool:
 
 def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
     """Exercise 05: rounds named "good" and "too high" in ``lab`` at those learning rates confirm the reading."""
-    import math
-
     rounds = {r.name: r for r in lab.rounds()}
     for name, lr in (("good", good_lr), ("too high", too_high_lr)):
         if name not in rounds:
@@ -64,8 +64,6 @@ def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
 def check_lr_advice(lab, diverging_lr, advised_lr) -> bool:
     """Exercise 05: a round named "diverges" that the lab recorded as diverged, and a round named "advised" at
     the learning rate its advice gives, which learns."""
-    import math
-
     still_none("diverging_lr", diverging_lr)
     still_none("advised_lr", advised_lr)
     rounds = {r.name: r for r in lab.rounds()}

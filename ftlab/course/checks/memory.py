@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ftlab.config import ATTENTION
 from ftlab.course.checks.base import CheckFailed, passed
+from ftlab.machine import choose_precision
+from ftlab.memory.estimate import plan
+from ftlab.memory.shapes import model_shape
 from ftlab.models.loading import DEFAULT_MODEL
 
 TINYLLAMA = DEFAULT_MODEL  # the course's model: the exercise counts and plans for it
@@ -11,8 +14,6 @@ TINYLLAMA = DEFAULT_MODEL  # the course's model: the exercise counts and plans f
 
 def _lora_count_diagnosis(name: str, got: int, r: int, targets) -> str:
     """Which idea a wrong LoRA count missed (never the right number itself)."""
-    from ftlab.memory.shapes import model_shape
-
     shape = model_shape(TINYLLAMA)
     chosen = [t for t, *_ in shape.linears] if targets == "all-linear" else targets
     layers = shape.layers
@@ -34,8 +35,6 @@ def _lora_count_diagnosis(name: str, got: int, r: int, targets) -> str:
 
 def check_tinyllama_lora_counts(lora_qv, lora_all) -> bool:
     """TinyLlama's LoRA parameters: r 8 on q_proj, v_proj (``lora_qv``); r 16 on all linear layers (``lora_all``)."""
-    from ftlab.memory.shapes import model_shape
-
     shape = model_shape(TINYLLAMA)
     for name, got, r, targets in (("lora_qv", lora_qv, 8, ["q_proj", "v_proj"]), ("lora_all", lora_all, 16, "all-linear")):
         if got is None:
@@ -50,8 +49,6 @@ def check_tinyllama_lora_counts(lora_qv, lora_all) -> bool:
 
 def check_t4_predictions(configs, fits, fastest) -> bool:
     """``fits``: for each config, will it fit on a T4? ``fastest``: the index of the fastest that fits (plan's estimate)."""
-    from ftlab.memory.estimate import plan
-
     if fits is None or fastest is None:
         raise CheckFailed("fits or fastest is still None: fill in the TODO cell above.")
     if not isinstance(fits, list | tuple) or len(fits) != len(configs) or not all(isinstance(f, bool) for f in fits):
@@ -98,8 +95,6 @@ def _precision_diagnosis(device: str, got: str, capability) -> str:
 
 def check_precision_choice(precision) -> bool:
     """Exercise 02: ``precision`` maps each device of ``PRECISION_DEVICES`` to "fp16", "bf16" or "fp32"."""
-    from ftlab.machine import choose_precision
-
     if precision is None:
         raise CheckFailed("precision is still None: fill in the TODO cell above.")
     if not isinstance(precision, dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ftlab.course.checks.base import CheckFailed, fail, passed
+from ftlab.evaluation import metrics
 
 
 def check_em_f1_by_hand(pairs, em, f1) -> bool:
@@ -11,8 +12,6 @@ def check_em_f1_by_hand(pairs, em, f1) -> bool:
     A wrong value is named with the direction of the mistake and the step of the rule to redo; the
     right value is never printed (a learner who copies it learns nothing).
     """
-    from ftlab.evaluation import metrics
-
     for name, values, function in (("em", em, metrics.exact_match), ("f1", f1, metrics.f1)):
         if not isinstance(values, list | tuple) or len(values) != len(pairs):
             fail(name, values, f"a list of {len(pairs)} numbers, one per pair")
