@@ -91,7 +91,7 @@ def test_setup_disables_tracker_logins(monkeypatch):
 
 
 def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
-    from ftlab import machine as env
+    from ftlab import machine
 
     if torch.cuda.is_available():
         pytest.skip("thread settings apply to training on the CPU")
@@ -100,14 +100,14 @@ def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         monkeypatch.delenv("FTLAB_CPU_THREADS", raising=False)
         torch.set_num_threads(2)
-        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 1 == torch.get_num_threads()
-        big = SimpleNamespace(parameters=lambda: [torch.empty(1).expand(env.SMALL_MODEL_PARAMS)])  # no memory used
-        assert env.use_cpu_threads(big) == env._TORCH_DEFAULT_THREADS  # a bigger model keeps torch's choice
+        assert machine.use_cpu_threads(torch.nn.Linear(8, 8)) == 1 == torch.get_num_threads()
+        big = SimpleNamespace(parameters=lambda: [torch.empty(1).expand(machine.SMALL_MODEL_PARAMS)])  # no memory used
+        assert machine.use_cpu_threads(big) == machine._TORCH_DEFAULT_THREADS  # a bigger model keeps torch's choice
         monkeypatch.setenv("FTLAB_CPU_THREADS", "2")
-        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 2 == torch.get_num_threads()
+        assert machine.use_cpu_threads(torch.nn.Linear(8, 8)) == 2 == torch.get_num_threads()
         monkeypatch.delenv("FTLAB_CPU_THREADS")
         monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting is left alone
-        assert env.use_cpu_threads(torch.nn.Linear(8, 8)) == 2
+        assert machine.use_cpu_threads(torch.nn.Linear(8, 8)) == 2
     finally:
         torch.set_num_threads(before)
 
@@ -115,11 +115,11 @@ def test_small_models_get_one_cpu_thread_and_the_environment_wins(monkeypatch):
 @pytest.mark.slow
 def test_a_tinyllama_learning_rate_on_the_tiny_model_gets_a_hint_that_holds(tiny_path, greet_data, tmp_path):
     from ftlab import RoundConfig, tiny_model, train_round
-    from ftlab import machine as env
+    from ftlab.config import small_model_hint
 
     model, _ = tiny_model(path=tiny_path)
-    assert "cpu-tiny" in env.small_model_hint(RoundConfig.preset("t4-lora"), model)
-    assert env.small_model_hint(RoundConfig.preset("cpu-tiny"), model) is None
+    assert "cpu-tiny" in small_model_hint(RoundConfig.preset("t4-lora"), model)
+    assert small_model_hint(RoundConfig.preset("cpu-tiny"), model) is None
     # what the hint says: in the same steps, cpu-tiny gets further than TinyLlama's preset on the tiny model
     losses = {}
     for preset in ("t4-lora", "cpu-tiny"):
