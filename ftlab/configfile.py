@@ -34,6 +34,7 @@ from ftlab.distributed import main_first
 from ftlab.files.faults import describe
 from ftlab.files.records import read_text
 from ftlab.lab.book import Lab
+from ftlab.lab.materials import RoundInputs
 from ftlab.machine import has_gpu
 from ftlab.models.loading import load_model
 from ftlab.templates.template import Template
@@ -87,9 +88,9 @@ class RunFile:
         demo = demo_data() if "demo" in (self.train, self.eval) else None
         train = demo[0] if self.train == "demo" else self.train
         eval = demo[1] if self.eval == "demo" else self.eval
+        inputs = RoundInputs(model, tokenizer, train, eval, template, base_model=self.model)  # the rows read once, here
         lab = Lab(self.lab) if self.lab else Lab.default()
-        return lab.train(self.config, model, tokenizer, train, eval, name=self.name, base_model=self.model,
-                         template=template, notes=self.notes, callbacks=callbacks)
+        return lab.train(self.config, inputs, name=self.name, notes=self.notes, callbacks=callbacks)
 
 
 def read(path) -> RunFile:

@@ -1,6 +1,7 @@
 """The lab book (chapters 04 and 05): every round recorded in a folder that survives a disconnect, compared.
 
-``ftlab.Lab`` is the one name most people need. The package, module by module, as a reader looks for it:
+``ftlab.Lab`` is the one name most people need; ``RoundInputs`` holds a round's inputs as one object. The
+package, module by module, as a reader looks for it:
 
 - ``widgets``: a panel to set the knobs and train rounds, and a view to compare them (core ipywidgets).
 - ``book``: ``Lab``, the entry point: train / rerun / resume a round, read the table, compare rounds.
@@ -11,7 +12,7 @@
 - ``opening``: a new round's folder and record, with everything known before it trains.
 - ``round``: ``Round``, one round's record (``round.json``): status, logs, curve, verdict.
 - ``repeats``: a round's repeats (``lab.rerun``) in one grouping, and their mean and standard deviation.
-- ``materials``: what a round is made of: rows, fingerprint, template text, base model.
+- ``materials``: what a round is made of, as one ``RoundInputs`` built at the door: model, tokenizer, rows, template.
 - ``running``: around one round's training: its checkpoint schedule, its outcome recorded, memory freed.
 - ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.
 - ``watchers``: trainer callbacks while it trains: live log, heartbeat, checkpoint clock, divergence guard.
@@ -26,7 +27,8 @@ or a base model is loaded again (``materials.load_base``), so reading a lab (``f
 """
 
 from ftlab.lab.book import Lab
+from ftlab.lab.materials import RoundInputs
 from ftlab.lab.round import MARKS, Round
 from ftlab.lab.table import Comparison, NotComparableWarning
 
-__all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
+__all__ = ["Lab", "Round", "RoundInputs", "Comparison", "NotComparableWarning", "MARKS"]

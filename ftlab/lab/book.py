@@ -11,10 +11,10 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
     lab.resume(3)                       # an interrupted round, from its last checkpoint
 
 Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it: the round's record
-(``round``, first written by ``opening``), its files (``storage``), what it was made of (``materials``)
-and where it ran (``provenance``), its checkpoint schedule and outcome (``running``), live logs and
-guards (``watchers``), its printed output (``capture``), the mentor's reading of failures
-(``failures``), and the table and comparisons (``table``).
+(``round``, first written by ``opening``), its files (``storage``), what it was made of (``materials``:
+one ``RoundInputs``, built at the door and carried down) and where it ran (``provenance``), its
+checkpoint schedule and outcome (``running``), live logs and guards (``watchers``), its printed output
+(``capture``), the mentor's reading of failures (``failures``), and the table and comparisons (``table``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ftlab.distributed import barrier, is_main, share, world_size
 from ftlab.lab.capture import capture_output, tracker_env
 from ftlab.lab.effects import effect
 from ftlab.lab.failures import classify
-from ftlab.lab.materials import at_the_door, loaded, recorded_materials
+from ftlab.lab.materials import RoundInputs, given_inputs, loaded, recorded_inputs
 from ftlab.lab.opening import open_round
 from ftlab.lab.provenance import hardware, this_process
 from ftlab.lab.repeats import MEASURED, reference_scores, repeat_group, repeats_of
@@ -49,7 +49,7 @@ from ftlab.lab.table import (
 from ftlab.machine import detect_platform
 from ftlab.round.train import train_round
 
-__all__ = ["Lab", "Round", "Comparison", "NotComparableWarning", "MARKS"]
+__all__ = ["Lab", "Round", "RoundInputs", "Comparison", "NotComparableWarning", "MARKS"]
 
 
 class Lab:
@@ -154,9 +154,9 @@ class Lab:
                       higher_is_better)
 
     # ------------------------------------------------------------------------------------ training
-    def train(self, config, model, tokenizer, train, eval=None, name: str | None = None, base_model: str | None = None,
-              template=None, callbacks: list | None = None, samples: int = 4, score=None,
-              notes: str | None = None) -> Round:
+    def train(self, config, model, tokenizer=None, train=None, eval=None, name: str | None = None,
+              base_model: str | None = None, template=None, callbacks: list | None = None, samples: int = 4,
+              score=None, notes: str | None = None) -> Round:
         """Train one round with ``ftlab.train_round`` and record everything about it in its own folder.
 
         ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...), kept beside the
@@ -165,26 +165,26 @@ class Lab:
         ``samples`` eval prompts are answered and kept. A failure does not raise (a sweep goes on): the round
         comes back with status failed and advice. Ctrl-C is recorded as interrupted, then raised.
         Eval rows whose prompt is also in train are warned about and recorded (``ftlab.data.leakage``).
-        ``train`` and ``eval`` become lists of rows once, here: a file path is loaded strictly (a bad row
-        fails the round, naming it), and that list is what is fingerprinted, kept and trained on.
+        ``model, tokenizer, train, eval`` (with ``template`` and ``base_model``) become one ``RoundInputs``
+        here, at the door: ``train`` and ``eval`` are read into rows once (a file path strictly: a bad row
+        fails the round, naming it), and those rows are fingerprinted, kept and trained on. A ``RoundInputs``
+        may be passed in the model's place (``lab.train(config, inputs)``); the round keeps it (``.inputs``).
         """
         self._before_training()
-        train, eval, problem = at_the_door(train, eval)  # rows once, here; carried down from now on
-        if problem is None and is_main():
-            warn_if_shared(train.dataset, eval.dataset if eval is not None else None)
-        config = with_checkpoints(config, train)
+        inputs = given_inputs(model, tokenizer, train, eval, template, base_model)  # carried down from now on
+        if inputs.problem is None and is_main():
+            warn_if_shared(inputs.train.dataset, inputs.eval.dataset if inputs.eval is not None else None)
+        config = with_checkpoints(config, inputs.train)
         if not is_main():  # another process of a distributed round (torchrun, accelerate launch)
-            return self._follow(config, model, tokenizer, train, eval, template, callbacks, problem)
-        round_ = open_round(self.path, config, model, tokenizer, train, eval, name, base_model, notes, template,
-                            keep_data=self.keep_data)
+            return self._follow(config, inputs, callbacks)
+        round_ = open_round(self.path, config, inputs, name, notes, keep_data=self.keep_data)
         share(str(round_.path))  # the other processes train into the same folder
-        round_ = self._run(round_, config, model, tokenizer, train, eval, template, callbacks, samples, score,
-                           problem=problem)
+        round_ = self._run(round_, config, inputs, callbacks, samples, score)
         if round_.status in MEASURED:
             barrier()  # the others return once the record is complete
         return round_
 
-    def sweep(self, baseline, space: dict, model, tokenizer, train, eval=None, **options):
+    def sweep(self, baseline, space: dict, model, tokenizer=None, train=None, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
         in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how)."""
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
@@ -193,32 +193,32 @@ class Lab:
               train=None, eval=None, **options) -> Round:
         """Repeat round ``id`` with another seed (the next unused one unless given); ``table()`` shows the spread.
 
-        Seed 000 cloned a round to rule out luck. Model and data are reloaded from the record unless given.
+        Seed 000 cloned a round to rule out luck. Model and data are reloaded from the record unless given;
+        the round it returns holds the inputs rebuilt from the record (``.inputs``).
         """
         self._before_training()
         original = self.round(id)
         seeds = [r.record["seed"] for r in repeats_of(self.rounds(), original)]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
-        model, tokenizer, train, eval, template, problem = recorded_materials(original, model, tokenizer, train, eval)
-        round_ = open_round(self.path, config, model, tokenizer, train, eval, name or original.name,
-                            original.record.get("base_model"), original.record.get("notes"), template,
+        inputs = recorded_inputs(original, model, tokenizer, train, eval)
+        round_ = open_round(self.path, config, inputs, name or original.name, original.record.get("notes"),
                             repeat_group(original), keep_data=self.keep_data)
-        return self._run(round_, config, model, tokenizer, train, eval, template, problem=problem, **options)
+        return self._run(round_, config, inputs, **options)
 
     def resume(self, id, model=None, tokenizer=None, train=None, eval=None, **options) -> Round:
         """Continue round ``id`` from its last complete checkpoint (the trainer restores optimiser, scheduler,
-        RNG and data position: on the CPU tiny model the final loss matches an uninterrupted round)."""
+        RNG and data position: on the CPU tiny model the final loss matches an uninterrupted round).
+        Model and data are reloaded from the record unless given, as one ``RoundInputs`` (``.inputs``)."""
         self._before_training()
         round_ = self.round(id)
         if round_.status in (*MEASURED, "running"):
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
             return round_
         found = checkpoints(round_.path)
-        model, tokenizer, train, eval, template, problem = recorded_materials(round_, model, tokenizer, train, eval)
+        inputs = recorded_inputs(round_, model, tokenizer, train, eval)
         print(f"Resuming round {round_.id} from {found[0].name}." if found else
               f"Round {round_.id} has no checkpoint: training it again from the start.")
-        return self._run(round_, round_.config, model, tokenizer, train, eval, template,
-                         resume_from=str(found[0]) if found else None, problem=problem, **options)
+        return self._run(round_, round_.config, inputs, resume_from=str(found[0]) if found else None, **options)
 
     # ------------------------------------------------------------------------------------ the steps
     def _before_training(self) -> None:
@@ -233,12 +233,12 @@ class Lab:
             more = f" (and {len(damaged) - 1} more: lab.unreadable() lists them)" if len(damaged) > 1 else ""
             warn(f"{damaged[0].problem}{more} New rounds are recorded beside it as usual.", stacklevel=3)
 
-    def _run(self, round_, config, model, tokenizer, train, eval, template=None, callbacks=None, samples=4,
-             score=None, resume_from=None, problem=None) -> Round:
+    def _run(self, round_, config, inputs, callbacks=None, samples=4, score=None, resume_from=None) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status."""
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
 
         self._let_go_of_last_model()
+        round_.inputs = inputs
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
                                                  if resume_from else None}]
         round_.update(status="running", process=this_process(), heartbeat=now(), ended_at=None, failure=None,
@@ -249,16 +249,12 @@ class Lab:
         with capture_output(round_.path, Scrubber()):
             print(f"Lab round {round_.id}{f' ({round_.name})' if round_.name else ''} -> {round_.path}")
             try:
-                if problem is not None:  # data that could not be read at the door: a data failure
-                    raise problem
+                if inputs.problem is not None:  # data that could not be read at the door: a data failure
+                    raise inputs.problem
                 with tracker_env(config.report_to):
-                    chosen = {"template": template} if template is not None else {}
-                    result = train_round(config, model, tokenizer, loaded(train), loaded(eval), output_dir=str(round_.path),
-                                         callbacks=[*live, *(callbacks or [])], resume_from_checkpoint=resume_from,
-                                         **chosen)
+                    result = train_on(config, inputs, round_.path, [*live, *(callbacks or [])], resume_from)
                 round_.result = result
-                rows = (eval if eval is not None else train).dataset  # the samples: the same converted rows
-                record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score,
+                record_outcome(round_, config, result, guard, inputs, samples, score,
                                reference_scores(self.rounds(), round_))
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))
@@ -271,7 +267,7 @@ class Lab:
         self._holding = round_
         return round_
 
-    def _follow(self, config, model, tokenizer, train, eval, template, callbacks, problem) -> Round:
+    def _follow(self, config, inputs, callbacks) -> Round:
         """A process of a distributed round other than the main one: it trains beside the main process, into
         the folder that process opened, and writes none of the lab's files (the trainer saves from the main
         process only). Its divergence guard stops it at the same step as the main one's: both read the same
@@ -279,19 +275,26 @@ class Lab:
         from ftlab.lab.watchers import DivergenceGuard
 
         folder = Path(share(None))
-        if problem is not None:
-            raise problem
-        chosen = {"template": template} if template is not None else {}
-        result = train_round(config, model, tokenizer, loaded(train), loaded(eval), output_dir=str(folder),
-                             callbacks=[DivergenceGuard(), *(callbacks or [])], **chosen)
+        if inputs.problem is not None:
+            raise inputs.problem
+        result = train_on(config, inputs, folder, [DivergenceGuard(), *(callbacks or [])])
         barrier()  # the main process has written the record
         return Round(folder, result=result)
 
     def _let_go_of_last_model(self) -> None:
         """Before a new round, drop the previous round's model: five TinyLlamas would not fit on a T4.
 
-        Its adapter stays on disk (``round.path / 'adapter'``); only the newest round keeps ``.model``.
+        Its adapter stays on disk (``round.path / 'adapter'``); only the newest round keeps ``.model`` and ``.inputs``.
         """
-        if self._holding is not None and self._holding.result is not None:
-            self._holding.result.model = None
+        if self._holding is not None:
+            self._holding.inputs = None  # a base model that lab.rerun loaded again goes with it
+            if self._holding.result is not None:
+                self._holding.result.model = None
             free_memory()
+
+
+def train_on(config, inputs: RoundInputs, folder, callbacks: list, resume_from: str | None = None):
+    """``ftlab.train_round`` on a round's inputs: the one place the lab hands them over as the course's call takes them."""
+    return train_round(config, inputs.model, inputs.tokenizer, loaded(inputs.train), loaded(inputs.eval),
+                       output_dir=str(folder), template=inputs.template, callbacks=callbacks,
+                       resume_from_checkpoint=resume_from)

@@ -12,29 +12,31 @@ from __future__ import annotations
 from ftlab.data.splits import fingerprint, leakage
 from ftlab.distributed import launcher, world_size
 from ftlab.files.atomic import atomic_write_text
-from ftlab.lab.materials import Unreadable, base_model_name, is_ftlab_template, template_text
+from ftlab.lab.materials import Unreadable, is_ftlab_template, template_text
 from ftlab.lab.provenance import hardware, this_process, versions
 from ftlab.lab.round import Round
 from ftlab.lab.storage import Scrubber, new_round_folder, now, write_rows
 
 
-def open_round(lab_path, config, model, tokenizer, train, eval, name, base_model, notes, template=None,
-               repeat_of=None, keep_data: bool = True) -> Round:
-    """A new round folder in ``lab_path`` with everything known before training: knobs, data, template, machine."""
+def open_round(lab_path, config, inputs, name: str | None = None, notes: str | None = None, repeat_of=None,
+               keep_data: bool = True) -> Round:
+    """A new round folder in ``lab_path`` with everything known before training: knobs, data, template, machine.
+
+    ``inputs``: the round's ``RoundInputs`` (``ftlab.lab.materials``), as the lab's door built them.
+    """
     number, folder = new_round_folder(lab_path)
     scrub, data = Scrubber(), {}
-    for split, rows in (("train", train), ("eval", eval)):
+    for split, rows in (("train", inputs.train), ("eval", inputs.eval)):
         if rows is not None:
             data[split] = keep_split(folder, split, rows, scrub, keep_data)
-    if found := overlap(train, eval):
+    if found := overlap(inputs.train, inputs.eval):
         data["eval"]["overlap"] = found
-    style, text = template_text(tokenizer, template)
+    style, text = template_text(inputs.tokenizer, inputs.template)
     atomic_write_text(folder / "template.txt", scrub.text(text))
-    path = str(getattr(model, "name_or_path", "") or "")
     round_ = Round(folder, {
         "id": number, "name": name, "status": "running", "started_at": now(),
         "ended_at": None, "config": config.to_dict(), "seed": config.seed,
-        "base_model": base_model or base_model_name(path), "base_model_path": path, "data": data,
+        "base_model": inputs.base_model, "base_model_path": inputs.base_model_path, "data": data,
         "template": {"style": style, "fingerprint": fingerprint(f"{style}\n{text}"),
                      "ftlab": is_ftlab_template(style, text), "file": "template.txt"},
         "versions": versions(), "hardware": hardware(), "process": this_process(), "heartbeat": now(),
@@ -60,10 +62,10 @@ def overlap(train, eval, shown: int = 3) -> dict | None:
 
 
 def keep_split(folder, split, rows, scrub, keep_data: bool = True) -> dict:
-    """Fingerprint (and a copy) of one split's rows as they came through the door; unreadable data is noted."""
+    """Fingerprint (taken at the door) and a copy of one split's rows as they came through it; unreadable data is noted."""
     if isinstance(rows, Unreadable):  # the round fails with this error, recorded when it runs
         return {"source": rows.source, "unreadable": f"{type(rows.error).__name__}: {rows.error}"[:300]}
-    info = {"fingerprint": fingerprint(rows), "rows": len(rows)}
+    info = {"fingerprint": rows.fingerprint, "rows": len(rows)}
     if keep_data:
         (folder / "data").mkdir(exist_ok=True)
         write_rows(folder / "data" / f"{split}.jsonl", rows, scrub)

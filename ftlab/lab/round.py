@@ -27,12 +27,14 @@ NEEDED = ("id", "status", "config")  # what every reader of a round takes from i
 
 
 class Round:
-    """One round of the lab book. ``result`` (the RoundResult, with ``.model``) is there right after training."""
+    """One round of the lab book. ``result`` (the RoundResult, with ``.model``) and ``inputs`` (the
+    ``RoundInputs`` it trained on) are there right after training."""
 
     def __init__(self, folder, record: dict | None = None, result=None):
         self.path = Path(folder)
         self.record = record if record is not None else read_record(self.path / RECORD)
         self.result = result
+        self.inputs = None
 
     id = property(lambda self: self.record["id"])
     name = property(lambda self: self.record.get("name"))

@@ -43,10 +43,11 @@ def with_checkpoints(config, train):
     return dataclasses.replace(config, save_steps=every)
 
 
-def record_outcome(round_, config, result, guard, tokenizer, template, rows, samples, score, reference=None):
-    """The round's record once it trained: metrics, scores beside them (``score``), samples, and its status:
-    succeeded, diverged (the guard or a non-finite loss), or collapsed (a score fell against ``reference``,
-    each score's median over the lab's other rounds on these eval rows, ``failures.collapse``)."""
+def record_outcome(round_, config, result, guard, inputs, samples, score, reference=None):
+    """The round's record once it trained: metrics, scores beside them (``score``), samples from ``inputs``
+    (the round's ``RoundInputs``), and its status: succeeded, diverged (the guard or a non-finite loss), or
+    collapsed (a score fell against ``reference``, each score's median over the lab's other rounds on these
+    eval rows, ``failures.collapse``)."""
     round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
     metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
                "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
@@ -60,11 +61,12 @@ def record_outcome(round_, config, result, guard, tokenizer, template, rows, sam
         reason = guard.reason or f"train loss is {result.train_loss}"
         return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
                              stopped_at_step=guard.step)
+    rows = (inputs.eval if inputs.eval is not None else inputs.train).dataset  # the rows converted at the door
     if samples and rows is not None:
-        round_.write_samples(answer_rows(result.model, tokenizer, rows.select(range(min(samples, len(rows)))),
-                                         template=template, progress=False))
+        round_.write_samples(answer_rows(result.model, inputs.tokenizer, rows.select(range(min(samples, len(rows)))),
+                                         template=inputs.template, progress=False))
     if score is not None:
-        metrics.update(scores_beside(dict(score(result.model, tokenizer)), metrics))
+        metrics.update(scores_beside(dict(score(result.model, inputs.tokenizer)), metrics))
     fallen = collapse({k: metrics[k] for k in metrics.get("scores", [])}, reference or {}, config, result.train_loss)
     if fallen is not None:
         return round_.finish("collapsed", metrics=metrics, failure=fallen.to_dict(), adapter="adapter")

@@ -23,6 +23,7 @@ from ftlab.config import ConfigError, RoundConfig
 from ftlab.console.lines import warn
 from ftlab.lab.directions import Direction, direction, known
 from ftlab.lab.effects import t975  # the lab's one table of Student's t
+from ftlab.lab.materials import given_inputs
 from ftlab.lab.repeats import metric_value, spread
 
 MIN_REPEATS = 3  # two seeds give one difference: no estimate of the spread to trust
@@ -165,10 +166,14 @@ class SweepResult:
         return ax
 
 
-def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval=None, budget_rounds: int | None = None,
-          budget_minutes: float | None = None, repeats: int = 1, grid_knobs: int = 2, metric: str = "eval_loss",
-          higher_is_better: bool | None = None, **train_options) -> SweepResult:
+def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer=None, train=None, eval=None, template=None,
+          base_model: str | None = None, budget_rounds: int | None = None, budget_minutes: float | None = None,
+          repeats: int = 1, grid_knobs: int = 2, metric: str = "eval_loss", higher_is_better: bool | None = None,
+          **train_options) -> SweepResult:
     """One factor at a time around ``baseline``, then a small grid over the best values; every round in ``lab``.
+
+    ``model, tokenizer, train, eval`` (or one ``RoundInputs`` in the model's place) become one
+    ``RoundInputs``, read once for every round of the sweep.
 
     ``space`` maps a knob to the values to try (``{"learning_rate": [5e-4, 5e-3], "lora_dropout": [0.0, 0.1]}``).
     The baseline runs ``repeats`` times (seeds baseline.seed, +1, ...) to measure the noise (at least
@@ -181,8 +186,6 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
     ``exact_match``; "best" follows its direction, and a metric ftlab does not know needs ``higher_is_better``.
     """
     better = direction(metric, higher_is_better)  # an unknown metric is refused before any round trains
-    if eval is None and metric == "eval_loss":
-        raise ValueError("a sweep ranks knobs by eval loss: pass eval= rows (or metric='train_loss')")
     if known(metric) is True and train_options.get("score") is None:  # a score: only score= measures one
         raise ValueError(f"a sweep by {metric!r} needs the score that measures it: score=fn, where "
                          f"fn(model, tokenizer) returns {{{metric!r}: ...}} (lab.train calls it after each round)")
@@ -199,6 +202,9 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
         if all(v == getattr(baseline, knob) for v in values):
             warn(f"space[{knob!r}] = {list(values)!r} holds only the baseline's value: no round tries another "
                  f"{knob}", stacklevel=3)
+    inputs = given_inputs(model, tokenizer, train, eval, template, base_model)  # the rows read once, for all rounds
+    if inputs.eval is None and metric == "eval_loss":
+        raise ValueError("a sweep ranks knobs by eval loss: pass eval= rows (or metric='train_loss')")
     started, points, note = time.monotonic(), [], ""
 
     def out_of_budget() -> bool:
@@ -218,7 +224,7 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer, train, eval
             return
         name = "sweep " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in knobs.items()) or "baseline")
-        round_ = lab.train(config, model, tokenizer, train, eval, name=name, **train_options)
+        round_ = lab.train(config, inputs, name=name, **train_options)
         value = metric_value(round_, metric)  # measured and finite, or None
         if round_.status == "succeeded" and metric not in round_.metrics:
             raise ValueError(f"round {round_.id} succeeded but recorded no {metric!r}; it recorded "

@@ -8,7 +8,8 @@ trains in a thread: the cell returns at once, and the Stop button's click arrive
     ftlab.lab.widgets.Compare(lab, model, tokenizer)                      # rounds side by side
 
 The panel keeps the base model it was given in memory: every round trains a fresh adapter over the
-same base weights (``ftlab.train_round`` never changes them), so a T4 never reloads TinyLlama.
+same base weights (``ftlab.train_round`` never changes them), so a T4 never reloads TinyLlama. It reads
+the rows once, as one ``RoundInputs`` (``ftlab.lab.materials``), which every round it trains carries.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ipywidgets as w
 from ftlab.config import ALL_LINEAR, ATTENTION, PRESETS, ConfigError, RoundConfig
 from ftlab.lab.answers_and_curves import answers, answers_html, plot_curves
 from ftlab.lab.directions import direction
+from ftlab.lab.materials import given_inputs
 from ftlab.lab.table import metric_column, spreads
 
 REDRAW_S = 3.0  # the live curve is redrawn at most this often
@@ -63,8 +65,10 @@ def _live_callback(panel):
 class Panel(w.VBox):
     """Knobs, the ``RoundConfig`` code they make, Train / Stop, progress and a live loss curve."""
 
-    def __init__(self, lab, model, tokenizer, train, eval=None, preset: str = "cpu-tiny", **train_options):
-        self.lab, self.model, self.tokenizer, self.train, self.eval = lab, model, tokenizer, train, eval
+    def __init__(self, lab, model, tokenizer=None, train=None, eval=None, preset: str = "cpu-tiny", template=None,
+                 base_model: str | None = None, **train_options):
+        # one RoundInputs (or the one given in the model's place): the rows read once for every round trained here
+        self.lab, self.inputs = lab, given_inputs(model, tokenizer, train, eval, template, base_model)
         self.train_options = train_options
         self.thread: threading.Thread | None = None
         self.last_round = None
@@ -99,6 +103,9 @@ class Panel(w.VBox):
         self.stop_button.on_click(lambda button: self.stop())
         super().__init__([self.preset, w.HBox([w.VBox(self._knobs[:6]), w.VBox(self._knobs[6:])]), self.code,
                           w.HBox([self.train_button, self.stop_button, self.progress]), self.message, self.plot])
+
+    model = property(lambda self: self.inputs.model)  # the base model every round trains a fresh adapter over
+    tokenizer = property(lambda self: self.inputs.tokenizer)
 
     # ------------------------------------------------------------------------------------ knobs
     def load_preset(self) -> None:
@@ -164,7 +171,7 @@ class Panel(w.VBox):
         options = {**self.train_options}
         options["callbacks"] = [*(options.get("callbacks") or []), _live_callback(self)]
         try:
-            self.last_round = self.lab.train(config, self.model, self.tokenizer, self.train, self.eval, **options)
+            self.last_round = self.lab.train(config, self.inputs, **options)
         except KeyboardInterrupt:  # Stop (or Ctrl-C): the lab has recorded the round as interrupted
             self.last_round = self.lab.rounds()[-1]
         except Exception as error:  # noqa: BLE001 - shown in the panel, never a traceback in a thread
