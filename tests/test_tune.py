@@ -170,7 +170,8 @@ def scripted_sweep(tmp_path, metric, transform, **options):
     lab = ScriptedLab(tmp_path / metric, metric, outcome)
     baseline = ftlab.RoundConfig.preset("cpu-tiny", max_steps=60)
     space = {"learning_rate": [3e-4, 3e-3], "max_steps": [120], "lora_r": [64]}
-    return lab, lab.sweep(baseline, space, None, None, [], [], repeats=3, metric=metric, **options)
+    stand_in = object()  # the sweep reads its inputs once (RoundInputs); the scripted lab trains nothing with them
+    return lab, lab.sweep(baseline, space, stand_in, stand_in, [], [], repeats=3, metric=metric, **options)
 
 
 @pytest.mark.parametrize("metric, transform", [("exact_match", lambda v: v), ("eval_loss", lambda v: 1 - v)],
