@@ -209,12 +209,14 @@ class RoundConfig:
                                    f"the round trains in {env_precision}, what precision='auto' picks here")
         if self.precision == "fp16" and env_precision == "fp32":
             return "fp32", ("fp16 mixed precision needs a GPU: on this CPU the round trains in fp32, the same "
-                            "update computed more exactly")
+                            "update computed more exactly (FTLAB_REHEARSE=T4 runs the T4's fp16 path on the CPU)")
         return self.precision, None
 
     # ----------------------------------------------------------------- what the libraries receive
     def optimizer(self, on_gpu: bool) -> tuple[str, str | None]:
-        """The optimiser that will actually run here, and why it differs from ``optim`` (None if it does not)."""
+        """The optimiser that will actually run here, and why it differs from ``optim`` (None if it does not).
+        ``on_gpu``: the GPU's code path runs (on a GPU, or a T4 rehearsed on the CPU, where bitsandbytes' CPU
+        backend runs the paged and 8-bit optimisers)."""
         if on_gpu or not (self.optim.startswith("paged") or "8bit" in self.optim):
             return self.optim, None
         return "adamw_torch", (f"{self.optim} needs a CUDA GPU (bitsandbytes pages and quantises optimiser state "
@@ -229,12 +231,13 @@ class RoundConfig:
                           target_modules=list(self.target_modules), bias="none", task_type="CAUSAL_LM")
 
     def sft_config(self, output_dir: str, precision: str, has_eval: bool, conversational: bool = True,
-                   on_gpu: bool = False):
-        """TRL's ``SFTConfig``: fp16 and bf16 both explicit (TRL turns bf16 on when left None)."""
+                   on_gpu: bool = False, optim: str | None = None):
+        """TRL's ``SFTConfig``: fp16 and bf16 both explicit (TRL turns bf16 on when left None). ``optim``: the
+        optimiser that runs (``WhatRuns.optimizer``); by default the one ``optimizer(on_gpu)`` picks."""
         from trl import SFTConfig
 
         eval_strategy = ("steps" if self.eval_steps else "epoch") if has_eval else "no"
-        optim, _ = self.optimizer(on_gpu)
+        optim = optim or self.optimizer(on_gpu)[0]
         return SFTConfig(
             output_dir=output_dir,
             learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,

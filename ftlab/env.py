@@ -4,6 +4,9 @@ It detects Colab / Kaggle / local, the GPU (name, compute capability, memory, ho
 Hugging Face Hub can be reached (``ftlab.machine``), chooses the precision from the hardware in one line
 (bf16 from compute capability 8.0, fp16 on a T4, fp32 on a CPU), picks the course's model and preset for
 this machine, keeps wandb from prompting for a login, and prints a one-line banner.
+
+``setup(rehearse="T4")`` (or ``FTLAB_REHEARSE=T4``) rehearses a T4 on the CPU: every decision as on a T4, the
+rounds on the CPU through the T4's fp16 and 4-bit code path; the banner says so and names what it cannot show.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ from ftlab.config import preset_for
 from ftlab.console.quiet import quiet_known_noise
 from ftlab.files.cache import saved_parameters
 from ftlab.machine import (
+    REHEARSAL_CANNOT_SHOW,
+    REHEARSALS,
+    REHEARSE_VARIABLE,
     choose_gpus,
     choose_precision,
     detect_platform,
     gpu_info,
     hub_online,
+    rehearsal,
     use_cpu_threads,
 )
 from ftlab.models.loading import DEFAULT_MODEL
@@ -32,7 +39,7 @@ class Environment:
     """What ``ftlab.setup()`` found. ``precision`` is what every round passes to the trainer."""
 
     platform: str  # "colab", "kaggle" or "local"
-    has_gpu: bool
+    has_gpu: bool  # a GPU decides this session's rounds: a real one, or the one rehearsed on the CPU (``rehearsed``)
     gpu_name: str | None
     gpu_count: int
     capability: tuple[int, int] | None
@@ -46,6 +53,7 @@ class Environment:
     torch: str
     gpu_choice: str | None = None  # what setup() did about several visible GPUs (Kaggle's T4 x2)
     tiny_params: int | None = None  # counted from the saved tiny model; None until it is built
+    rehearsed: str | None = None  # "T4" while a T4 is rehearsed on the CPU (FTLAB_REHEARSE): decisions as on it
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -68,21 +76,30 @@ class Environment:
     def banner(self) -> str:
         where = {"colab": "Colab", "kaggle": "Kaggle", "local": "Local"}[self.platform]
         hub = "Hub reachable" if self.hub_online else "offline (no Hub)"
-        if self.has_gpu:
+        threads = f"{self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''}"
+        if self.rehearsed:
+            head = (f"{where} · {self.gpu_name} REHEARSED on the CPU ({threads}; cc {self.capability[0]}."
+                    f"{self.capability[1]}, {self.gpu_memory_gib:.2f} GiB) · {self.precision} · {hub}")
+        elif self.has_gpu:
             count = f" x{self.gpu_count}" if self.gpu_count > 1 else ""
             head = (f"{where} · {self.gpu_name}{count} (cc {self.capability[0]}.{self.capability[1]}, "
                     f"{self.gpu_memory_gib:.1f} GiB) · {self.precision} · {hub}")
         else:
-            threads = f"{self.cpu_threads} thread{'s' if self.cpu_threads != 1 else ''}"
             head = f"{where} · CPU ({threads}) · {self.precision} · {hub}"
         lines = [head]
+        if self.rehearsed:
+            lines.append(f"  Rehearsal ({REHEARSE_VARIABLE}={self.rehearsed}): every decision as on a {self.rehearsed}, "
+                         f"every round on the CPU through its code path ({self.precision} weights, fp16 autocast and "
+                         "the gradient scaler, 4-bit with fp16 compute). It cannot show: "
+                         + "; ".join(REHEARSAL_CANNOT_SHOW) + ".")
         if self.gpu_choice:
             lines.append(f"  {self.gpu_choice}")
         if self.uses_tiny_model:
+            on_gpu = self.has_gpu and not self.rehearsed
             why = "No GPU found" if not self.has_gpu else "The Hub cannot be reached"
             size = f"{self.tiny_params / 1e6:.2g}M params" if self.tiny_params else "built at first use"
             lines.append(f"  {why}: using ftlab's tiny model ({size}) on the "
-                         f"{'GPU' if self.has_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
+                         f"{'GPU' if on_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
         return "\n".join(lines)
 
 
@@ -91,15 +108,22 @@ def _tiny_size() -> int | None:
     return saved_parameters(cache_dir())
 
 
-def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: str | None = None) -> Environment:
+def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: str | None = None,
+          rehearse: str | None = None) -> Environment:
     """Detect the platform, GPU and Hub, choose precision and default model, print a banner.
 
     ``gpus``: how many GPUs training may use (default one: on Kaggle's T4 x2 the second is hidden before
     CUDA starts, so call setup() first in a notebook). ``model``: the model you bring (a Hub id or a
     folder); it becomes ``env.default_model`` and the banner does not offer ftlab's tiny model instead.
+    ``rehearse="T4"``: rehearse a T4 on the CPU from here on, in this process (it sets ``FTLAB_REHEARSE``,
+    which ``ftlab.machine.rehearsal`` reads): decisions as on a T4, rounds on the CPU through its code path.
     """
     import torch
 
+    if rehearse is not None:
+        rehearsal(rehearse)  # an unknown GPU is refused before anything changes, naming the ones that can be
+        os.environ[REHEARSE_VARIABLE] = rehearse
+    rehearsed = rehearsal()
     quiet_known_noise()
     # torch counts GPUs without starting CUDA (NVML), and does not cache the count until CUDA starts
     choice = choose_gpus(torch.cuda.device_count(), gpus, os.environ, torch.cuda.is_initialized())
@@ -109,9 +133,10 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: st
     env = Environment(
         platform=detect_platform(), has_gpu=name is not None, gpu_name=name, gpu_count=count,
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
-        cpu_threads=use_cpu_threads() if name is None else torch.get_num_threads(), hub_online=online,
+        cpu_threads=use_cpu_threads() if name is None or rehearsed else torch.get_num_threads(), hub_online=online,
         default_model=model or (DEFAULT_MODEL if (name is not None and online) else "tiny"),
         python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice, tiny_params=_tiny_size(),
+        rehearsed=next((key for key, gpu in REHEARSALS.items() if gpu == rehearsed), None),
     )
     if verbose:
         print(env.banner())

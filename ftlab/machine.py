@@ -3,8 +3,12 @@
 Facts, read without importing torch where it can be avoided, and the rules that follow from them alone:
 
 * ``VERSION``: ftlab's own version; ``library_versions``: the learning stack's, from package metadata.
-* ``detect_platform``: Colab, Kaggle or local; ``gpus`` / ``gpu_info``: ftlab's one GPU reader, and
-  ``has_gpu``: its one "is there a GPU" (every other module asks it, not ``torch.cuda``).
+* ``detect_platform``: Colab, Kaggle or local; ``gpus``: ftlab's one GPU reader, ``has_gpu``: its one "may
+  this process compute on a GPU" (every other module asks it, not ``torch.cuda``), and ``gpu_info``: the GPU
+  that decisions assume (precision, presets, plans).
+* ``rehearsal``: ``FTLAB_REHEARSE=T4`` (or ``ftlab.setup(rehearse="T4")``) makes every decision as on a Tesla T4
+  while rounds run on the CPU through the T4's code path: ``gpu_info`` answers with the T4, ``has_gpu`` says no
+  (nothing goes to CUDA). ``REHEARSAL_CANNOT_SHOW`` names what such a rehearsal cannot show.
 * ``choose_precision``: bf16 needs compute capability 8.0 (Ampere) or newer, a T4 (7.5) gets fp16, a CPU
   fp32. ``torch.cuda.is_bf16_supported()`` is never asked: it says True on a T4, where bf16 is only emulated.
 * ``use_cpu_threads``: one torch thread for a small model on a CPU (torch's threads spin while they wait).
@@ -69,13 +73,43 @@ class GPU:
     memory_gib: float
 
 
-def has_gpu() -> bool:
-    """Whether this process may use a GPU: ftlab's one "is there a GPU" question.
+# The GPUs a CPU can rehearse: their facts as torch reports them on Colab and Kaggle (a T4: 15,095 MiB total)
+REHEARSALS = {"T4": GPU("Tesla T4", (7, 5), 14.74)}
+REHEARSE_VARIABLE = "FTLAB_REHEARSE"
+# What running a GPU's code path on the CPU cannot show, said wherever a rehearsed round reports itself
+REHEARSAL_CANNOT_SHOW = ("CUDA kernels (cuBLAS fp16 matmuls, bitsandbytes' CUDA 4-bit kernels, fused attention)",
+                         "GPU memory (peak allocated and reserved, out-of-memory)",
+                         "speed (a T4's tokens/s and time per epoch: ftlab.plan estimates them)")
 
-    torch's answer when torch is loaded already (``torch.cuda.is_available`` starts no CUDA context, so a
-    launcher can still fork after it, and ``gpus()`` is not asked: reading a GPU's properties starts one);
-    else whether ``nvidia-smi`` lists a GPU this process may use, without importing torch.
+
+def rehearsal(asked: str | None = None) -> GPU | None:
+    """The GPU this CPU rehearses (``FTLAB_REHEARSE=T4``), or None: ftlab's one switch for "decide as on a T4".
+    ``asked``: check that name instead of the environment's (``ftlab.setup(rehearse=...)`` does, before setting it).
+
+    Under it every decision is made as on that GPU (``gpu_info``: precision, presets, plans) while nothing
+    leaves the CPU (``has_gpu`` is False): fp16 weights, fp16 autocast with the gradient scaler, 4-bit QLoRA
+    with fp16 compute all run on the CPU, so the T4's code path is executed without a T4.
     """
+    asked = (os.environ.get(REHEARSE_VARIABLE, "") if asked is None else asked).strip()
+    if not asked:
+        return None
+    key = asked.upper().removeprefix("TESLA ").strip()
+    if key not in REHEARSALS:
+        raise ValueError(f"rehearse {asked!r}: ftlab can rehearse {', '.join(sorted(REHEARSALS))} on the "
+                         f"CPU; set {REHEARSE_VARIABLE}=T4, or unset it to run as this machine is")
+    return REHEARSALS[key]
+
+
+def has_gpu() -> bool:
+    """Whether this process may compute on a GPU: ftlab's one "is there a GPU" question.
+
+    False while rehearsing a GPU on the CPU (``rehearsal``): its rounds run on the CPU. Otherwise torch's answer
+    when torch is loaded already (``torch.cuda.is_available`` starts no CUDA context, so a launcher can still fork
+    after it, and ``gpus()`` is not asked: reading a GPU's properties starts one); else whether ``nvidia-smi``
+    lists a GPU this process may use, without importing torch.
+    """
+    if rehearsal() is not None:
+        return False
     torch = sys.modules.get("torch")
     if torch is not None:
         return torch.cuda.is_available()
@@ -90,7 +124,7 @@ def gpus() -> list[GPU]:
     """
     torch = sys.modules.get("torch")
     if torch is not None:
-        if not has_gpu():
+        if not torch.cuda.is_available():
             return []
         props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
         return [GPU(p.name, (p.major, p.minor), p.total_memory / 2**30) for p in props]
@@ -115,7 +149,13 @@ def gpus() -> list[GPU]:
 
 
 def gpu_info() -> tuple[str | None, int, tuple[int, int] | None, float | None]:
-    """(name, count, compute capability, memory in GiB) of GPU 0, or Nones without a GPU (torch's view)."""
+    """(name, count, compute capability, memory in GiB) of the GPU that decisions assume, or Nones without one.
+
+    GPU 0 as torch sees it; while rehearsing (``rehearsal``), the rehearsed GPU, although rounds run on the CPU.
+    """
+    rehearsed = rehearsal()
+    if rehearsed is not None:
+        return rehearsed.name, 1, rehearsed.capability, rehearsed.memory_gib
     import torch  # noqa: F401 - the training path: read the GPUs as torch sees them
 
     found = gpus()

@@ -142,21 +142,22 @@ def load_model(name: str = DEFAULT_MODEL, quantization: str | None = None, preci
                device_map=None):
     """Load ``name`` (a Hub id, a local folder, or ``"tiny"``) and its tokenizer, ready to fine-tune.
 
-    ``precision`` defaults to what the hardware supports (``ftlab.choose_precision``). On a GPU the
-    whole model goes to ``cuda:0`` (under a DDP launcher, the process's own GPU): Kaggle's T4 x2 would
-    otherwise split it and confuse the trainer.
+    ``precision`` defaults to what the GPU that decides supports (``ftlab.choose_precision``: fp16 on a T4, and
+    while a T4 is rehearsed on the CPU, ``FTLAB_REHEARSE``), fp32 on a CPU. On a GPU the whole model goes to
+    ``cuda:0`` (under a DDP launcher, the process's own GPU): Kaggle's T4 x2 would otherwise split it and
+    confuse the trainer.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}")
     if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {sorted(PRECISIONS)} (or None: what this GPU supports)")
     if name == "tiny":
-        return tiny_model(quantization=quantization)
+        return tiny_model(quantization=quantization, precision=precision)
     source, note = resolve(name)
     import torch  # noqa: F401 - loaded before has_gpu() is asked, so that it answers as torch, which places the weights
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    precision = precision or choose_precision(gpu_info()[2])
+    precision = precision or machine_precision()
 
     if device_map is None and has_gpu() and not sharded():  # FSDP / ZeRO place the weights
         device_map = {"": local_rank()}  # GPU 0, or this process's own GPU under torchrun / accelerate (DDP)
@@ -207,13 +208,28 @@ def _loads_in_a_blink(source: str) -> bool:
     return bool(weights) and sum(f.stat().st_size for f in weights) < 100 * 2**20
 
 
-def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True):
-    """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached."""
+def machine_precision() -> str:
+    """The precision weights load in here: the GPU's that decides (a rehearsed T4's too), fp32 on a CPU."""
+    return choose_precision(gpu_info()[2])
+
+
+def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True,
+               precision: str | None = None):
+    """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached.
+
+    Its weights load in ``precision`` (default: as ``load_model``'s, fp16 on a T4 or a rehearsed one, fp32 on a
+    CPU); a 4-bit model computes in it too.
+    """
+    import torch  # noqa: F401 - loaded before the precision is read: the GPU as torch sees it
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {sorted(PRECISIONS)} (or None: what this GPU supports)")
+    precision = precision or machine_precision()
     path = tiny_folder(progress, path)
     with quiet_libraries(transformers_bars=True):  # the tiny weights load in a blink: no bar for them
-        model = AutoModelForCausalLM.from_pretrained(path, quantization_config=quantization_config(quantization, "fp32"))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(precision),
+                                                     quantization_config=quantization_config(quantization, precision))
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(path), model)
     _keep_4bit_trainable(model, quantization)
     return model, tokenizer

@@ -21,9 +21,10 @@ from ftlab.config import RoundConfig, lora_scale_hint, small_model_hint
 from ftlab.console.lines import warn
 from ftlab.console.quiet import known_lines_off, quiet_known_noise, quiet_libraries
 from ftlab.data import load
-from ftlab.machine import choose_precision, gpu_info, has_gpu, use_cpu_threads
+from ftlab.machine import choose_precision, gpu_info, has_gpu, rehearsal, use_cpu_threads
 from ftlab.memory.suggestions import warn_if_it_does_not_fit
 from ftlab.models.quantized import is_4bit, keep_4bit_trainable
+from ftlab.round.rehearsal import rehearsal_line, rehearsal_record, rehearse_mixed_precision
 from ftlab.round.shared_base import over_same_weights, share_recast_weights
 from ftlab.round.useful_tokens import RoundMeter, score_loss_positions_only
 from ftlab.round.what_runs import note, what_runs
@@ -55,6 +56,7 @@ class RoundResult:
     quantization: str | None = None  # how the base's weights were held as it trained: '4bit', '8bit' or None
     useful_token_ratio: float | None = None  # eta: non-pad tokens / positions processed in training batches
     measured: dict = field(default_factory=dict)  # tokens/s; on a GPU peak memory beside the plan's prediction
+    rehearsal: dict | None = None  # rehearsed on the CPU as a T4 (FTLAB_REHEARSE): which GPU, what it cannot show
 
     @property
     def perplexity(self) -> float | None:
@@ -86,6 +88,8 @@ class RoundResult:
             **{MEASURED.get(k, k): v for k, v in self.measured.items() if k in MEASURED},
             "adapter saved in": self.adapter_dir,
         }
+        if self.rehearsal:
+            facts["rehearsal"] = rehearsal_line(self.rehearsal)
         for name, value in facts.items():
             # losses to 4 decimals; seconds, rates and GiB as they were measured
             shown = f"{value:.4f}" if isinstance(value, float) and abs(value) < 100 else value
@@ -131,8 +135,8 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     template = template or Template.chat(tokenizer)
     train_set, eval_set, ran = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, ran.precision,
-                            output_dir, callbacks)
+    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, ran, output_dir,
+                            callbacks)
     meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
     with score_loss_positions_only(), known_lines_off():  # the output layer only where loss falls; no log noise
         before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
@@ -165,7 +169,7 @@ def check_machine(config: RoundConfig, model):
         if hint:
             print(hint)
     name, _, capability, memory = gpu_info()
-    ran = what_runs(config, model, choose_precision(capability), name, has_gpu())
+    ran = what_runs(config, model, choose_precision(capability), name, has_gpu() or rehearsal() is not None)
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
         warn_if_it_does_not_fit(config, model, name, memory)
     if config.loss_on == "everything":
@@ -209,21 +213,24 @@ def report_cut_rows(template: Template, rows, formatted, max_length: int, name: 
     return [row for row, _ in cut]
 
 
-def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, precision: str, output_dir: str,
+def build_trainer(config: RoundConfig, tuned, tokenizer, train_set, eval_set, ran, output_dir: str,
                   callbacks: list | None):
-    """TRL's SFTTrainer for the LoRA model, with fp32 trainables (and ftlab's quiet progress in a notebook)."""
+    """TRL's SFTTrainer for the LoRA model with what runs here (``ran``: precision, optimiser), fp32 trainables
+    (and ftlab's quiet progress in a notebook)."""
     from trl import SFTTrainer
 
     from ftlab.round.progress import take_over
 
     # the rows arrive tokenized with ftlab's loss mask (Template.format), which TRL applies as it is
     with quiet_libraries():  # TRL's passes over the rows: a bar each, over in a blink
-        trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, precision, eval_set is not None,
-                                                                 conversational=False, on_gpu=has_gpu()),
+        trainer = SFTTrainer(model=tuned, args=config.sft_config(output_dir, ran.precision, eval_set is not None,
+                                                                 conversational=False, on_gpu=has_gpu(),
+                                                                 optim=ran.optimizer),
                              train_dataset=train_set, eval_dataset=eval_set, processing_class=tokenizer,
                              callbacks=callbacks)
     take_over(trainer, callbacks)
     keep_trainables_fp32(trainer.model)
+    rehearse_mixed_precision(trainer)  # a rehearsed T4: fp16 autocast and the gradient scaler, run by the CPU
     return trainer
 
 
@@ -297,4 +304,5 @@ def finish_round(trainer, tokenizer, config, ran, output_dir, eval_loss_before, 
                        wall_time_s=wall_time_s, trainable_params=trainable, total_params=total,
                        output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model,
                        optimizer=ran.optimizer, substitutions=ran.substitutions, quantization=ran.quantization,
-                       useful_token_ratio=measured["useful_token_ratio"], measured=measured)
+                       useful_token_ratio=measured["useful_token_ratio"], measured=measured,
+                       rehearsal=rehearsal_record())

@@ -4,7 +4,9 @@ One rule for a knob this machine cannot honour: **substitute what runs here and 
 refuse. fp16 or bf16 where the hardware lacks them becomes the precision ``precision='auto'`` picks here; a
 paged or 8-bit optimiser on a CPU becomes ``adamw_torch``. Both are the same update computed as this machine
 can, so the round still tests the knobs that were meant, and a config written for a T4 runs unchanged on a
-laptop (the course's chapters run the same cells on both). A ``quantization`` the model was not loaded with
+laptop (the course's chapters run the same cells on both). A T4 rehearsed on the CPU (``FTLAB_REHEARSE=T4``)
+substitutes nothing a T4 would run: its fp16 really runs (``ftlab.round.rehearsal``), and so do the paged and
+8-bit optimisers (bitsandbytes' CPU backend). A ``quantization`` the model was not loaded with
 cannot be applied by training either: the model trains as it was loaded, recorded the same way. 4-bit itself
 runs on a CPU (bitsandbytes has a CPU backend), so it is never substituted.
 
@@ -37,7 +39,8 @@ def model_quantization(model) -> str | None:
 
 
 def what_runs(config, model, env_precision: str, gpu_name: str | None, on_gpu: bool) -> WhatRuns:
-    """What ``config`` becomes for ``model`` on a machine whose own precision is ``env_precision``."""
+    """What ``config`` becomes for ``model`` on a machine whose own precision is ``env_precision``; ``on_gpu``:
+    the GPU's code path runs here (a GPU, or a GPU rehearsed on the CPU)."""
     changes = []
     precision, why = config.resolve_precision(env_precision, gpu_name)
     if why:
