@@ -79,7 +79,9 @@ REHEARSE_VARIABLE = "FTLAB_REHEARSE"
 # What running a GPU's code path on the CPU cannot show, said wherever a rehearsed round reports itself
 REHEARSAL_CANNOT_SHOW = ("CUDA kernels (cuBLAS fp16 matmuls, bitsandbytes' CUDA 4-bit kernels, fused attention)",
                          "GPU memory (peak allocated and reserved, out-of-memory)",
-                         "speed (a T4's tokens/s and time per epoch: ftlab.plan estimates them)")
+                         "speed (a T4's tokens/s and time per epoch: ftlab.plan estimates them)",
+                         "a paged optimizer's paging (bitsandbytes pages only CUDA memory: on the CPU 8-bit AdamW "
+                         "runs unpaged)")
 
 
 def rehearsal(asked: str | None = None) -> GPU | None:

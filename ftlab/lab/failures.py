@@ -7,6 +7,8 @@ that names the knobs of *this* round:
   ``max_length``, turn on gradient checkpointing, load the base in 4 bit.
 - ``data format``: the row and field of each problem (``ftlab.data.DataFormatError``).
 - ``divergence``: NaN / inf / exploding loss; a learning rate ten times lower, read with LoRA's alpha / r.
+- ``fp16 overflow``: in fp16 mixed precision (a T4, or one rehearsed on the CPU) a loss or gradient became inf or
+  NaN because a number passed fp16's largest, 65,504: clip harder, keep the trainables in fp32, a lower rate.
 - ``accuracy collapse``: the loss stayed finite but a task score fell to (near) zero or far below the other
   rounds' on the same eval rows (seed 004's lr 1.5e-3: accuracy 0.0); the round is recorded as "collapsed".
 - ``interrupted``: Ctrl-C, a kernel restart, a disconnect, a killed process; how to resume.
@@ -27,6 +29,8 @@ from ftlab.lab.directions import known
 OOM = "out of memory"
 DATA = "data format"
 DIVERGENCE = "divergence"
+FP16_OVERFLOW = "fp16 overflow"
+FP16_LARGEST = 65504  # the largest finite fp16 number: one step above it is inf
 COLLAPSE = "accuracy collapse"
 INTERRUPTED = "interrupted"
 CONFIGURATION = "configuration"
@@ -87,6 +91,25 @@ def divergence(reason: str, config=None) -> Failure:
         advice.append(f"Clip gradients: max_grad_norm 1.0 (QLoRA used 0.3) instead of {config.max_grad_norm:g}.")
     advice += learning_rate_story(config)
     return Failure(DIVERGENCE, reason, "\n".join(advice))
+
+
+def fp16_overflow(reason: str, config=None) -> Failure:
+    """An inf or NaN loss or gradient in fp16 mixed precision, and its fixes for ``config`` (a RoundConfig or None)."""
+    lr = getattr(config, "learning_rate", None)
+    clip = getattr(config, "max_grad_norm", None)
+    advice = [f"fp16 holds numbers up to {FP16_LARGEST:,}: a value past it becomes inf, and inf - inf or 0 x inf "
+              "NaN. The gradient scaler skips a step whose gradients overflow and lowers its scale, but it cannot "
+              "help when the loss itself overflows or every step's gradients do. The fixes, cheapest first:",
+              (f"- Clip gradients harder: max_grad_norm {clip:g} -> 0.3 (QLoRA's)." if clip is not None and clip > 0.3
+               else "- Clip gradients: max_grad_norm 0.3 (QLoRA's) keeps one large gradient from blowing up a step."),
+              "- Keep every trainable weight in fp32: ftlab does (ftlab.round.train.keep_trainables_fp32); a LoRA "
+              "weight cast to fp16 by hand overflows at 65,504 and its gradients cannot be unscaled (\"Attempting "
+              "to unscale FP16 gradients\").",
+              f"- Lower the learning rate: {lr / 10:g} instead of {lr:g}." if lr else "- Lower the learning rate "
+              "ten times.",
+              "A GPU of compute capability 8.0 or newer could train in bf16 instead, which has fp32's range (a T4 "
+              "cannot: it is 7.5)."]
+    return Failure(FP16_OVERFLOW, reason, "\n".join(advice))
 
 
 def learning_rate_story(config=None) -> list[str]:

@@ -14,6 +14,7 @@ import sys
 
 from ftlab.lab.storage import now, seconds_between
 from ftlab.machine import VERSION, detect_platform, gpus, library_versions
+from ftlab.round.rehearsal import rehearsal_record
 
 STALE_AFTER_S = 15 * 60  # a round on another machine silent this long is taken as interrupted
 
@@ -32,6 +33,7 @@ def hardware() -> dict:
         gpu = found_gpus[0]
         found["gpu"] = {"name": gpu.name, "count": len(found_gpus), "capability": "{}.{}".format(*gpu.capability),
                         "memory_gib": round(gpu.memory_gib, 1)}
+    found["rehearsed"] = rehearsal_record()  # a T4 rehearsed on this CPU (FTLAB_REHEARSE), or None
     return found
 
 

@@ -14,7 +14,7 @@ import math
 import sys
 
 from ftlab.evaluation.scoring import answer_rows
-from ftlab.lab.failures import collapse, divergence
+from ftlab.lab.failures import FP16_OVERFLOW, collapse, divergence, fp16_overflow
 from ftlab.machine import has_gpu
 
 CHECKPOINT_MINUTES = 10
@@ -48,7 +48,8 @@ def record_outcome(round_, config, result, guard, inputs, samples, score, refere
     (the round's ``RoundInputs``), and its status: succeeded, diverged (the guard or a non-finite loss), or
     collapsed (a score fell against ``reference``, each score's median over the lab's other rounds on these
     eval rows, ``failures.collapse``)."""
-    round_.update(substitutions=result.substitutions)  # what ran differently from the config, and why
+    round_.update(substitutions=result.substitutions,  # what ran differently from the config, and why
+                  rehearsal=result.rehearsal)  # rehearsed on the CPU as a T4: what it cannot show
     metrics = {"train_loss": result.train_loss, "eval_loss": result.eval_loss, "optimizer": result.optimizer,
                "eval_loss_before": result.eval_loss_before, "perplexity": result.perplexity,
                "wall_time_s": round(result.wall_time_s, 2), "trainable_params": result.trainable_params,
@@ -57,10 +58,13 @@ def record_outcome(round_, config, result, guard, inputs, samples, score, refere
                "steps": max((h.get("step", 0) for h in result.log_history), default=0),
                **result.measured}  # eta, tokens/s; on a GPU peak memory beside the plan's prediction
     finite = result.train_loss is not None and math.isfinite(result.train_loss)
+    if guard.skipped:
+        metrics["fp16_skipped_steps"] = guard.skipped  # steps the gradient scaler skipped on inf/NaN gradients
     if guard.reason or not finite:
         reason = guard.reason or f"train loss is {result.train_loss}"
-        return round_.finish("diverged", metrics=metrics, failure=divergence(reason, config).to_dict(),
-                             stopped_at_step=guard.step)
+        overflow = guard.kind == FP16_OVERFLOW or (not finite and result.precision == "fp16")
+        failure = fp16_overflow(reason, config) if overflow else divergence(reason, config)
+        return round_.finish("diverged", metrics=metrics, failure=failure.to_dict(), stopped_at_step=guard.step)
     rows = (inputs.eval if inputs.eval is not None else inputs.train).dataset  # the rows converted at the door
     if samples and rows is not None:
         round_.write_samples(answer_rows(result.model, inputs.tokenizer, rows.select(range(min(samples, len(rows)))),

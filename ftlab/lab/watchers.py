@@ -7,7 +7,8 @@
 - ``CheckpointClock`` saves a checkpoint every ``minutes`` of wall time whatever the step count,
   and records each complete checkpoint so ``lab.resume`` knows where to start.
 - ``DivergenceGuard`` stops a round within a step of NaN/inf weights or loss, or after a few logs
-  of exploding loss, instead of burning a Colab session on a dead run.
+  of exploding loss, instead of burning a Colab session on a dead run. In fp16 mixed precision an inf or
+  NaN loss, or a gradient scaler that skips step after step, is named an fp16 overflow (``kind``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from ftlab.lab.failures import DIVERGENCE, FP16_OVERFLOW
 from ftlab.lab.storage import append_jsonl, now
 
 HEARTBEAT_EVERY_S = 30
@@ -79,26 +81,41 @@ class DivergenceGuard(TrainerCallback):
 
     The trainer hides NaN losses from its logs (``logging_nan_inf_filter`` averages them away, and a
     window of only NaN logs as 0.0), so the trainable weights are checked after every step as well.
-    Under fp16 a skipped step gives an inf grad norm now and then: that alone is not divergence.
+    Under fp16 a skipped step gives an inf grad norm now and then: that alone is not divergence. The
+    gradient scaler skips such a step and halves its scale; ``skips`` skips in a row (from 65,536 the scale
+    is then below 0.1) mean the gradients overflow at any scale: an fp16 overflow (``kind``), as is a loss
+    that is inf or NaN in fp16.
     """
 
-    def __init__(self, factor: float = 3.0, patience: int = 2):
-        self.factor, self.patience = factor, patience
+    def __init__(self, factor: float = 3.0, patience: int = 2, skips: int = 20):
+        self.factor, self.patience, self.skips = factor, patience, skips
         self.first_loss: float | None = None
         self.strikes = 0
         self.bad_grad_logs = 0
+        self.skipped = self.skipped_in_a_row = 0  # optimiser steps the fp16 gradient scaler skipped
         self.reason: str | None = None
+        self.kind: str | None = None  # DIVERGENCE or FP16_OVERFLOW once stopped
         self.step: int | None = None
 
-    def _stop(self, state, control, reason: str):
+    def _stop(self, state, control, reason: str, kind: str = DIVERGENCE):
         if self.reason is None:
-            self.reason, self.step = reason, state.global_step
+            self.reason, self.step, self.kind = reason, state.global_step, kind
             print(f"\nStopping the round at step {state.global_step}: {reason}", file=sys.stderr)
         control.should_training_stop = True
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         if model is None or self.reason:
             return
+        if getattr(optimizer, "step_was_skipped", False):  # accelerate's optimizer under a gradient scaler
+            self.skipped += 1
+            self.skipped_in_a_row += 1
+            if self.skipped_in_a_row >= self.skips:
+                scale = optimizer.scaler.get_scale() if getattr(optimizer, "scaler", None) is not None else None
+                shown = f" (its scale is down to {scale:.3g})" if scale is not None else ""
+                return self._stop(state, control, f"the fp16 gradient scaler skipped {self.skipped_in_a_row} steps in a "
+                                  f"row{shown}: the gradients are inf or NaN at any scale", FP16_OVERFLOW)
+        else:
+            self.skipped_in_a_row = 0
         trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         # one device sync for all tensors, not one per tensor: the check stays cheap on a GPU
         if trainable and not torch.stack([p.detach().isfinite().all() for _, p in trainable]).all():
@@ -107,11 +124,13 @@ class DivergenceGuard(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
+        fp16 = bool(getattr(args, "fp16", False))  # fp16 mixed precision: a gradient scaler runs
         for key in ("loss", "eval_loss"):
             value = logs.get(key)
             if isinstance(value, float) and not math.isfinite(value):
-                return self._stop(state, control, f"{key} is {value} at step {state.global_step}")
-        grad = logs.get("grad_norm")
+                return self._stop(state, control, f"{key} is {value} at step {state.global_step}"
+                                  + (" in fp16" if fp16 else ""), FP16_OVERFLOW if fp16 else DIVERGENCE)
+        grad = None if fp16 else logs.get("grad_norm")  # in fp16 the scaler's skips tell it (on_step_end)
         self.bad_grad_logs = self.bad_grad_logs + 1 if isinstance(grad, float) and not math.isfinite(grad) else 0
         if self.bad_grad_logs >= 3:
             return self._stop(state, control, f"gradient norm non-finite for 3 logs in a row (step {state.global_step})")

@@ -212,9 +212,10 @@ def processed_positions(lengths, batch_size: int, padding: str, max_length: int,
 
 def flops_per_token(m: ModelShape, n_lora: int, context: float, gradient_checkpointing: bool) -> float:
     """Training FLOPs per token with a frozen base: forward 2P, backward 2P (input gradients only), +2P to
-    recompute with checkpointing; attention 4 x hidden x context per layer forward (half of it masked)."""
+    recompute the decoder layers with checkpointing (the output layer, hidden x vocab whether or not it is tied
+    to the embeddings, is not recomputed); attention 4 x hidden x context per layer forward (half of it masked)."""
     passes = 3 if gradient_checkpointing else 2
-    matmul = 2 * (m.linear_params + m.lm_head_params) * passes + 6 * n_lora
+    matmul = 2 * m.linear_params * passes + 2 * m.hidden * m.vocab * 2 + 6 * n_lora
     return matmul + 2 * m.hidden * context * m.layers * passes
 
 

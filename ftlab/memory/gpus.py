@@ -26,6 +26,8 @@ class GPUSpec:
     capability: tuple[int, int]  # compute capability: (7, 5) on a T4, (8, 0)+ has native bf16
     achieved_tflops: float  # matmul throughput a LoRA training step reaches (not the datasheet peak)
     step_overhead_s: float  # per micro-batch: kernel launches, optimizer, data
+    peak_tflops: float | None = None  # the datasheet's dense half-precision tensor-core peak
+    sustained_tflops: float | None = None  # what its matmuls sustain at its power cap (a T4: ~24 under 70 W)
     qlora_slowdown: float = 1.5  # 4-bit dequantization in every matmul (1.4-2x reported on a T4)
     context_gib: float = 0.45  # CUDA context + cuBLAS workspace, outside PyTorch's allocator
     slack: float = 0.10  # allocator: reserved minus allocated, as a share of activations and loss
@@ -39,11 +41,15 @@ class GPUSpec:
         return choose_precision(self.capability)
 
 
+# A T4's achieved rate: 24 TFLOPS, its sustained fp16 matmul rate under the 70 W cap, is what seed 003's batch-4
+# round reached at Alpaca's lengths (16, the earlier guess, planned it 1.5x too slow: ftlab.memory.measured_runs).
+# The other GPUs' rates are estimates that no run has checked.
 GPUS = {
-    "T4": GPUSpec("T4", 14.74, (7, 5), achieved_tflops=16.0, step_overhead_s=0.03),
-    "L4": GPUSpec("L4", 22.16, (8, 9), achieved_tflops=45.0, step_overhead_s=0.02),
-    "A100": GPUSpec("A100 40GB", 39.39, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015),
-    "A100-80GB": GPUSpec("A100 80GB", 79.15, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015),
+    "T4": GPUSpec("T4", 14.74, (7, 5), achieved_tflops=24.0, step_overhead_s=0.03, peak_tflops=65.0,
+                  sustained_tflops=24.0),
+    "L4": GPUSpec("L4", 22.16, (8, 9), achieved_tflops=45.0, step_overhead_s=0.02, peak_tflops=121.0),
+    "A100": GPUSpec("A100 40GB", 39.39, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015, peak_tflops=312.0),
+    "A100-80GB": GPUSpec("A100 80GB", 79.15, (8, 0), achieved_tflops=150.0, step_overhead_s=0.015, peak_tflops=312.0),
 }
 
 

@@ -32,7 +32,8 @@ from ftlab.templates.masks import TemplateError
 from ftlab.templates.template import Template
 
 MEASURED = {"tokens_per_s": "token positions / s", "peak_allocated_gib": "peak GPU GiB allocated",
-            "peak_reserved_gib": "peak GPU GiB reserved", "planned_peak_gib": "peak GPU GiB planned"}
+            "peak_reserved_gib": "peak GPU GiB reserved", "planned_peak_gib": "peak GPU GiB planned",
+            "model_tflops": "model TFLOPS", "mfu_sustained": "MFU of sustained rate", "mfu_peak": "MFU of peak rate"}
 
 
 @dataclass

@@ -21,7 +21,10 @@ rest. Inside ``score_loss_positions_only`` it scores only the loss-carrying posi
 less work when the loss is on the answers alone.
 
 ``RoundMeter`` measures a round beside its plan: eta, token positions per second and, on a GPU, the
-peak memory allocated and reserved next to what ``ftlab.plan`` predicted.
+peak memory allocated and reserved next to what ``ftlab.plan`` predicted, and the model-FLOPs utilization:
+the FLOPs the round's positions need (``ftlab.memory.estimate.flops_per_token``) per second of its wall time,
+against the GPU's sustained half-precision matmul rate (a T4: ~24 TFLOPS under its 70 W cap) and its datasheet
+peak (65). A round rehearsed on the CPU (``FTLAB_REHEARSE``) measures no GPU: it says so instead.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ import contextvars
 import time
 
 from ftlab.machine import gpu_info, has_gpu
-from ftlab.memory.estimate import plan
-from ftlab.memory.gpus import gpu_for
+from ftlab.memory.estimate import flops_per_token, plan
+from ftlab.memory.gpus import GPUSpec, gpu_for
 from ftlab.memory.shapes import PlanInputError, model_shape
 
 
@@ -52,7 +55,7 @@ class UsefulTokens:
 
     def __init__(self, collate, model):
         self.collate, self.model = collate, model
-        self.real = self.positions = 0
+        self.real = self.positions = self.rows = 0
 
     def __call__(self, features):
         batch = self.collate(features)
@@ -60,6 +63,7 @@ class UsefulTokens:
             real, positions = batch_counts(batch)
             self.real += real
             self.positions += positions
+            self.rows += len(features)
         return batch
 
     @property
@@ -108,10 +112,11 @@ def _extend_trls_rule() -> None:
 
 
 class RoundMeter:
-    """eta, tokens/s and (on a GPU) peak memory of one round, beside the plan's prediction."""
+    """eta, tokens/s and (on a GPU) peak memory and model-FLOPs utilization of one round, beside the plan."""
 
     def __init__(self, trainer, config, model):
         self.tokens = count_useful_tokens(trainer)
+        self.config, self.model = config, model
         self.planned = _plan_here(config, model, getattr(trainer, "train_dataset", None))
         self.started = None
 
@@ -131,8 +136,29 @@ class RoundMeter:
         if has_gpu():
             facts["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
             facts["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 3)
+            facts.update(self.utilization(seconds))
         if self.planned is not None:
             facts["planned_peak_gib"] = round(self.planned.peak_gib, 3)
+        return facts
+
+    def utilization(self, seconds: float) -> dict:
+        """Model TFLOPS of the round's positions over ``seconds``, and their share of this GPU's sustained and peak
+        half-precision rates (the model's FLOPs, not the hardware's: recomputation counts once checkpointing is on)."""
+        spec = self.planned.gpu if self.planned is not None else None
+        if not isinstance(spec, GPUSpec) or seconds <= 0 or not self.tokens.rows:
+            return {}
+        try:
+            shape = model_shape(self.model)
+            n_lora = shape.lora_params(self.config.lora_r, self.config.target_modules)
+        except PlanInputError:  # a model the planner cannot size
+            return {}
+        context = self.tokens.positions / self.tokens.rows
+        flops = flops_per_token(shape, n_lora, context, self.config.gradient_checkpointing) * self.tokens.positions
+        tflops = flops / seconds / 1e12
+        facts = {"model_tflops": round(tflops, 2)}
+        for key, rate in (("mfu_sustained", spec.sustained_tflops), ("mfu_peak", spec.peak_tflops)):
+            if rate:
+                facts[key] = round(tflops / rate, 3)
         return facts
 
 

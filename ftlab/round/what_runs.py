@@ -5,8 +5,8 @@ refuse. fp16 or bf16 where the hardware lacks them becomes the precision ``preci
 paged or 8-bit optimiser on a CPU becomes ``adamw_torch``. Both are the same update computed as this machine
 can, so the round still tests the knobs that were meant, and a config written for a T4 runs unchanged on a
 laptop (the course's chapters run the same cells on both). A T4 rehearsed on the CPU (``FTLAB_REHEARSE=T4``)
-substitutes nothing a T4 would run: its fp16 really runs (``ftlab.round.rehearsal``), and so do the paged and
-8-bit optimisers (bitsandbytes' CPU backend). A ``quantization`` the model was not loaded with
+substitutes nothing a T4 would run: its fp16 really runs (``ftlab.round.rehearsal``), and so does 8-bit AdamW
+(bitsandbytes' CPU backend; a paged one runs unpaged there, which the rehearsal names among what it cannot show). A ``quantization`` the model was not loaded with
 cannot be applied by training either: the model trains as it was loaded, recorded the same way. 4-bit itself
 runs on a CPU (bitsandbytes has a CPU backend), so it is never substituted.
 
