@@ -9,6 +9,7 @@ T4 and ftlab's guard prevents it; an fp16 overflow is recorded as its own failur
 
 import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -189,3 +190,62 @@ def test_the_guard_names_a_scaler_that_skips_step_after_step_an_fp16_overflow():
     assert feed([True] * 19 + [False] * 5) == (None, None, 19)
     step, kind, reason = feed([True] * 25)
     assert step == 20 and kind == "fp16 overflow" and "skipped 20 steps in a row" in reason and "0.0625" in reason
+
+
+# ------------------------------------------------------------------ the chapters' GPU-only cells, rehearsed
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def outputs(notebook) -> str:
+    return "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) + o.get("evalue", "")
+                     for cell in notebook.cells for o in cell.get("outputs", []))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("chapter", "gpu_cells_ran"), [
+    ("02_memory_and_speed", ["Rehearsed on the CPU, so not measured here: CUDA kernels"]),  # the measured-peak cell
+    ("07_export_and_scale", ["into Q(W), saved in fp16 (ftlab)", "read back"]),  # the QLoRA merges, the GGUF file
+])
+def test_a_chapters_gpu_cells_run_under_the_rehearsal(t4, chapter, gpu_cells_ran, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",  # the kernel inherits FTLAB_REHEARSE=T4
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = outputs(notebook)
+    assert "Tesla T4 REHEARSED on the CPU" in text  # the banner
+    for line in gpu_cells_ran:
+        assert line in text, line
+
+
+@pytest.mark.skipif(not SMOLLM2, reason=NO_SMOLLM2)
+def test_chapter_00_takes_the_t4_steps_under_the_rehearsal(t4):
+    import nbformat
+
+    chapter = nbformat.read(NOTEBOOKS / "00_first_round.ipynb", as_version=4)
+    cell = next(c.source for c in chapter.cells if c.cell_type == "code" and "env.preset_for(model)" in c.source)
+    model, _ = ftlab.load_model(SMOL_ID)  # a real model: the tiny one keeps its own preset on a T4 too
+    namespace = {"ftlab": ftlab, "env": ftlab.setup(check_hub=False, verbose=False), "model": model}
+    exec(cell, namespace)  # the cell as a T4 runs it: t4-lora, and its step count for a real model
+    assert namespace["preset"] == "t4-lora" and namespace["config"].max_steps == 60
+    assert {p.dtype for p in model.parameters()} == {torch.float16}
+
+
+def test_model_flops_utilization_is_read_against_the_t4s_sustained_and_peak_rates(t4, tiny):
+    from types import SimpleNamespace
+
+    from ftlab.config import ATTENTION
+    from ftlab.memory.estimate import flops_per_token
+    from ftlab.memory.shapes import model_shape
+    from ftlab.round.useful_tokens import RoundMeter
+
+    model, _ = tiny
+    meter = RoundMeter(SimpleNamespace(data_collator=lambda rows: rows, model=model), RoundConfig.preset("t4-lora"),
+                       model)
+    assert (meter.planned.gpu.sustained_tflops, meter.planned.gpu.peak_tflops) == (24.0, 65.0)
+    meter.tokens.positions, meter.tokens.rows = 8_000, 100  # 80 positions a row
+    shape = model_shape(model)
+    flops = flops_per_token(shape, shape.lora_params(16, ATTENTION), 80, True) * 8_000
+    assert meter.utilization(seconds=flops / 12e12) == {"model_tflops": 12.0, "mfu_sustained": 0.5,
+                                                         "mfu_peak": round(12 / 65, 3)}

@@ -77,3 +77,19 @@ def test_prepare_round_plans_on_a_gpu(tiny, greet_data, monkeypatch):
     monkeypatch.setattr(ftlab.round.train, "gpu_info", lambda: ("Tesla T4", 1, (7, 5), 0.3))  # a T4 with 0.3 GiB
     with pytest.warns(UserWarning, match="predicted NOT to fit on the T4"):
         prepare_round(RoundConfig.preset("cpu-tiny"), model, Template.chat(tokenizer), greet_data[0], None)
+
+
+def test_the_t4_lora_preset_differs_from_suggest_for_the_reasons_chapter_02_gives():
+    """The preset must fit any rows up to its max_length at micro-batch 8 (so it keeps checkpointing) and pads each
+    batch; suggest knows the rows. Chapter 02 prints what each difference is worth."""
+    from ftlab.memory.measured_runs import alpaca_lengths
+
+    lengths = alpaca_lengths(20_000)
+    preset = plan(config=RoundConfig.preset("t4-lora"), gpu="T4", lengths=lengths)
+    chosen = suggest(effective_batch=16, lengths=lengths, gpu="T4")
+    assert chosen.plan.epoch_s < preset.epoch_s
+    at_max = {c: plan(config=RoundConfig.preset("t4-lora", gradient_checkpointing=c), gpu="T4", rows=100)
+              for c in (True, False)}
+    assert at_max[True].fits and not at_max[False].fits
+    grouped = plan(config=RoundConfig.preset("t4-lora", group_by_length=True), gpu="T4", lengths=lengths)
+    assert grouped.epoch_s < preset.epoch_s and grouped.peak_gib == preset.peak_gib

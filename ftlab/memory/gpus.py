@@ -65,8 +65,8 @@ def gpu_spec(gpu="T4", calibration: str | os.PathLike | None = None) -> GPUSpec:
     elif isinstance(gpu, int | float) and not isinstance(gpu, bool):
         if gpu <= 0:
             raise PlanInputError(f"gpu={gpu!r}: a memory size must be a positive number of GiB")
-        spec = replace(GPUS["T4"], name=f"{gpu:g} GiB GPU", memory_gib=float(gpu),
-                       notes=("speed constants are a T4's: only the memory was given",))
+        spec = replace(GPUS["T4"], name=f"{gpu:g} GiB GPU", memory_gib=float(gpu), peak_tflops=None,
+                       sustained_tflops=None, notes=("speed constants are a T4's: only the memory was given",))
     else:
         key = gpu_key(gpu)
         if key not in GPUS:
