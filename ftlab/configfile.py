@@ -35,7 +35,7 @@ from ftlab.files.faults import describe
 from ftlab.files.records import read_text
 from ftlab.lab.book import Lab
 from ftlab.lab.materials import RoundInputs
-from ftlab.machine import has_gpu
+from ftlab.machine import gpu_decides
 from ftlab.models.loading import load_model
 from ftlab.templates.template import Template
 
@@ -169,7 +169,7 @@ def parse(path: Path) -> tuple[dict, dict]:
 
 def default_preset(model: str) -> str:
     """The preset ``ftlab.setup().preset_for(model)`` would choose, read without torch (nvidia-smi)."""
-    return preset_for(model, has_gpu=has_gpu())
+    return preset_for(model, has_gpu=gpu_decides())  # a T4 rehearsed on the CPU decides as a T4
 
 
 class Loader(yaml.SafeLoader):

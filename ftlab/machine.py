@@ -118,6 +118,12 @@ def has_gpu() -> bool:
     return bool(gpus())
 
 
+def gpu_decides() -> bool:
+    """Whether a GPU decides this process's rounds (presets, optimisers): one it may use, or one rehearsed on the
+    CPU. Read without importing torch."""
+    return rehearsal() is not None or has_gpu()
+
+
 def gpus() -> list[GPU]:
     """The GPUs this process may use, GPU 0 first: ftlab's one GPU reader.
 

@@ -181,6 +181,14 @@ def test_a_calibration_file_replaces_the_estimates(tmp_path):
 
 
 # ------------------------------------------------------------------ the T4 time model against measured runs
+def test_alpacas_assumed_lengths_follow_from_its_published_size():
+    from ftlab.memory.measured_runs import ALPACA_MEAN_TOKENS, alpaca_lengths, alpaca_mean_tokens
+
+    assert 105 < alpaca_mean_tokens() < 115 and ALPACA_MEAN_TOKENS == 110  # the docstring's ~368 chars, ~92 + 17 tokens
+    lengths = alpaca_lengths(52_000)
+    assert abs(sum(lengths) / len(lengths) - 110) < 3 and max(lengths) <= 2048 and lengths == alpaca_lengths(52_000)
+
+
 def test_seed_003_ran_about_19_rows_a_second_in_every_round():
     from ftlab.memory.measured_runs import SEED003
 

@@ -63,6 +63,16 @@ def test_the_switch_decides_as_on_a_t4_and_keeps_everything_on_the_cpu(t4, monke
     assert rehearsal().name == "Tesla T4"
 
 
+def test_the_tiny_model_loads_in_the_precision_asked_or_the_machines(tiny_path):
+    from ftlab.files.safetensors import torch_dtype
+
+    assert {p.dtype for p in ftlab.load_model("tiny", precision="fp16")[0].parameters()} == {torch.float16}
+    here = torch_dtype(choose_precision(gpu_info()[2]))  # fp32 on a CPU
+    assert {p.dtype for p in ftlab.tiny_model()[0].parameters()} == {here}
+    with pytest.raises(ValueError, match="precision='fp8'"):
+        ftlab.tiny_model(precision="fp8")
+
+
 class Watch(TrainerCallback):
     """Records, step by step, whether the optimiser step was skipped, the scaler's scale and one LoRA weight; makes
     the gradient of that weight inf at step ``poison``; and the dtype of a LoRA layer's matmul output."""
@@ -161,6 +171,7 @@ def test_an_fp16_overflow_is_its_own_failure_with_its_fixes(t4, tiny_path, rows,
     advice = run.failure["advice"]
     assert "max_grad_norm 1 -> 0.3" in advice and "fp32" in advice and "0.0001 instead of 0.001" in advice
     assert run.record["rehearsal"]["gpu"] == "Tesla T4" and run.record["hardware"]["rehearsed"]["ran_on"] == "cpu"
+    assert "(rehearsed on the CPU as a Tesla T4)" in run.verdict()
 
 
 def test_the_guard_names_a_scaler_that_skips_step_after_step_an_fp16_overflow():

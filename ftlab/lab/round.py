@@ -133,6 +133,9 @@ class Round:
     def verdict(self) -> str:
         """One line for the round, then the mentor's advice when it did not succeed."""
         head = f"{MARKS[self.status]} Round {self.id}{f' ({self.name})' if self.name else ''}: {self.status}"
+        rehearsed = self.record.get("rehearsal")
+        if rehearsed:  # FTLAB_REHEARSE: a GPU's code path ran on the CPU; its memory and speed were not measured
+            head += f" (rehearsed on the CPU as a {rehearsed['gpu']})"
         if self.status == "succeeded":
             shown = {k: self.metrics.get(k) for k in ("train_loss", "eval_loss", *self.scores)
                      if isinstance(self.metrics.get(k), int | float)}

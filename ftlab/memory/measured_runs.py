@@ -39,7 +39,27 @@ from dataclasses import dataclass, field
 from ftlab.config import ALL_LINEAR
 from ftlab.memory.estimate import plan
 
-ALPACA_MEAN_TOKENS = 110  # see the module's docstring: Alpaca's published size under TinyLlama's chat template
+# Alpaca's published size: a copy with instruction, input, output and templated text columns (Arrow strings)
+ALPACA_COPY_BYTES, ALPACA_COPY_ROWS = 33_409_057, 36_401
+ALPACA_TEMPLATES = ("Below is an instruction that describes a task. Write a response that appropriately completes "
+                    "the request.\n\n### Instruction:\n\n\n### Response:\n",
+                    "Below is an instruction that describes a task, paired with an input that provides further "
+                    "context. Write a response that appropriately completes the request.\n\n### Instruction:\n\n\n"
+                    "### Input:\n\n\n### Response:\n")
+ALPACA_WITH_INPUT = 0.4  # the share of rows with an input (an assumption, as are the next two)
+CHARACTERS_PER_TOKEN = 4.0  # Llama's tokenizer on English prose
+CHAT_TEMPLATE_TOKENS = 17  # <s>, <|user|>, <|assistant|>, two </s> and the newlines of TinyLlama's chat template
+
+
+def alpaca_mean_tokens() -> float:
+    """The mean row length under TinyLlama's chat template, from Alpaca's published size (the docstring's steps)."""
+    template = (1 - ALPACA_WITH_INPUT) * len(ALPACA_TEMPLATES[0]) + ALPACA_WITH_INPUT * len(ALPACA_TEMPLATES[1])
+    offsets = 4 * 4  # an int32 offset per string column
+    text = (ALPACA_COPY_BYTES / ALPACA_COPY_ROWS - offsets - template) / 2  # the fields, and again in the text
+    return text / CHARACTERS_PER_TOKEN + CHAT_TEMPLATE_TOKENS
+
+
+ALPACA_MEAN_TOKENS = round(alpaca_mean_tokens(), -1)  # 110
 ALPACA_SIGMA = 0.6
 TINYLLAMA_CONTEXT = 2048
 GIB_PER_UNSLOTH_GB = 1.0  # Unsloth's notebooks print max_memory_reserved() / 1024**3 and call it GB: GiB

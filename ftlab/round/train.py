@@ -21,7 +21,7 @@ from ftlab.config import RoundConfig, lora_scale_hint, small_model_hint
 from ftlab.console.lines import warn
 from ftlab.console.quiet import known_lines_off, quiet_known_noise, quiet_libraries
 from ftlab.data import load
-from ftlab.machine import choose_precision, gpu_info, has_gpu, rehearsal, use_cpu_threads
+from ftlab.machine import choose_precision, gpu_decides, gpu_info, has_gpu, use_cpu_threads
 from ftlab.memory.suggestions import warn_if_it_does_not_fit
 from ftlab.models.quantized import is_4bit, keep_4bit_trainable
 from ftlab.round.rehearsal import rehearsal_line, rehearsal_record, rehearse_mixed_precision
@@ -170,7 +170,7 @@ def check_machine(config: RoundConfig, model):
         if hint:
             print(hint)
     name, _, capability, memory = gpu_info()
-    ran = what_runs(config, model, choose_precision(capability), name, has_gpu() or rehearsal() is not None)
+    ran = what_runs(config, model, choose_precision(capability), name, gpu_decides())
     if name is not None:  # on a GPU: will it fit? (ftlab.plan, before anything is loaded onto it)
         warn_if_it_does_not_fit(config, model, name, memory)
     if config.loss_on == "everything":
