@@ -1,28 +1,37 @@
-"""A merged Llama model written as a GGUF file (f16 or f32), the format llama.cpp, Ollama and LM Studio run.
+"""A merged Llama model written as a GGUF file, the format llama.cpp, Ollama and LM Studio run, with its Modelfile.
 
-``write_gguf(merged_folder, "model.gguf")`` uses the ``gguf`` package (llama.cpp's own Python writer, no C++
-build): the architecture's numbers from config.json, the tokenizer (vocabulary, merges, special tokens,
-chat template) from tokenizer.json, and every tensor under llama.cpp's name for it. Two details matter:
-llama.cpp's rotary embedding pairs the query and key dimensions differently from transformers, so q_proj
-and k_proj are permuted as llama.cpp's converter permutes them (transformers undoes it when it reads a GGUF);
-and 1-D tensors (the norms) stay f32, as llama.cpp expects. Tensors are spooled through a temporary file,
-so the writer holds little more than one tensor in memory.
+``write_gguf(merged_folder, "model-q4_0.gguf", dtype="q4_0")`` uses the ``gguf`` package (llama.cpp's own Python
+writer and its numpy quantizers, no C++ build): the architecture's numbers from config.json, the tokenizer
+(``ftlab.export.gguf_vocab``: byte-level BPE as in ftlab's tiny model and SmolLM2, or SentencePiece BPE as in
+TinyLlama and Llama 2), the chat template and its end-of-turn token, and every tensor under llama.cpp's name
+for it. Beside it goes an Ollama Modelfile (``model-q4_0.Modelfile``: ``ftlab.export.ollama``).
 
-It handles byte-level BPE tokenizers (ftlab's tiny model, SmolLM2, GPT-2 style) only. TinyLlama's is a
-SentencePiece tokenizer: convert its merged folder with llama.cpp's ``convert_hf_to_gguf.py`` (``python
-convert_hf_to_gguf.py MERGED_FOLDER --outtype f16``, from a clone of the llama.cpp repository).
+``dtype`` takes llama.cpp's names: ``f32``, ``f16``, ``q8_0`` (8 bits a weight, about half of f16, close to it
+in quality) and ``q4_0`` (4.5 bits, about a quarter; the output layer stays q8_0 there, as llama.cpp's own
+quantizer keeps it finer). ``q4_k_m`` needs a Q4_K quantizer the ``gguf`` package does not have (0.19.0):
+quantize an f16 file with llama.cpp's llama-quantize for it. The norms (1-D tensors) stay f32 in every file, as
+llama.cpp expects, and a matrix whose rows do not divide into 32-number blocks stays f16, as llama.cpp's
+converter does.
+
+Two details matter: llama.cpp's rotary embedding pairs the query and key dimensions differently from
+transformers, so q_proj and k_proj are permuted as llama.cpp's converter permutes them (transformers undoes it
+when it reads a GGUF); and tensors are spooled through a temporary file, so the writer holds little more than
+one tensor in memory.
 
 The file is written under a temporary name and renamed into place, so a failed write (a full disk) never
-replaces a good file; an existing ``output`` is written over only if ftlab wrote it (its ``MARK`` key) or
-``replace=True`` (``ftlab.files.atomic.claim``). The merged folder is checked first: an adapter folder is
-sent to ``merge_adapter``, and cut weight files are refused (``ftlab.files.safetensors``).
+replaces a good file; an existing ``output`` (or Modelfile) is written over only if ftlab wrote it (its
+``MARK`` key, the Modelfile's first line) or ``replace=True`` (``ftlab.files.atomic.claim``), and both are
+checked before anything is written. The merged folder is checked first: an adapter folder is sent to
+``merge_adapter``, and cut weight files are refused (``ftlab.files.safetensors``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from ftlab.files.atomic import atomic_file
+from ftlab.export.gguf_vocab import CONVERTER, Vocabulary, VocabularyError, read_vocabulary
+from ftlab.files.atomic import atomic_file, atomic_write_text, claim
 from ftlab.files.records import read_json
 from ftlab.files.safetensors import data_start, read_header, read_tensor
 
@@ -30,8 +39,12 @@ SUPPORTED = ("LlamaForCausalLM",)
 KIND = "GGUF file"  # what write_gguf writes (ftlab.files.atomic.claim: what it may replace)
 MARK = "ftlab.written_by"  # a key every GGUF file ftlab writes carries (llama.cpp ignores keys it does not know)
 MERGE_AGAIN = "Merge the adapter again (ftlab.merge_adapter(adapter_folder, merged_folder)), then write the GGUF from it."
-CONVERTER = ("python convert_hf_to_gguf.py MERGED_FOLDER --outtype f16 (llama.cpp's converter, from a clone of the "
-             "llama.cpp repository)")
+# llama.cpp's names -> (the matrices' tensor type, the output layer's, the file type), as gguf names them
+DTYPES = {"f32": ("F32", "F32", "ALL_F32"), "f16": ("F16", "F16", "MOSTLY_F16"),
+          "q8_0": ("Q8_0", "Q8_0", "MOSTLY_Q8_0"), "q4_0": ("Q4_0", "Q8_0", "MOSTLY_Q4_0"),
+          "q4_k_m": ("Q4_K", "Q6_K", "MOSTLY_Q4_K_M")}
+# transformers' {% generation %} markers (they mark the answers for training): llama.cpp's template engine has no such tag
+GENERATION_MARKERS = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
 
 class GGUFExportError(ValueError):
@@ -51,6 +64,38 @@ def written_by_ftlab(path: Path) -> bool:
         return MARK in GGUFReader(path).fields
     except Exception:  # noqa: BLE001 - not a GGUF file, or one gguf cannot read: not ours to replace
         return False
+
+
+def modelfile_by_ftlab(path: Path) -> bool:
+    """True for an Ollama Modelfile ``write_gguf`` wrote (its first line says so)."""
+    from ftlab.export.ollama import MARK as MODELFILE_MARK
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().startswith(MODELFILE_MARK)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def modelfile_path(output) -> Path:
+    """Where the Modelfile of the GGUF file ``output`` goes: beside it, ``model-q4_0.gguf`` -> ``model-q4_0.Modelfile``."""
+    output = Path(output)
+    return output.with_name(output.stem + ".Modelfile")
+
+
+def quantizer_missing(dtype: str) -> str | None:
+    """Why the installed ``gguf`` package cannot write ``dtype`` (None when it can): a probe of its quantizers."""
+    import numpy as np
+    from gguf import GGMLQuantizationType, quants
+
+    for name in dict.fromkeys(DTYPES[dtype][:2]):
+        try:
+            quants.quantize(np.zeros((1, 256), dtype=np.float32), GGMLQuantizationType[name])
+        except NotImplementedError:
+            from importlib.metadata import version
+
+            return f"the installed gguf package ({version('gguf')}) has no {name} quantizer"
+    return None
 
 
 def check_merged_folder(folder: Path, output: Path) -> None:
@@ -74,21 +119,26 @@ def check_merged_folder(folder: Path, output: Path) -> None:
                               f"{str(output / (folder.name + '.gguf'))!r}")
 
 
-def _tokenizer(folder: Path) -> dict:
-    data = read_json(folder / "tokenizer.json", MERGE_AGAIN)
-    model, pre = data.get("model", {}), data.get("pre_tokenizer") or {}
-    byte_level = pre.get("type") == "ByteLevel" or any(
-        p.get("type") == "ByteLevel" for p in pre.get("pretokenizers", []))
-    if model.get("type") != "BPE" or not byte_level:
-        raise GGUFExportError(f"{folder}: its tokenizer is not byte-level BPE (it is {model.get('type')} with "
-                              f"{pre.get('type')} pre-tokenization, e.g. TinyLlama's SentencePiece); convert it with "
-                              f"{CONVERTER}")
-    return data
+def check_architecture(folder: Path, config: dict) -> None:
+    """A model llama.cpp's "llama" architecture cannot hold as ftlab writes it: refused, naming what and why."""
+    if not set(config.get("architectures") or []) & set(SUPPORTED):
+        raise GGUFExportError(f"{folder}: ftlab writes GGUF for {', '.join(SUPPORTED)} only, this is "
+                              f"{', '.join(config.get('architectures') or ['unnamed'])}; convert it with {CONVERTER}")
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    if rope.get("rope_type", "default") != "default":
+        raise GGUFExportError(f"{folder}: its rotary embedding is scaled ({rope.get('rope_type')!r} in config.json), "
+                              f"which ftlab does not write; convert it with {CONVERTER}")
+    for flag in ("attention_bias", "mlp_bias"):
+        if config.get(flag):
+            raise GGUFExportError(f"{folder}: config.json has {flag}=true (biases on the Llama layers), which ftlab "
+                                  f"does not write; convert it with {CONVERTER}")
 
 
-def write_gguf(folder, output, dtype: str = "f16", replace: bool = False) -> Path:
+def write_gguf(folder, output, dtype: str = "f16", replace: bool = False, modelfile: bool = True) -> Path:
     """Write the model in ``folder`` (a merged model: safetensors, config.json, tokenizer) as one GGUF file.
 
+    ``dtype``: ``"f32"``, ``"f16"``, ``"q8_0"`` or ``"q4_0"`` (llama.cpp's names; see the module's docstring).
+    With ``modelfile`` (the default) an Ollama Modelfile goes beside it (``modelfile_path(output)``).
     ``output`` appears whole or not at all; an existing file is replaced only if ftlab wrote it, or with
     ``replace=True``. Its folder is made if it does not exist.
     """
@@ -99,34 +149,51 @@ def write_gguf(folder, output, dtype: str = "f16", replace: bool = False) -> Pat
                               "(the version ftlab is tested with)") from missing
 
     folder, output = Path(folder), Path(output)
-    if dtype not in ("f16", "f32"):
-        raise GGUFExportError(f"dtype={dtype!r}: choose 'f16' or 'f32' (quantize afterwards with llama.cpp's "
-                              "llama-quantize)")
+    if dtype not in DTYPES:
+        raise GGUFExportError(f"dtype={dtype!r}: choose one of {', '.join(repr(d) for d in DTYPES if d != 'q4_k_m')} "
+                              "(llama.cpp's names: f16 is the full model, q8_0 about half its size, q4_0 a quarter)")
+    if (why := quantizer_missing(dtype)) is not None:
+        raise GGUFExportError(f"dtype={dtype!r}: {why}. Write 'q4_0' or 'q8_0' instead, or write 'f16' and "
+                              f"quantize it with llama.cpp's llama-quantize (llama-quantize model-f16.gguf "
+                              f"model-{dtype}.gguf {dtype.upper()})")
     check_merged_folder(folder, output)
     config = read_json(folder / "config.json", MERGE_AGAIN)
-    if not set(config.get("architectures") or []) & set(SUPPORTED):
-        raise GGUFExportError(f"{folder}: ftlab writes GGUF for {SUPPORTED} only, this is "
-                              f"{config.get('architectures')}; convert it with {CONVERTER}")
-    tokenizer = _tokenizer(folder)
-    heads, kv_heads = config["num_attention_heads"], config.get("num_key_value_heads") or config["num_attention_heads"]
-    layers, head_dim = config["num_hidden_layers"], config["hidden_size"] // config["num_attention_heads"]
+    check_architecture(folder, config)
+    try:
+        vocabulary = read_vocabulary(folder, config["vocab_size"])
+    except VocabularyError as error:
+        raise GGUFExportError(str(error)) from None
+    if modelfile:  # both outputs are claimed before either is written
+        claim(modelfile_path(output), "Ollama Modelfile", replace, ours=modelfile_by_ftlab)
 
     with atomic_file(output, KIND, replace, ours=written_by_ftlab) as temp:
         writer = GGUFWriter(str(temp), "llama", use_temp_file=True)
         try:
-            _write(writer, folder, config, tokenizer, dtype, heads, kv_heads, layers, head_dim)
+            _write(writer, folder, config, vocabulary, dtype)
         finally:
             writer.close()
+    if modelfile:
+        _write_modelfile(folder, output, vocabulary)
     return output
 
 
-def _write(writer, folder: Path, config: dict, tokenizer: dict, dtype: str, heads: int, kv_heads: int, layers: int,
-           head_dim: int) -> None:
+def _write(writer, folder: Path, config: dict, vocabulary: Vocabulary, dtype: str) -> None:
     """The architecture's numbers, the tokenizer and every tensor (q/k permuted for llama.cpp), into ``writer``."""
-    import numpy as np
-    from gguf import MODEL_ARCH, LlamaFileType, TokenType, get_tensor_name_map
+    from gguf import (
+        GGML_QUANT_SIZES,
+        MODEL_ARCH,
+        GGMLQuantizationType,
+        LlamaFileType,
+        get_tensor_name_map,
+        quants,
+    )
 
 
+    heads = config["num_attention_heads"]
+    kv_heads = config.get("num_key_value_heads") or heads
+    layers = config["num_hidden_layers"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    matrix_type, output_type, file_type = DTYPES[dtype]
     writer.add_name(folder.name)
     writer.add_string(MARK, f"ftlab write_gguf of {folder.name}")
     writer.add_context_length(config["max_position_embeddings"])
@@ -135,12 +202,15 @@ def _write(writer, folder: Path, config: dict, tokenizer: dict, dtype: str, head
     writer.add_feed_forward_length(config["intermediate_size"])
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
+    if head_dim != config["hidden_size"] // heads:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(head_dim)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
     writer.add_rope_freq_base((config.get("rope_parameters") or {}).get("rope_theta") or config.get("rope_theta", 1e4))
     writer.add_vocab_size(config["vocab_size"])
-    writer.add_file_type(LlamaFileType.MOSTLY_F16 if dtype == "f16" else LlamaFileType.ALL_F32)
-    _add_tokenizer(writer, tokenizer, folder, config["vocab_size"], TokenType)
+    writer.add_file_type(LlamaFileType[file_type])
+    _add_tokenizer(writer, vocabulary)
 
     names = get_tensor_name_map(MODEL_ARCH.LLAMA, layers)
     for path in sorted(folder.glob("*.safetensors")):
@@ -155,37 +225,44 @@ def _write(writer, folder: Path, config: dict, tokenizer: dict, dtype: str, head
                     weight = permute(weight, heads)
                 elif name.endswith("k_proj.weight"):
                     weight = permute(weight, kv_heads)
-                keep = np.float16 if dtype == "f16" and weight.dim() > 1 else np.float32
-                writer.add_tensor(gguf_name, weight.numpy().astype(keep))
+                kind = GGMLQuantizationType[output_type if gguf_name == "output.weight" else matrix_type]
+                if weight.dim() < 2:
+                    kind = GGMLQuantizationType.F32  # the norms: llama.cpp computes them in f32
+                elif weight.shape[-1] % GGML_QUANT_SIZES[kind][0]:
+                    kind = GGMLQuantizationType.F16  # rows that do not divide into blocks (llama.cpp's fallback)
+                writer.add_tensor(gguf_name, quants.quantize(weight.numpy(), kind), raw_dtype=kind)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file(progress=False)
 
 
-def _add_tokenizer(writer, tokenizer: dict, folder: Path, vocab_size: int, token_type) -> None:
-    """Vocabulary, merges, special tokens and chat template, as llama.cpp's "gpt2" (byte-level BPE) tokenizer."""
-    vocab = dict(tokenizer["model"]["vocab"])
-    special = {t["content"]: t["id"] for t in tokenizer.get("added_tokens", [])}
-    vocab.update(special)
-    by_id = {i: token for token, i in vocab.items()}
-    tokens = [by_id.get(i, f"[PAD{i}]") for i in range(vocab_size)]
-    types = [token_type.CONTROL if t in special else token_type.NORMAL if i in by_id else token_type.UNUSED
-             for i, t in enumerate(tokens)]
-    merges = [m if isinstance(m, str) else " ".join(m) for m in tokenizer["model"].get("merges", [])]
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types(types)
-    writer.add_token_merges(merges)
-    settings = read_json(folder / "tokenizer_config.json", MERGE_AGAIN) if (folder / "tokenizer_config.json").exists() else {}
-    for role, add in (("bos", writer.add_bos_token_id), ("eos", writer.add_eos_token_id),
-                      ("pad", writer.add_pad_token_id), ("unk", writer.add_unk_token_id)):
-        token = settings.get(f"{role}_token")
-        token = token.get("content") if isinstance(token, dict) else token
-        if token in vocab:
-            add(vocab[token])
-    template = folder / "chat_template.jinja"
-    if template.exists():
-        writer.add_chat_template(template.read_text())
-    elif settings.get("chat_template"):
-        writer.add_chat_template(settings["chat_template"])
+def _add_tokenizer(writer, vocabulary: Vocabulary) -> None:
+    """Vocabulary, merges or scores, special tokens and the chat template, as llama.cpp reads them."""
+    writer.add_tokenizer_model(vocabulary.model)
+    if vocabulary.pre:
+        writer.add_tokenizer_pre(vocabulary.pre)
+    writer.add_token_list(vocabulary.tokens)
+    writer.add_token_types(vocabulary.types)
+    if vocabulary.scores is not None:
+        writer.add_token_scores(vocabulary.scores)
+    if vocabulary.merges:  # llama.cpp merges a "llama" vocabulary by score; transformers reads these when given
+        writer.add_token_merges(vocabulary.merges)
+    if vocabulary.add_space_prefix is not None:
+        writer.add_add_space_prefix(vocabulary.add_space_prefix)
+    writer.add_add_bos_token(vocabulary.add_bos)
+    writer.add_add_eos_token(False)
+    for role, token_id in vocabulary.special.items():
+        getattr(writer, f"add_{role}_token_id")(token_id)
+    if vocabulary.chat_template:
+        writer.add_chat_template(GENERATION_MARKERS.sub("", vocabulary.chat_template))
+
+
+def _write_modelfile(folder: Path, output: Path, vocabulary: Vocabulary) -> None:
+    from ftlab.export.ollama import modelfile
+
+    def render(messages, add_generation_prompt):
+        return vocabulary.tokenizer.apply_chat_template(messages, chat_template=vocabulary.chat_template, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
+
+    atomic_write_text(modelfile_path(output), modelfile(output.name, render, vocabulary.stops, vocabulary.template_bos,
+                                                        folder.name))
