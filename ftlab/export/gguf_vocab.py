@@ -87,12 +87,10 @@ def _kind(folder: Path, backend: dict) -> tuple[str, str | None, bool | None]:
             if kinds == ["Digits", "ByteLevel"] and pre[0].get("individual_digits"):
                 return "gpt2", "smollm", None
     if model.get("type") == "BPE" and model.get("byte_fallback"):
-        if kinds == ["Metaspace"] and pre[0].get("replacement") == "▁" and not normalizer:
-            scheme = pre[0].get("prepend_scheme", "always")
-            if pre[0].get("split", False) and any("▁" in token[1:] for token in model.get("vocab", {})):
-                pass  # split at every ▁ by transformers, merged across it by llama.cpp: refused below
-            else:
-                return "llama", None, scheme == "always"
+        # split=True: transformers never merges across a ▁ that llama.cpp would merge across (refused below)
+        crosses = pre and pre[0].get("split", False) and any("▁" in token[1:] for token in model.get("vocab", {}))
+        if kinds == ["Metaspace"] and pre[0].get("replacement") == "▁" and not normalizer and not crosses:
+            return "llama", None, pre[0].get("prepend_scheme", "always") == "always"
         legacy = [n.get("type") for n in normalizer]
         if not pre and legacy in (["Prepend", "Replace"], ["Replace"]) and all(
                 n.get("prepend", "▁") == "▁" for n in normalizer if n.get("type") == "Prepend"):

@@ -22,7 +22,7 @@ for (const file of job.files) {
     const tokens = model.tokenize(prompt, true);  // true: special tokens written in the text are read as such
     const sequence = context.getSequence();
     const generated = [];
-    for await (const token of sequence.evaluate(tokens, { temperature: 0 })) {
+    for await (const token of sequence.evaluate(tokens, { temperature: 0, yieldEogToken: true })) {
       generated.push(token);
       if (model.isEogToken(token) || generated.length >= job.max_tokens) break;
     }
