@@ -31,7 +31,7 @@ from ftlab.machine import (
     use_cpu_threads,
 )
 from ftlab.models.loading import DEFAULT_MODEL
-from ftlab.models.tiny import cache_dir
+from ftlab.models.tiny import SHIPPED, cache_dir
 
 
 @dataclass
@@ -104,8 +104,8 @@ class Environment:
 
 
 def _tiny_size() -> int | None:
-    """The tiny model's parameter count, read from its saved weights (None before it is built)."""
-    return saved_parameters(cache_dir())
+    """The tiny model's parameter count, read from its saved weights: the cached copy, else the one ftlab ships."""
+    return saved_parameters(cache_dir()) or saved_parameters(SHIPPED)
 
 
 def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: str | None = None,

@@ -83,7 +83,7 @@ def test_a_sentencepiece_llama_reads_back_with_the_same_logits_tokens_and_templa
     assert meta["tokenizer.ggml.eot_token_id"] == meta["tokenizer.ggml.eos_token_id"] == tokenizer.eos_token_id
     scores, tokens = meta["tokenizer.ggml.scores"], meta["tokenizer.ggml.tokens"]
     assert tokens[3:259] == [f"<0x{b:02X}>" for b in range(256)] and set(meta["tokenizer.ggml.token_type"][3:259]) == {6}
-    merged = [s for t, s in zip(tokens, scores, strict=True) if len(t) > 1 and s < 0]
+    merged = [s for t, s in zip(tokens, scores, strict=True) if len(t) > 1 and s > -len(meta["tokenizer.ggml.merges"])]
     assert len(merged) > 300 and merged == sorted(merged, reverse=True)  # llama.cpp merges best score first
 
     read_back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="spm.gguf", dtype=torch.float32)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ftlab.course import install
+from ftlab.models.tiny import TINY_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHES = shutil.ignore_patterns(".git", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
@@ -162,6 +163,9 @@ def test_sdist_and_wheel_pass_twine_check_and_hold_what_they_should(dist):
 
     names = zipfile.ZipFile(next(dist.glob("*.whl"))).namelist()
     assert "ftlab/course/install.py" in names and "ftlab/lab/__init__.py" in names and "ftlab/py.typed" in names
+    # the pre-trained tiny model (a first demo copies it instead of pre-training) and the llama.cpp runner
+    assert {"ftlab/models/tiny_pretrained/model.safetensors", "ftlab/models/tiny_pretrained/pretrain.json",
+            "ftlab/models/tiny_pretrained/tokenizer.json", "ftlab/export/llama_cpp.mjs"} <= set(names)
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not any(n.startswith(("tests/", "notebooks/", "exercises/")) for n in names)
 
@@ -175,12 +179,14 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_the_demo(tmp_path, dist
     pip = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", wheel], capture_output=True, text=True,
                          env=env, timeout=300)
     assert pip.returncode == 0, pip.stderr[-3000:]
-    env = {**env, "FTLAB_LAB": str(tmp_path / "lab")}  # FTLAB_CACHE, if set, is kept: the tiny model is built
+    # an empty cache: the tiny model comes from the wheel's pre-trained copy, not from pre-training here
+    env = {**env, "FTLAB_LAB": str(tmp_path / "lab"), "FTLAB_CACHE": str(tmp_path / "cache")}
     ftlab = tmp_path / "venv" / "bin" / "ftlab"
     demo = subprocess.run([ftlab, "demo", "--steps", "20"], capture_output=True, text=True, env=env, timeout=300,
                           cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
-    assert "Recorded as round 1" in demo.stdout
+    assert "Recorded as round 1" in demo.stdout and "pre-training" not in demo.stdout + demo.stderr
+    assert (tmp_path / "cache" / f"tiny-{TINY_VERSION}" / "model.safetensors").exists()
     runs = subprocess.run([ftlab, "runs"], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert "1 round(s)" in runs.stdout and "demo" in runs.stdout, runs.stdout + runs.stderr
     where = subprocess.run([python, "-c", "import ftlab; print(ftlab.__file__)"], capture_output=True, text=True,

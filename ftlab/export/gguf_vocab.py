@@ -146,7 +146,8 @@ def read_vocabulary(folder: Path, vocab_size: int) -> Vocabulary:
         first_merge: dict[str, int] = {}
         for rank, merge in enumerate(merges):
             first_merge.setdefault(merge.replace(" ", ""), rank)
-        scores = [-float(first_merge[t]) if t in first_merge else 0.0 for t in tokens]
+        # a token no merge makes (a character, a byte, a special token) comes last: transformers never merges into it
+        scores = [-float(first_merge.get(t, len(merges))) for t in tokens]
     with contextlib.redirect_stdout(io.StringIO()):  # Template's notes (a default system prompt) are for training
         template = Template.chat(tokenizer)
     rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], chat_template=template.chat_template,

@@ -11,7 +11,7 @@ llama.cpp is ready). ``generate(files, prompts)`` runs ``llama_cpp.mjs`` (beside
 loads each file, tokenizes each prompt as llama.cpp does, and generates greedily (temperature 0) up to an
 end-of-turn token. ``answers(files, tokenizer, prompts)`` builds the prompts with the model's own chat template
 (``ftlab.templates.Template``), as ``ftlab.evaluation.answers`` does for transformers, and decodes the answers.
-llama.cpp runs on one CPU thread by default, ftlab's rule for small models on shared cores.
+llama.cpp runs a small model on one CPU thread, ftlab's rule for small models on shared cores.
 """
 
 from __future__ import annotations
@@ -107,9 +107,15 @@ def install(where=None, progress: bool = True) -> Path:
     return where
 
 
-def generate(files, prompts: list[str], max_tokens: int = 48, threads: int = 1, timeout: float = 600,
+def generate(files, prompts: list[str], max_tokens: int = 48, threads: int | None = None, timeout: float = 1800,
              where=None) -> list[list[Generated]]:
-    """Each file's greedy continuation of each prompt text (special tokens written out) in llama.cpp."""
+    """Each file's greedy continuation of each prompt text (special tokens written out) in llama.cpp.
+
+    ``threads``: llama.cpp's CPU threads; by default one for a small model (its threads, like torch's, spin while
+    they wait for each other on shared cores: ``ftlab.machine.use_cpu_threads``), every core for a larger one.
+    """
+    from ftlab.machine import SMALL_MODEL_PARAMS
+
     where = Path(where or folder())
     if (why := missing(where)) is not None:
         raise LlamaCppError(why)
@@ -117,6 +123,9 @@ def generate(files, prompts: list[str], max_tokens: int = 48, threads: int = 1, 
     for file in files:
         if not Path(file).is_file():
             raise LlamaCppError(f"{file}: no such GGUF file (ftlab.write_gguf writes one)")
+    if threads is None:  # an f16 file holds two bytes a parameter, a quantized one fewer
+        small = max(Path(f).stat().st_size for f in files) < 2 * SMALL_MODEL_PARAMS
+        threads = 1 if small else os.cpu_count() or 1
     longest = max((len(p.encode()) for p in prompts), default=0)  # a token holds at least one byte
     job = {"files": files, "prompts": list(prompts), "max_tokens": max_tokens, "threads": threads,
            "context_size": longest + max_tokens + 8, "modules": str(where / "node_modules")}

@@ -215,8 +215,9 @@ def machine_precision() -> str:
 
 def tiny_model(quantization: str | None = None, path: str | os.PathLike | None = None, progress: bool = True,
                precision: str | None = None):
-    """ftlab's tiny offline model and tokenizer; built and briefly pre-trained at first use, then cached.
+    """ftlab's tiny offline model and tokenizer: the pre-trained copy ftlab ships, copied into the cache at first use.
 
+    To watch it pre-train instead: ``ftlab.models.tiny.build("my-tiny")``, then ``tiny_model(path="my-tiny")``.
     Its weights load in ``precision`` (default: as ``load_model``'s, fp16 on a T4 or a rehearsed one, fp32 on a
     CPU); a 4-bit model computes in it too.
     """
@@ -236,12 +237,13 @@ def tiny_model(quantization: str | None = None, path: str | os.PathLike | None =
 
 
 def tiny_folder(progress: bool = True, path: str | os.PathLike | None = None) -> Path:
-    """The folder of ftlab's tiny model (``path``, default its place in ftlab's cache), built there once."""
+    """The folder of ftlab's tiny model (``path``, default its place in ftlab's cache): the pre-trained copy ftlab
+    ships, copied there once (built and pre-trained there only if this installation lacks it)."""
     path = Path(path or tiny.cache_dir())
     if not (path / "config.json").exists():
         # the tiny model's rule, one thread on a CPU: on 2 shared cores a build took 97 s with one, 624 s with two
         use_cpu_threads()
-        tiny.build(path, progress=progress)
+        tiny.install(path, progress=progress)
     return path
 
 

@@ -7,20 +7,32 @@ same care. Its layers are 256 wide, so the course's LoRA (r 16 on the attention 
 genuinely low-rank update that trains a few percent of the weights, as on TinyLlama.
 
 Its byte-level BPE tokenizer is built deterministically from ftlab's synthetic tasks and some plain
-English sentences (so it can encode any text, Chinese included). At first use the model is briefly
-pre-trained on ftlab's instruction *skills* and on those sentences, which use the words the course's
-new tasks answer with ("good", "day", "to", "you", ...), then cached on disk (see ``build``; it prints
-its time). Fine-tuning it on a *new* task then shows real learning, never a faked number.
+English sentences (so it can encode any text, Chinese included). The model is briefly pre-trained
+(``PRETRAIN``: 800 steps from seed 0) on ftlab's instruction *skills* and on those sentences, which use the
+words the course's new tasks answer with ("good", "day", "to", "you", ...). Fine-tuning it on a *new* task
+then shows real learning, never a faked number.
+
+ftlab ships the pre-trained model (``SHIPPED``, 6.3 MB: the weights in fp32, the tokenizer, and ``pretrain.json``
+with the loss of every pre-training step), so a first ``ftlab demo`` copies it into the cache in milliseconds
+instead of pre-training for minutes. ``python -m ftlab.models build-tiny`` rebuilds it from the
+recipe (the maintainers' command; tests/test_tiny_shipped.py checks that a rebuild reproduces it), and
+``build("my-tiny")`` pre-trains one for a learner who wants to watch it happen, printing each 50th step.
 """
 
 from __future__ import annotations
 
+import json
+import platform
 import random
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 from ftlab.data.course_sets.synthetic import NAMES, THINGS, instructions
+from ftlab.files.atomic import atomic_folder
 from ftlab.files.cache import cache_root, save_atomically
+from ftlab.machine import use_cpu_threads
 from ftlab.templates.template import CHAT_TEMPLATE, ROLE_TAGS
 
 TINY_VERSION = "v2"  # bump when the recipe below changes, so old caches are not reused
@@ -29,6 +41,8 @@ ARCHITECTURE = dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                     num_key_value_heads=2, max_position_embeddings=256)
 PRETRAIN = dict(rows=6000, sentences=2000, steps=800, batch_size=32, learning_rate=1e-3, seed=0)
 SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+SHIPPED = Path(__file__).with_name("tiny_pretrained")  # the pre-trained model in the package (package-data)
+RECORD = "pretrain.json"  # beside the weights: the recipe, every step's loss, the time, what built it
 
 
 def cache_dir() -> Path:
@@ -104,8 +118,12 @@ def build_model(tokenizer, seed: int = 0):
 
 
 def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, learning_rate: float,
-             seed: int = 0, progress: bool = True, prose: list[str] = ()) -> list[float]:
-    """A plain PyTorch loop over whole chats and sentences (loss on every token): it makes the tiny model a base."""
+             seed: int = 0, progress: bool = True, prose: list[str] = (), stop_after: int | None = None) -> list[float]:
+    """A plain PyTorch loop over whole chats and sentences (loss on every token): it makes the tiny model a base.
+
+    ``stop_after``: only the first steps of the ``steps``-step run (its schedule unchanged): a check that a rebuild
+    starts as the recorded one did takes seconds.
+    """
     import torch
 
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
@@ -117,7 +135,7 @@ def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, le
                                                    pct_start=0.1)
     model.train()
     losses, started = [], time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(1, (stop_after or steps) + 1):
         batch = tokenizer(rng.sample(texts, batch_size), add_special_tokens=False, padding=True,
                           return_tensors="pt")
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
@@ -136,7 +154,16 @@ def pretrain(model, tokenizer, rows: list[dict], steps: int, batch_size: int, le
 
 
 def build(path: Path | None = None, progress: bool = True) -> Path:
-    """Build, pre-train and save the tiny model (atomically: a crash never leaves half a model)."""
+    """Build, pre-train and save the tiny model (atomically: a crash never leaves half a model); prints its steps.
+
+    ``ftlab.tiny_model()`` copies the pre-trained model ftlab ships instead; call this to watch pre-training
+    (``build("my-tiny")``, then ``ftlab.tiny_model(path="my-tiny")``): a minute or a few on one CPU thread
+    (``pretrain.json`` in ``SHIPPED`` records how long the shipped one took, and on what).
+    """
+    import tokenizers
+    import torch
+    import transformers
+
     path = Path(path or cache_dir())
     started = time.perf_counter()
     rows = instructions(PRETRAIN["rows"], "skills", seed=PRETRAIN["seed"])
@@ -144,12 +171,49 @@ def build(path: Path | None = None, progress: bool = True) -> Path:
     tokenizer = build_tokenizer(rows, prose)
     model = build_model(tokenizer, seed=PRETRAIN["seed"])
     if progress:
-        print(f"Building ftlab's tiny model once ({model.num_parameters() / 1e6:.2f}M parameters); "
-              f"it is cached in {path}.", flush=True)
+        print(f"Building ftlab's tiny model ({model.num_parameters() / 1e6:.2f}M parameters); "
+              f"it is saved in {path}.", flush=True)
     losses = pretrain(model, tokenizer, rows, steps=PRETRAIN["steps"], batch_size=PRETRAIN["batch_size"],
                       learning_rate=PRETRAIN["learning_rate"], seed=PRETRAIN["seed"], progress=progress,
                       prose=prose)
+    seconds = time.perf_counter() - started
     if progress:
-        print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-    return save_atomically(path, model, tokenizer,
-                           {"pretrain_loss.txt": f"{losses[0]:.4f} {losses[-1]:.4f}\n"})
+        print(f"  built in {seconds:.0f} s", flush=True)
+    record = {"version": TINY_VERSION, "architecture": ARCHITECTURE, "pretrain": PRETRAIN, "seconds": round(seconds, 1),
+              "torch_threads": torch.get_num_threads(), "losses": [round(loss, 6) for loss in losses],
+              "built_with": {"python": platform.python_version(), "torch": torch.__version__,
+                             "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+                             "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}}
+    return save_atomically(path, model, tokenizer, {RECORD: json.dumps(record, indent=1) + "\n"})
+
+
+def shipped() -> bool:
+    """Whether this installation holds the pre-trained tiny model whole (weights, tokenizer and record)."""
+    return all((SHIPPED / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer.json", RECORD))
+
+
+def install(path: Path | None = None, progress: bool = True) -> Path:
+    """The tiny model in ``path`` (default: the cache): the pre-trained copy ftlab ships, copied (milliseconds);
+    built and pre-trained here only if this installation lacks it."""
+    path = Path(path or cache_dir())
+    if not shipped():
+        return build(path, progress=progress)
+    copy_model(SHIPPED, path)
+    return path
+
+
+def copy_model(source: Path, target: Path, replace: bool = False) -> None:
+    """Every file of the saved model ``source`` into ``target``, whole or not at all."""
+    with atomic_folder(target, replace=replace) as staging:
+        for file in sorted(Path(source).iterdir()):
+            if file.is_file():
+                shutil.copy2(file, staging / file.name)
+
+
+def rebuild(target: Path = SHIPPED) -> Path:
+    """Pre-train the tiny model from its recipe into ``target`` (default ``SHIPPED``, the copy ftlab ships), on one
+    thread as at a learner's first use; ``python -m ftlab.models build-tiny`` runs it (then commit the folder)."""
+    use_cpu_threads()
+    with tempfile.TemporaryDirectory() as folder:
+        copy_model(build(Path(folder) / "tiny"), Path(target), replace=True)
+    return Path(target)
