@@ -11,7 +11,7 @@ llama.cpp is ready). ``generate(files, prompts)`` runs ``llama_cpp.mjs`` (beside
 loads each file, tokenizes each prompt as llama.cpp does, and generates greedily (temperature 0) up to an
 end-of-turn token. ``answers(files, tokenizer, prompts)`` builds the prompts with the model's own chat template
 (``ftlab.templates.Template``), as ``ftlab.evaluation.answers`` does for transformers, and decodes the answers.
-llama.cpp runs a small model on one CPU thread, ftlab's rule for small models on shared cores.
+llama.cpp runs a small model, or any model on two cores, on one CPU thread (``generate`` says why).
 """
 
 from __future__ import annotations
@@ -111,8 +111,10 @@ def generate(files, prompts: list[str], max_tokens: int = 48, threads: int | Non
              where=None) -> list[list[Generated]]:
     """Each file's greedy continuation of each prompt text (special tokens written out) in llama.cpp.
 
-    ``threads``: llama.cpp's CPU threads; by default one for a small model (its threads, like torch's, spin while
-    they wait for each other on shared cores: ``ftlab.machine.use_cpu_threads``), every core for a larger one.
+    ``threads``: llama.cpp's CPU threads (``FTLAB_CPU_THREADS`` in the environment wins). By default one for a
+    small model, or on a machine of two cores, else every core. llama.cpp's threads spin while they wait for each
+    other, as torch's do (``ftlab.machine.use_cpu_threads``): SmolLM2's three files answering 4 prompts (24 tokens
+    each) took 8-15 s on one thread and 14 s on two, but 203 s on two beside other busy processes (2 cores, load 4-5).
     """
     from ftlab.machine import SMALL_MODEL_PARAMS
 
@@ -125,7 +127,8 @@ def generate(files, prompts: list[str], max_tokens: int = 48, threads: int | Non
             raise LlamaCppError(f"{file}: no such GGUF file (ftlab.write_gguf writes one)")
     if threads is None:  # an f16 file holds two bytes a parameter, a quantized one fewer
         small = max(Path(f).stat().st_size for f in files) < 2 * SMALL_MODEL_PARAMS
-        threads = 1 if small else os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+        threads = int(os.environ.get("FTLAB_CPU_THREADS") or (1 if small or cores <= 2 else cores))
     longest = max((len(p.encode()) for p in prompts), default=0)  # a token holds at least one byte
     job = {"files": files, "prompts": list(prompts), "max_tokens": max_tokens, "threads": threads,
            "context_size": longest + max_tokens + 8, "modules": str(where / "node_modules")}
