@@ -52,7 +52,7 @@ class Environment:
     python: str
     torch: str
     gpu_choice: str | None = None  # what setup() did about several visible GPUs (Kaggle's T4 x2)
-    tiny_params: int | None = None  # counted from the saved tiny model; None until it is built
+    tiny_params: int | None = None  # counted from the saved tiny model (cached, or the copy ftlab ships)
     rehearsed: str | None = None  # "T4" while a T4 is rehearsed on the CPU (FTLAB_REHEARSE): decisions as on it
 
     @property

@@ -1,6 +1,6 @@
 """``ftlab demo``: one complete round, start to finish, on whatever machine this is, recorded in the lab.
 
-On a CPU, or without the Hub, it fine-tunes ftlab's tiny model (seconds on 2 cores, once the model is built); on a
+On a CPU, or without the Hub, it fine-tunes ftlab's tiny model (seconds on 2 cores: ftlab ships it pre-trained); on a
 GPU with the Hub, TinyLlama-1.1B-Chat. The task is new to both models: greet someone politely in a
 fixed style. It prints a few lines: the answers before, one progress line per evaluation, the answers
 after, and the round's summary. The round goes into the lab book (``ftlab.Lab.default()``, or

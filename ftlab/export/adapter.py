@@ -144,7 +144,7 @@ def load_adapter(folder, quantization: str | None = "as saved"):
 
 def base_folder(name: str) -> Path:
     """A local folder with the base model's safetensors files: ftlab's tiny model, a folder, or a Hub download."""
-    source, _ = resolve(name)  # ftlab's tiny model built once, a GGUF dequantized once
+    source, _ = resolve(name)  # ftlab's tiny model copied into the cache once, a GGUF dequantized once
     if Path(source).is_dir():
         return Path(source)
     from huggingface_hub import snapshot_download

@@ -28,8 +28,10 @@ checked before anything is written. The merged folder is checked first: an adapt
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from pathlib import Path
 
+from ftlab.export import ollama
 from ftlab.export.gguf_vocab import CONVERTER, Vocabulary, VocabularyError, read_vocabulary
 from ftlab.files.atomic import atomic_file, atomic_write_text, claim
 from ftlab.files.records import read_json
@@ -68,11 +70,9 @@ def written_by_ftlab(path: Path) -> bool:
 
 def modelfile_by_ftlab(path: Path) -> bool:
     """True for an Ollama Modelfile ``write_gguf`` wrote (its first line says so)."""
-    from ftlab.export.ollama import MARK as MODELFILE_MARK
-
     try:
         with open(path, encoding="utf-8") as f:
-            return f.readline().startswith(MODELFILE_MARK)
+            return f.readline().startswith(ollama.MARK)
     except (OSError, UnicodeDecodeError):
         return False
 
@@ -92,8 +92,6 @@ def quantizer_missing(dtype: str) -> str | None:
         try:
             quants.quantize(np.zeros((1, 256), dtype=np.float32), GGMLQuantizationType[name])
         except NotImplementedError:
-            from importlib.metadata import version
-
             return f"the installed gguf package ({version('gguf')}) has no {name} quantizer"
     return None
 
@@ -164,7 +162,7 @@ def write_gguf(folder, output, dtype: str = "f16", replace: bool = False, modelf
     except VocabularyError as error:
         raise GGUFExportError(str(error)) from None
     if modelfile:  # both outputs are claimed before either is written
-        claim(modelfile_path(output), "Ollama Modelfile", replace, ours=modelfile_by_ftlab)
+        claim(modelfile_path(output), ollama.KIND, replace, ours=modelfile_by_ftlab)
 
     with atomic_file(output, KIND, replace, ours=written_by_ftlab) as temp:
         writer = GGUFWriter(str(temp), "llama", use_temp_file=True)
@@ -187,7 +185,6 @@ def _write(writer, folder: Path, config: dict, vocabulary: Vocabulary, dtype: st
         get_tensor_name_map,
         quants,
     )
-
 
     heads = config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads") or heads
@@ -258,11 +255,9 @@ def _add_tokenizer(writer, vocabulary: Vocabulary) -> None:
 
 
 def _write_modelfile(folder: Path, output: Path, vocabulary: Vocabulary) -> None:
-    from ftlab.export.ollama import modelfile
-
     def render(messages, add_generation_prompt):
         return vocabulary.tokenizer.apply_chat_template(messages, chat_template=vocabulary.chat_template, tokenize=False,
                                              add_generation_prompt=add_generation_prompt)
 
-    atomic_write_text(modelfile_path(output), modelfile(output.name, render, vocabulary.stops, vocabulary.template_bos,
+    atomic_write_text(modelfile_path(output), ollama.modelfile(output.name, render, vocabulary.stops, vocabulary.template_bos,
                                                         folder.name))

@@ -25,10 +25,14 @@ tokenizes as the model was trained. A tokenizer of another kind is refused with 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ftlab.templates.template import Template
 
 CONVERTER = ("llama.cpp's own converter: python convert_hf_to_gguf.py MERGED_FOLDER --outtype f16 (from a clone of "
              "https://github.com/ggml-org/llama.cpp)")
@@ -104,12 +108,7 @@ def _kind(folder: Path, backend: dict) -> tuple[str, str | None, bool | None]:
 
 def read_vocabulary(folder: Path, vocab_size: int) -> Vocabulary:
     """The tokenizer saved in ``folder`` as a GGUF file holds it, for a model with ``vocab_size`` embedding rows."""
-    import contextlib
-    import io
-
     from transformers import AutoTokenizer
-
-    from ftlab.templates.template import Template
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if not getattr(tokenizer, "is_fast", False):

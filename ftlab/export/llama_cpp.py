@@ -26,6 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftlab.files.cache import cache_root
+from ftlab.machine import SMALL_MODEL_PARAMS
+from ftlab.templates.template import Template
+
 VERSION = "3.22.1"  # node-llama-cpp's version: the one tests/test_llama_cpp.py runs in CI
 NODE_MAJOR = 20  # node-llama-cpp 3 needs Node.js 20 or newer
 SCRIPT = Path(__file__).with_name("llama_cpp.mjs")
@@ -50,8 +54,6 @@ class Generated:
 
 def folder() -> Path:
     """Where node-llama-cpp is installed: ``$FTLAB_LLAMA_CPP``, or ``llama-cpp`` in ftlab's cache."""
-    from ftlab.files.cache import cache_root
-
     return Path(os.environ.get("FTLAB_LLAMA_CPP") or cache_root() / "llama-cpp")
 
 
@@ -116,8 +118,6 @@ def generate(files, prompts: list[str], max_tokens: int = 48, threads: int | Non
     other, as torch's do (``ftlab.machine.use_cpu_threads``): SmolLM2's three files answering 4 prompts (24 tokens
     each) took 8-15 s on one thread and 14 s on two, but 203 s on two beside other busy processes (2 cores, load 4-5).
     """
-    from ftlab.machine import SMALL_MODEL_PARAMS
-
     where = Path(where or folder())
     if (why := missing(where)) is not None:
         raise LlamaCppError(why)
@@ -154,8 +154,6 @@ def answers(files, tokenizer, prompts: list, max_new_tokens: int = 48, template=
     ``tokenizer`` is the model's own (it writes the prompts and decodes the answers as ``ftlab.evaluation``
     does for transformers).
     """
-    from ftlab.templates.template import Template
-
     template = template or Template.chat(tokenizer)
     texts = [template.prompt(p) for p in prompts]
     stops = set(template.stop_token_ids)

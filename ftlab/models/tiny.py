@@ -13,10 +13,11 @@ words the course's new tasks answer with ("good", "day", "to", "you", ...). Fine
 then shows real learning, never a faked number.
 
 ftlab ships the pre-trained model (``SHIPPED``, 6.3 MB: the weights in fp32, the tokenizer, and ``pretrain.json``
-with the loss of every pre-training step), so a first ``ftlab demo`` copies it into the cache in milliseconds
-instead of pre-training for minutes. ``python -m ftlab.models build-tiny`` rebuilds it from the
-recipe (the maintainers' command; tests/test_tiny_shipped.py checks that a rebuild reproduces it), and
-``build("my-tiny")`` pre-trains one for a learner who wants to watch it happen, printing each 50th step.
+with the loss of every pre-training step), so a first ``ftlab demo`` copies it into the cache in a fraction of a
+second instead of pre-training for minutes (benchmarks/bench_tiny.py times both). ``python -m ftlab.models
+build-tiny`` rebuilds it from the recipe (the maintainers' command; tests/test_tiny_shipped.py checks that a
+rebuild reproduces it), and ``build("my-tiny")`` pre-trains one for a learner who wants to watch it happen,
+printing every 50th step.
 """
 
 from __future__ import annotations
