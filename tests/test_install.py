@@ -47,7 +47,9 @@ def test_the_repository_is_named_in_one_place():
     assert named and all(m == owner_name for _, m in named), sorted(n for n in named if n[1] != owner_name)
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert all(url.startswith(install.REPOSITORY) for url in urls.values())
-    in_code = [p.name for p in (ROOT / "ftlab").rglob("*.py") if "github.com/" in p.read_text()]
+    # other projects' repositories may be cited (llama.cpp's converter in export/gguf_vocab.py); ftlab's own is
+    # written once
+    in_code = [p.name for p in (ROOT / "ftlab").rglob("*.py") if owner_name in p.read_text()]
     assert in_code == ["install.py"]
 
 
