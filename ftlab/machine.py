@@ -24,6 +24,7 @@ Facts, read without importing torch where it can be avoided, and the rules that 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -280,3 +281,15 @@ def hub_unavailable(name: str, what: str, instead: str,
     message ending with ``instead``, what to use offline. ``error``: a subclass that also says what failed."""
     return error(f"Cannot load {name!r}: the Hugging Face Hub is not reachable here (offline, HF_HUB_OFFLINE=1, "
                  f"or Kaggle with its internet off) and {what} is not in the local cache. {instead}")
+
+
+def cpu_description() -> str:
+    """The CPU's model name, its logical cores and the load average, for a rendering's header or a benchmark."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    load = f", load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return f"{name} ({os.cpu_count()} logical cores{load})"

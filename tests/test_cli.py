@@ -70,7 +70,7 @@ def test_demo_is_quiet_and_recorded_in_the_lab_that_runs_shows_next(tmp_path, ti
                          timeout=300, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    assert "using ftlab's tiny model" in out.stdout and "before -> after" in out.stdout
+    assert "Model: ftlab's tiny model" in out.stdout and "before -> after" in out.stdout
     assert any(line.startswith("Eval loss") for line in lines) and "Recorded as round 1" in out.stdout
     # a few readable lines: no raw log dicts, no progress bars
     assert len(lines) < 20 and "{'loss'" not in out.stdout, out.stdout

