@@ -156,10 +156,15 @@ def case_lr_reading(tiny):
     assert_no_answer(failure(checks.check_lr_reading, finding, bottom / 10, bottom / 10), bottom)
 
 
+_IDS = iter(range(1, 10**6))
+
+
 def _round(name, lr, status="succeeded", before=3.0, after=1.0):
-    """A lab round as the learning-rate checks read it."""
-    return SimpleNamespace(name=name, config=SimpleNamespace(learning_rate=lr), status=status,
-                           metrics={"eval_loss_before": before, "eval_loss": after}, verdict=lambda: status)
+    """A lab round as the learning-rate checks read it (ids count up, as a lab's do)."""
+    failure = {"kind": "divergence"} if status == "diverged" else None
+    return SimpleNamespace(id=next(_IDS), name=name, config=SimpleNamespace(learning_rate=lr), status=status,
+                           failure=failure, metrics={"eval_loss_before": before, "eval_loss": after},
+                           verdict=lambda: status)
 
 
 def case_lr_advice(tiny):

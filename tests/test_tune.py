@@ -243,48 +243,24 @@ def test_sweep_runs_at_most_its_budget_of_rounds(tiny_path, greet_data, tmp_path
 
 # ------------------------------------------------------------------------------------------ exercise 05's checks
 def test_exercise_checks_say_what_is_wrong_without_giving_the_answer(found, tmp_path):
+    """Each wrong reading is drawn from this run's own curve (its lowest point, its last lr tried), so the case it
+    tests exists on any CPU, however far that CPU's curve runs before it diverges."""
     import ftlab
     from ftlab.course.checks import CheckFailed, check_lr_reading, check_lr_rounds
 
     finding = found[0]
+    low, last = finding.lrs[0], finding.lrs[-1]
     bottom = finding.lrs[finding.smoothed.index(min(finding.smoothed))]
+    assert low < finding.steepest < bottom <= last, finding  # the curve falls, then stops falling: a range test
     secrets = [f"{v:.2g}" for v in (finding.suggestion, finding.steepest, bottom, finding.diverged_at or 0)]
-    for good, high, words in ((None, 1e-2, "still None"), (bottom * 2, bottom * 4, "stopped falling"),
-                              (finding.steepest, bottom / 10, "still falling"), (10.0, 20.0, "inside the range")):
+    for good, high, words in ((None, 1e-2, "still None"), (bottom, last, "stopped falling"),
+                              (finding.steepest, low, "still falling"), (10.0, 20.0, "inside the range")):
         with pytest.raises(CheckFailed, match=words) as failed:
             check_lr_reading(finding, good, high)
         assert not any(s in str(failed.value) for s in secrets), failed.value
-    assert check_lr_reading(finding, finding.steepest, finding.diverged_at or finding.lrs[-1])
+    assert check_lr_reading(finding, finding.steepest, finding.diverged_at or last)
     with pytest.raises(CheckFailed, match="no round named 'good'"):
         check_lr_rounds(ftlab.Lab(tmp_path / "lab"), 1e-3, 1e-1)
-
-
-def test_the_advice_check_says_what_is_wrong_without_giving_the_learning_rate(tiny_path, greet_data, tmp_path):
-    import dataclasses
-
-    import ftlab
-    from ftlab.course.checks import CheckFailed, check_lr_advice
-
-    model, tokenizer = ftlab.tiny_model(path=tiny_path)
-    train, eval = greet_data
-    config = ftlab.RoundConfig.preset("cpu-tiny", max_steps=12, eval_steps=None, logging_steps=4)
-    calm, broken = ftlab.Lab(tmp_path / "calm"), ftlab.Lab(tmp_path / "broken")
-    calm.train(dataclasses.replace(config, learning_rate=3e-3), model, tokenizer, train, eval[:4], name="diverges",
-               samples=0)
-    with pytest.raises(CheckFailed, match="still None"):
-        check_lr_advice(calm, None, 1e-3)
-    with pytest.raises(CheckFailed, match="is succeeded, not diverged") as failed:
-        check_lr_advice(calm, 3e-3, 3e-4)
-    assert "Revisit" in str(failed.value)
-    round_ = broken.train(dataclasses.replace(config, learning_rate=0.9), model, tokenizer, train, eval[:4],
-                          name="diverges", samples=0)
-    assert round_.status == "diverged", round_.verdict()
-    for wrong in (0.5, 0.9, "0.09"):
-        with pytest.raises(CheckFailed, match="does not follow the lab's advice") as failed:
-            check_lr_advice(broken, 0.9, wrong)
-        assert "0.09" not in str(failed.value)  # the advised value itself is never printed
-    with pytest.raises(CheckFailed, match="no round named 'advised'"):
-        check_lr_advice(broken, 0.9, 0.09)
 
 
 def test_a_sweep_space_with_nothing_to_try_is_named_before_any_round(tmp_path):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 from ftlab.course.checks.base import CheckFailed, mistake, passed, still_none
+from ftlab.lab.failures import COLLAPSE
+
+BROKE = ("diverged", "collapsed")  # the lab stopped the round, or a score fell while its loss stayed finite
 
 
 def _lr_range(finding) -> tuple[float, float]:
@@ -53,41 +56,61 @@ def check_lr_rounds(lab, good_lr, too_high_lr) -> bool:
     if after > 0.8 * before:
         raise CheckFailed("round 'good' barely learned (its eval loss fell less than 20%).\nHint: revisit where "
                           "the range test's loss falls fastest; a step much smaller than that hardly moves.")
-    worse = bad.status in ("diverged", "failed") or (bad.metrics.get("eval_loss") or 0) > after + 0.3 * (before - after)
+    worse = bad.status in (*BROKE, "failed") or (bad.metrics.get("eval_loss") or 0) > after + 0.3 * (before - after)
     if not worse:
         raise CheckFailed("round 'too high' learned about as well as 'good': it did not diverge.\nHint: revisit "
                           "where the smoothed loss climbs back in the range test, and predict higher.")
     return passed("the prediction holds: 'good' learned, 'too high' " +
-                   ("diverged" if bad.status == "diverged" else "learned clearly worse"))
+                  (bad.status if bad.status in BROKE else "learned clearly worse"))
+
+
+def advised_bound(round_) -> float:
+    """The highest learning rate the lab's advice for a broken round allows: ten times lower after a divergence,
+    three times lower after an accuracy collapse (``ftlab.lab.failures``)."""
+    kind = (round_.failure or {}).get("kind")
+    return round_.config.learning_rate / (3 if kind == COLLAPSE else 10) * (1 + 1e-9)
+
+
+def latest(lab, name: str):
+    """The newest round named ``name`` (a learner may train it again after a first try), or None."""
+    named = [r for r in lab.rounds() if r.name == name]
+    return max(named, key=lambda r: r.id) if named else None
+
+
+def learned(round_) -> bool:
+    """Succeeded (no divergence, no collapse) and its eval loss fell by at least a fifth."""
+    before, after = round_.metrics.get("eval_loss_before"), round_.metrics.get("eval_loss")
+    return round_.status == "succeeded" and before is not None and after is not None and after <= 0.8 * before
 
 
 def check_lr_advice(lab, diverging_lr, advised_lr) -> bool:
-    """Exercise 05: a round named "diverges" that the lab recorded as diverged, and a round named "advised" at
-    the learning rate its advice gives, which learns."""
+    """Exercise 05: a round named "diverges" that the lab recorded as broken (diverged, or an accuracy collapse),
+    and a round named "advised" at a learning rate its advice allows, which learns."""
     still_none("diverging_lr", diverging_lr)
     still_none("advised_lr", advised_lr)
-    rounds = {r.name: r for r in lab.rounds()}
 
     def trained(name: str, lr):
-        if name not in rounds:
+        round_ = latest(lab, name)
+        if round_ is None:
             raise CheckFailed(f"the lab has no round named {name!r}: train it with lab.train(..., name={name!r}).")
-        if not math.isclose(rounds[name].config.learning_rate, lr, rel_tol=1e-3):
+        if not isinstance(lr, int | float) or not math.isclose(round_.config.learning_rate, lr, rel_tol=1e-3):
             raise CheckFailed(f"round {name!r} did not train at the learning rate you chose for it; set "
                               "learning_rate in its RoundConfig to that value.")
-        return rounds[name]
+        return round_
 
     broken = trained("diverges", diverging_lr)
-    if broken.status != "diverged":
-        mistake(f"round 'diverges' is {broken.status}, not diverged: at this learning rate the lab saw no NaN and "
-               "no exploding loss", "where the range test stopped: it spent a few steps at each lr, a round spends "
-               "all of its steps at one, and only a lr well past that point blows up")
-    if not isinstance(advised_lr, int | float) or not 0 < advised_lr <= diverging_lr / 10 * (1 + 1e-9):
+    if broken.status not in BROKE:
+        mistake(f"round 'diverges' is {broken.status}, not broken: at this learning rate the lab saw no NaN, no "
+                "exploding loss and no collapse of its score (train it with score=exact_match, as the others)",
+                "where the range test stopped: it spent a few steps at each lr, a round spends all of its steps at "
+                "one, and only a lr well past that point breaks a round")
+    if not isinstance(advised_lr, int | float) or not 0 < advised_lr <= advised_bound(broken):
         mistake("advised_lr does not follow the lab's advice for round 'diverges'",
-               "the advice printed under the round's verdict: by how much it says to lower the learning rate")
+                "the advice printed under the round's verdict: by how much it says to lower the learning rate")
     advised = trained("advised", advised_lr)
-    before, after = advised.metrics.get("eval_loss_before"), advised.metrics.get("eval_loss")
-    if advised.status != "succeeded" or before is None or after is None or after > 0.8 * before:
-        mistake(f"round 'advised' is {advised.status} and did not learn (its eval loss fell less than 20%)",
-               "the advice says how much lower at least, not as low as you like: steps far too small barely move "
-               "the weights in a short round")
-    return passed("'diverges' blew up, and following the lab's advice gave a round that learns")
+    if not learned(advised):
+        mistake(f"round 'advised' is {advised.status} and did not learn as a round should (its eval loss must fall "
+                "by a fifth or more, its score must not collapse)",
+                "the advice gives a bound, not a value: the rate must be at most what it says, and still one at which "
+                "a round learns; the range test's curve says where that is")
+    return passed("'diverges' broke, and following the lab's advice gave a round that learns")
