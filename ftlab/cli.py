@@ -89,6 +89,8 @@ def show_runs(args) -> int:
     print(lab.to_markdown(baseline=baseline))
     for round_ in damaged:  # the table's cell is cut by the terminal: the whole message once, below it
         print(round_.verdict())
+    if any(r.tracker_files and r.record["tracker"]["name"] == "tensorboard" for r in rounds):
+        print(f"\nTensorBoard curves of every round: tensorboard --logdir {lab.path}")
     return 0
 
 
