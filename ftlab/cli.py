@@ -89,6 +89,8 @@ def show_runs(args) -> int:
     print(lab.to_markdown(baseline=baseline))
     for round_ in damaged:  # the table's cell is cut by the terminal: the whole message once, below it
         print(round_.verdict())
+    if any(r.tracker_files and r.record["tracker"]["name"] == "tensorboard" for r in rounds):
+        print(f"\nTensorBoard curves of every round: tensorboard --logdir {lab.path}")
     return 0
 
 
@@ -114,14 +116,18 @@ def train_from_file(args) -> int:
             print(spec.config)
         return 0
     quiet_known_noise()  # before the learning stack is imported: its import-time notes are noise here
-    from ftlab.round.progress import LossLines
+    from ftlab.round.progress import KEEP_TRAINERS, LossLines
 
     with contextlib.ExitStack() as quiet:
         if not is_main():  # the other processes' lines would repeat the main one's
             quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
         setup(verbose=True, model=spec.model)  # the banner speaks of the file's model
         callbacks = []
-        if not args.verbose:  # one line per evaluation; the lab keeps the trainer's own lines in its folder
+        if args.verbose:  # the trainer's own bars and dictionaries, as the help says; unset again after the round
+            quiet.callback(lambda old=os.environ.get(KEEP_TRAINERS): os.environ.pop(KEEP_TRAINERS) if old is None
+                           else os.environ.update({KEEP_TRAINERS: old}))
+            os.environ[KEEP_TRAINERS] = "1"
+        else:  # one line per evaluation
             callbacks = [LossLines(sys.stdout)]
             quiet.enter_context(quiet_libraries(transformers_bars=True, transformers_logs=True))
             quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))

@@ -308,7 +308,7 @@ def test_default_lab_survives_the_platforms_disconnects(monkeypatch, capsys):
 def test_wandb_without_a_key_logs_offline_instead_of_prompting(monkeypatch, tmp_path, capsys):
     import importlib.util
 
-    from ftlab.lab.capture import tracker_env
+    from ftlab.round.trackers import tracker_env
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "wandb" else

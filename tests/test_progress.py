@@ -137,3 +137,30 @@ def test_ftlab_train_and_demo_print_one_line_per_evaluation():
     assert [line.split(" (")[0] for line in shown[1:]] == ["  step    5/10: train loss 0.200, eval loss 0.400",
                                                           "  step   10/10: train loss 0.100, eval loss 0.200"]
     assert LossLines.replaces_progress  # the trainer's own bars and printer are dropped beside it
+
+
+def test_a_script_prints_ftlabs_lines_not_the_trainers_dictionaries_and_bars(tiny_path, greet_data, tmp_path, capfd,
+                                                                            monkeypatch):
+    """A round outside a notebook (this test process is one, as a script is): ftlab's lines on stdout, none of
+    TRL's metric dictionaries or tqdm bars on stdout or stderr, for a lab round and for ``train_round`` alone."""
+    import ftlab
+    from ftlab.config import RoundConfig
+    from ftlab.round.progress import KEEP_TRAINERS
+
+    config = RoundConfig.preset("cpu-tiny", max_steps=4, eval_steps=2, logging_steps=2)
+    run = ftlab.Lab(tmp_path / "lab").train(config, *ftlab.tiny_model(path=tiny_path), *greet_data, samples=0)
+    ftlab.train_round(config, *ftlab.tiny_model(path=tiny_path), greet_data[0], output_dir=str(tmp_path / "plain"))
+    out, err = capfd.readouterr()
+    assert run.status == "succeeded"
+    lines = out.splitlines()
+    assert "  before training: eval loss" in out and any(line.startswith("  step    4/4: train loss") for line in lines)
+    assert sum(line.startswith("  step    4/4: train loss") for line in lines) == 2  # the lab's round, then the plain one
+    for noise in ("{'loss'", "{'eval_loss'", "{'train_runtime'", "it/s]", "s/it]"):
+        assert noise not in out and noise not in err, noise
+    # the round's own stdout.log holds the same lines, not the trainer's
+    assert "eval loss" in (run.path / "stdout.log").read_text(encoding="utf-8")
+    # FTLAB_TRAINER_PROGRESS=1 (ftlab train --verbose): the trainer's own dictionaries, as asked
+    monkeypatch.setenv(KEEP_TRAINERS, "1")
+    ftlab.train_round(RoundConfig.preset("cpu-tiny", max_steps=2, logging_steps=1), *ftlab.tiny_model(path=tiny_path),
+                      greet_data[0], output_dir=str(tmp_path / "verbose"))
+    assert "{'loss'" in capfd.readouterr().out

@@ -16,7 +16,7 @@ package, module by module, as a reader looks for it:
 - ``running``: around one round's training: its checkpoint schedule, its outcome recorded, memory freed.
 - ``provenance``: where and by what it ran: versions, hardware, the process and whether it lives.
 - ``watchers``: trainer callbacks while it trains: live log, heartbeat, checkpoint clock, divergence guard.
-- ``capture``: its printed output teed into the folder, and the tracker (TensorBoard, wandb) it reports to.
+- ``capture``: its printed output teed into the folder (its tracker's files land there too: ``ftlab.round.trackers``).
 - ``failures``: why a round failed (an accuracy collapse too), in a mentor's words.
 - ``directions``: which way a metric is better: higher for scores, lower for losses, declared for the rest.
 - ``storage``: the folder's files: atomic writes, JSONL, secrets scrubbed, round folders, checkpoints.

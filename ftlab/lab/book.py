@@ -26,7 +26,7 @@ from pathlib import Path
 from ftlab.console.lines import warn
 from ftlab.data.splits import warn_if_shared
 from ftlab.distributed import barrier, is_main, share, world_size
-from ftlab.lab.capture import capture_output, tracker_env
+from ftlab.lab.capture import capture_output
 from ftlab.lab.effects import effect
 from ftlab.lab.failures import classify
 from ftlab.lab.materials import RoundInputs, given_inputs, loaded, recorded_inputs
@@ -47,6 +47,7 @@ from ftlab.lab.table import (
     with_unreadable,
 )
 from ftlab.machine import detect_platform
+from ftlab.round.trackers import tracker_folder
 from ftlab.round.train import train_round
 
 __all__ = ["Lab", "Round", "RoundInputs", "Comparison", "NotComparableWarning", "MARKS"]
@@ -241,8 +242,10 @@ class Lab:
         round_.inputs = inputs
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
                                                  if resume_from else None}]
+        tracker = tracker_folder(config.report_to, round_.path)  # train_round points the tracker there
         round_.update(status="running", process=this_process(), heartbeat=now(), ended_at=None, failure=None,
-                      attempts=attempts, hardware=hardware())
+                      attempts=attempts, hardware=hardware(),
+                      tracker={"name": config.report_to, "folder": tracker.name} if tracker else None)
         guard = DivergenceGuard()
         live = [JsonlLog(round_.path / LOG, len(attempts)), Heartbeat(round_),
                 CheckpointClock(round_, CHECKPOINT_MINUTES if world_size() == 1 else None), guard]
@@ -251,8 +254,7 @@ class Lab:
             try:
                 if inputs.problem is not None:  # data that could not be read at the door: a data failure
                     raise inputs.problem
-                with tracker_env(config.report_to):
-                    result = train_on(config, inputs, round_.path, [*live, *(callbacks or [])], resume_from)
+                result = train_on(config, inputs, round_.path, [*live, *(callbacks or [])], resume_from)
                 round_.result = result
                 record_outcome(round_, config, result, guard, inputs, samples, score,
                                reference_scores(self.rounds(), round_))

@@ -1,21 +1,16 @@
-"""Around a lab round as it runs: its printed output kept in its folder, and the tracker it reports to.
+"""Around a lab round as it runs: its printed output kept in its folder.
 
-- ``capture_output`` tees stdout and stderr into ``stdout.log`` / ``stderr.log``, secrets scrubbed,
-  a progress bar kept at its last state rather than at every redraw.
-- ``tracker_env`` sets up TensorBoard / wandb / trackio when asked, without a login prompt.
+``capture_output`` tees stdout and stderr into ``stdout.log`` / ``stderr.log``, secrets scrubbed, a progress
+bar kept at its last state rather than at every redraw. (The tracker a round reports to writes into the
+round's folder too: ``ftlab.round.trackers``.)
 """
 
 from __future__ import annotations
 
-import importlib.util
-import netrc
-import os
 import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-
-from ftlab.config import ConfigError
 
 
 class _Tee:
@@ -64,40 +59,3 @@ def capture_output(folder: Path, scrub):
         for tee in tees:
             if isinstance(tee, _Tee):
                 tee.close()
-
-
-# ------------------------------------------------------------------------------------------ trackers
-@contextmanager
-def tracker_env(report_to: str):
-    """TensorBoard, wandb or trackio when the config asks; never a login prompt (it blocked Kaggle runs).
-
-    wandb logs online when a key is found (``WANDB_API_KEY`` or ``wandb login`` earlier), otherwise
-    offline into ./wandb (``wandb sync`` uploads it later). TensorBoard writes into the round folder.
-    """
-    saved = {name: os.environ.get(name) for name in ("WANDB_MODE", "WANDB_PROJECT")}
-    modules = ("tensorboard", "tensorboardX") if report_to == "tensorboard" else (report_to,)
-    if report_to != "none" and all(importlib.util.find_spec(m) is None for m in modules):
-        raise ConfigError(f"RoundConfig.report_to = {report_to!r} needs the {report_to} package: "
-                          f"pip install {report_to} (or report_to='none')")
-    if report_to == "wandb":
-        logged_in = bool(os.environ.get("WANDB_API_KEY")) or _has_netrc_login("api.wandb.ai")
-        os.environ["WANDB_MODE"] = "online" if logged_in else "offline"
-        os.environ.setdefault("WANDB_PROJECT", "ftlab")
-        if not logged_in:
-            print("wandb: no API key found, so logging offline to ./wandb (no login prompt). "
-                  "Upload later with `wandb sync`, or set WANDB_API_KEY before training.")
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _has_netrc_login(host: str) -> bool:
-    try:
-        return netrc.netrc().authenticators(host) is not None
-    except Exception:  # no ~/.netrc or an unreadable one: not logged in
-        return False

@@ -42,6 +42,13 @@ class Round:
     adapter_dir = property(lambda self: self.path / "adapter")
 
     @property
+    def tracker_files(self) -> Path | None:
+        """Where the round's tracker (``report_to``: TensorBoard, wandb, trackio) wrote, inside its folder; None
+        when it reported to none. ``tensorboard --logdir`` on it (or on the lab) draws its curves."""
+        tracker = self.record.get("tracker") or {}
+        return self.path / tracker["folder"] if tracker.get("folder") else None
+
+    @property
     def metrics(self) -> dict:
         """What the round measured, by name: losses, perplexity, what ran, and its scores (``exact_match``) beside
         them. (Records written before scores sat beside the losses kept them under ``"score"``: read as if beside.)"""

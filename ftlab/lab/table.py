@@ -3,7 +3,8 @@
 ``rounds_table`` lays rounds out like the seeds' hand-kept tables, marking what differs from a
 baseline round and the spread across repeats. Its optimiser, precision and quantization cells say what ran,
 with a substitution marked (``adamw_torch (asked paged_adamw_8bit)``, ``ftlab.round.what_runs``); a round's
-scores are columns beside its losses; a "versions" column appears when rounds ran on other versions of
+scores are columns beside its losses; a "tracker files" column says where a round's TensorBoard (wandb,
+trackio) files are, when some round reported to one; a "versions" column appears when rounds ran on other versions of
 transformers, TRL, PEFT, torch or bitsandbytes. ``compare_rounds`` overlays curves, names the best round by
 each metric (``ftlab.lab.directions``) and warns when rounds cannot be compared (other eval data, template,
 base model or library versions, or more than one knob changed).
@@ -82,6 +83,12 @@ def _cell(value):
     return value
 
 
+def tracker_cell(round_: Round) -> str:
+    """Where the round's tracker wrote, from the lab's folder: ``tensorboard: round-003/tensorboard``."""
+    folder = round_.tracker_files
+    return f"{round_.record['tracker']['name']}: {round_.path.name}/{folder.name}" if folder else ""
+
+
 def failure_cell(failure: dict) -> str:
     """The failure in one cell: its class and message, and for bad data the first row and field to fix."""
     if not failure:
@@ -111,6 +118,7 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
     scores = sorted({k for r in rounds for k in r.scores})
     rows, differs = [], []
     several = any(r.record.get("world_size", 1) > 1 for r in rounds)  # a column only when some round used DDP
+    tracked = any(r.tracker_files for r in rounds)  # a column only when some round reported to a tracker
     libraries = sorted({change.split()[0] for r in rounds for change in version_changes(base, r)},
                        key=VERSIONED.index)  # a column only when some round ran on other versions
     for r in rounds:
@@ -131,6 +139,7 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
             **{s: _cell(r.scores.get(s)) for s in scores},
             "wall time (s)": r.wall_time(), "started": (r.record.get("started_at") or "")[:16].replace("T", " "),
             "failure": failure_cell(failure),
+            **({"tracker files": tracker_cell(r)} if tracked else {}),
             "changed": "(baseline)" if r is base else ", ".join(changed)})
     table = pd.DataFrame(rows).set_index("id")
     for metric in ("eval loss" if table["eval loss"].notna().any() else "train loss", *scores):

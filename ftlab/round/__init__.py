@@ -7,6 +7,7 @@
 - ``shared_base``: the tuned model is a new module tree over the caller's base weights (no second copy).
 - ``useful_tokens``: how much of what the GPU computes is real text; the output layer scoring only the answers.
 - ``progress``: what a round shows while it trains.
+- ``trackers``: TensorBoard, wandb and trackio write into the round's folder, and never prompt for a login.
 - ``lr_finder``: ``lr_find``, the learning-rate range test (throwaway adapters, the same round's code).
 
 The lab (``ftlab.lab``) records each round; ``train_round`` itself knows no lab.

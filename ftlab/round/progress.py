@@ -7,37 +7,43 @@ output updated in place: while training, the step, the time and the latest losse
 ends, a short table of step, train loss and eval loss. Everything the trainer logged stays in the
 round's ``log_history`` (and in a lab round's ``log.jsonl``).
 
-Outside a notebook the trainer keeps its own progress, unless a callback ``replaces_progress``:
-``ftlab demo`` and ``ftlab train`` print ``LossLines``, one line per evaluation.
+Outside a notebook (a script, ``ftlab demo``, ``ftlab train``) a round prints ``LossLines`` instead of the
+trainer's bars and metric dictionaries (``{'eval_loss': '5.841', ...}``, about 800 lines for ten tiny rounds):
+one line per evaluation, and a train-loss line when no evaluation has been printed for ``QUIET_S`` seconds.
+A callback that ``replaces_progress`` (the widget panel's bar) replaces both. ``FTLAB_TRAINER_PROGRESS=1`` keeps the
+trainer's own bars and dictionaries instead (``ftlab train --verbose``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 from transformers import TrainerCallback
 
-from ftlab.console.lines import Line, in_notebook, time_left
+from ftlab.console import lines as console_lines
+from ftlab.console.lines import Line, time_left
 
 MAX_ROWS = 8  # a longer table keeps its first rows, evenly spaced ones and the last
+KEEP_TRAINERS = "FTLAB_TRAINER_PROGRESS"  # "1": outside a notebook, the trainer's own bars and dictionaries
+QUIET_S = 30.0  # outside a notebook, a train-loss line when nothing was printed for this long: the round is alive
 
 
 def take_over(trainer, callbacks) -> None:
-    """Drop the trainer's bars and log printer where ftlab shows progress itself.
+    """Drop the trainer's bars and log printer: ftlab shows a round's progress itself.
 
-    That is in a notebook (``RoundProgress`` is added), or wherever a callback says it
+    In a notebook ``RoundProgress`` is added, elsewhere ``LossLines`` on stdout, unless a callback already
     ``replaces_progress`` (``ftlab demo``'s lines, the widget panel's bar).
     """
     from transformers.trainer import DEFAULT_PROGRESS_CALLBACK, PrinterCallback
 
-    replaced = any(getattr(c, "replaces_progress", False) for c in callbacks or [])
-    if not replaced and not in_notebook():
+    if os.environ.get(KEEP_TRAINERS) == "1" and not console_lines.in_notebook():
         return
     for noisy in (DEFAULT_PROGRESS_CALLBACK, PrinterCallback):
         trainer.remove_callback(noisy)
-    if not replaced:
-        trainer.add_callback(RoundProgress())
+    if not any(getattr(c, "replaces_progress", False) for c in callbacks or []):
+        trainer.add_callback(RoundProgress() if console_lines.in_notebook() else LossLines())  # looked up now, not at import
 
 
 class RoundProgress(TrainerCallback):
@@ -113,29 +119,38 @@ class RoundProgress(TrainerCallback):
 class LossLines(TrainerCallback):
     """One printed line per evaluation (step, train loss, eval loss, seconds) instead of log dicts and bars.
 
-    For a terminal (``ftlab demo``, ``ftlab train``); ``replaces_progress`` tells ``train_round`` to drop
-    the trainer's own progress bars and printer.
+    For a terminal or a log file (a script, ``ftlab demo``, ``ftlab train``): without evaluation, a line per
+    logged train loss; between evaluations more than ``QUIET_S`` seconds apart, a train-loss line at the
+    first log after that long. Printed by the main process only. ``replaces_progress`` tells
+    ``train_round`` that the trainer's own bars and printer are not wanted beside it.
     """
 
     replaces_progress = True
 
     def __init__(self, out=None):
-        self.out, self.started, self.train_loss = out or sys.stdout, time.perf_counter(), None
+        self.out, self.started, self.train_loss = out, time.perf_counter(), None
+        self.printed_at = self.started
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
+        if not getattr(state, "is_world_process_zero", True):  # under torchrun: the main process speaks
+            return
+        elapsed = time.perf_counter() - self.started
         if "loss" in logs:
             self.train_loss = logs["loss"]
-            if args.eval_strategy == "no":  # no evaluation to report: the train loss at each log
+            # no evaluation to report, or none for a while: the train loss, so a long round is seen alive
+            if args.eval_strategy == "no" or time.perf_counter() - self.printed_at >= QUIET_S:
+                left = time_left(elapsed, state.global_step, state.max_steps)
                 self._print(f"  step {state.global_step:>4}/{state.max_steps}: train loss {logs['loss']:.3f} "
-                            f"({time.perf_counter() - self.started:.0f} s)")
+                            f"({elapsed:.0f} s{left})")
         if "eval_loss" in logs and not state.max_steps:  # the evaluation before training starts
             self._print(f"  before training: eval loss {logs['eval_loss']:.3f}")
         elif "eval_loss" in logs:
             train = f"train loss {self.train_loss:.3f}, " if self.train_loss is not None else ""
             self.train_loss = None  # shown once: a later line without a new one leaves it out
             self._print(f"  step {state.global_step:>4}/{state.max_steps}: {train}eval loss {logs['eval_loss']:.3f} "
-                        f"({time.perf_counter() - self.started:.0f} s)")
+                        f"({elapsed:.0f} s)")
 
     def _print(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        self.printed_at = time.perf_counter()
+        print(line, file=self.out or sys.stdout, flush=True)  # looked up when printed: a redirect is honoured

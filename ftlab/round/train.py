@@ -5,8 +5,9 @@ random generator first (LoRA's initial weights come from the seed too), checks t
 before anything heavy happens, puts LoRA adapters on a new model over the same base weights (the
 model it was given is left as it was, and no second copy of the base is made), hands it to
 TRL's ``SFTTrainer`` with an ``SFTConfig`` whose precision is explicit, keeps the LoRA weights in
-fp32 (TRL casts them to bf16 on quantized models, which crashes fp16 training on a T4), trains,
-saves the adapter and the tokenizer, and returns a ``RoundResult``.
+fp32 (TRL casts them to bf16 on quantized models, which crashes fp16 training on a T4), trains (a tracker,
+if ``report_to`` names one, writing into the round's folder), saves the adapter and the tokenizer, and
+returns a ``RoundResult``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from ftlab.config import RoundConfig, lora_scale_hint, small_model_hint
 from ftlab.console.lines import warn
 from ftlab.console.quiet import known_lines_off, quiet_known_noise, quiet_libraries
 from ftlab.data import load
+from ftlab.distributed import is_main
 from ftlab.machine import choose_precision, gpu_decides, gpu_info, has_gpu, use_cpu_threads
 from ftlab.memory.suggestions import warn_if_it_does_not_fit
 from ftlab.models.quantized import is_4bit, keep_4bit_trainable
 from ftlab.round.rehearsal import rehearsal_line, rehearsal_record, rehearse_mixed_precision
 from ftlab.round.shared_base import over_same_weights, share_recast_weights
+from ftlab.round.trackers import how_to_look, tracker_env
 from ftlab.round.useful_tokens import RoundMeter, score_loss_positions_only
 from ftlab.round.what_runs import note, what_runs
 from ftlab.templates.masks import TemplateError
@@ -58,6 +61,7 @@ class RoundResult:
     useful_token_ratio: float | None = None  # eta: non-pad tokens / positions processed in training batches
     measured: dict = field(default_factory=dict)  # tokens/s; on a GPU peak memory beside the plan's prediction
     rehearsal: dict | None = None  # rehearsed on the CPU as a T4 (FTLAB_REHEARSE): which GPU, what it cannot show
+    tracker_files: str | None = None  # where report_to's tracker wrote, inside output_dir (ftlab.round.trackers)
 
     @property
     def perplexity(self) -> float | None:
@@ -88,6 +92,7 @@ class RoundResult:
             "useful tokens (eta)": self.useful_token_ratio,
             **{MEASURED.get(k, k): v for k, v in self.measured.items() if k in MEASURED},
             "adapter saved in": self.adapter_dir,
+            **({f"{self.config.report_to} files": self.tracker_files} if self.tracker_files else {}),
         }
         if self.rehearsal:
             facts["rehearsal"] = rehearsal_line(self.rehearsal)
@@ -136,14 +141,17 @@ def train_round(config: RoundConfig, model, tokenizer, train, eval=None, output_
     template = template or Template.chat(tokenizer)
     train_set, eval_set, ran = prepare_round(config, model, template, train, eval)
     output_dir = output_dir or f"ftlab-runs/{time.strftime('%Y%m%d-%H%M%S')}"
-    trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, ran, output_dir,
-                            callbacks)
-    meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
-    with score_loss_positions_only(), known_lines_off():  # the output layer only where loss falls; no log noise
-        before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
-        meter.start()
-        trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-    return finish_round(trainer, tokenizer, config, ran, output_dir, before, meter)
+    with tracker_env(config.report_to, output_dir) as tracker:  # its files inside the round's folder, no login prompt
+        if tracker is not None and is_main():
+            print(f"{config.report_to} writes into {tracker}: {how_to_look(config.report_to, tracker)}")
+        trainer = build_trainer(config, add_lora(model, config), tokenizer, train_set, eval_set, ran, output_dir,
+                                callbacks)
+        meter = RoundMeter(trainer, config, model)  # eta, tokens/s, peak GPU memory beside the plan
+        with score_loss_positions_only(), known_lines_off():  # the output layer only where loss falls; no log noise
+            before = trainer.evaluate()["eval_loss"] if eval_set is not None else None
+            meter.start()
+            trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return finish_round(trainer, tokenizer, config, ran, output_dir, before, meter, tracker)
 
 
 # ------------------------------------------------------------------------------------------ the steps
@@ -286,7 +294,7 @@ def keep_trainables_fp32(model) -> int:
     return recast
 
 
-def finish_round(trainer, tokenizer, config, ran, output_dir, eval_loss_before, meter) -> RoundResult:
+def finish_round(trainer, tokenizer, config, ran, output_dir, eval_loss_before, meter, tracker=None) -> RoundResult:
     """Save adapter, tokenizer and logs; gather the numbers (and what ran differently) into a RoundResult."""
     measured = meter.read()
     wall_time_s = measured.pop("wall_time_s")
@@ -306,4 +314,4 @@ def finish_round(trainer, tokenizer, config, ran, output_dir, eval_loss_before, 
                        output_dir=str(output_dir), adapter_dir=str(adapter_dir), model=trainer.model,
                        optimizer=ran.optimizer, substitutions=ran.substitutions, quantization=ran.quantization,
                        useful_token_ratio=measured["useful_token_ratio"], measured=measured,
-                       rehearsal=rehearsal_record())
+                       rehearsal=rehearsal_record(), tracker_files=str(tracker) if tracker else None)
