@@ -28,6 +28,7 @@ from ftlab.console.lines import warn
 from ftlab.data.preference_pairs import load_pairs
 from ftlab.data.splits import fingerprint, warn_if_shared
 from ftlab.distributed import barrier, is_main, share, world_size
+from ftlab.evaluation.preference import scorer
 from ftlab.lab.capture import capture_output, tracker_env
 from ftlab.lab.effects import effect
 from ftlab.lab.failures import classify
@@ -57,6 +58,7 @@ from ftlab.lab.table import (
     with_unreadable,
 )
 from ftlab.machine import detect_platform
+from ftlab.round.preference import check_adapter_base, train_preference_round
 from ftlab.round.train import train_round
 
 __all__ = ["Lab", "Round", "RoundInputs", "Comparison", "NotComparableWarning", "MARKS"]
@@ -211,9 +213,7 @@ class Lab:
         losses; ``score`` replaces that measurement. A ``PreferenceGuard`` stops a round whose chosen answers
         collapse or whose margin explodes, and the lab records why, with advice.
         """
-        from ftlab.evaluation.preference import scorer
         from ftlab.lab.watchers import PreferenceGuard
-        from ftlab.round.preference import check_adapter_base
 
         self._before_training()
         parent = parent if isinstance(parent, Round) else self.round(parent)
@@ -236,8 +236,6 @@ class Lab:
         score = score or scorer(list(held_out), config.beta)
 
         def trains(knobs, inputs, folder, callbacks, resume_from=None):
-            from ftlab.round.preference import train_preference_round
-
             return train_preference_round(config, inputs.model, inputs.tokenizer, parent.adapter_dir,
                                           list(inputs.train), list(inputs.eval) if inputs.eval is not None else None,
                                           output_dir=str(folder), callbacks=callbacks, parent=parent.config)
