@@ -188,6 +188,24 @@ def test_a_preference_round_is_recorded_beside_its_sft_round(lab_with_sft):
     assert "eval loss" not in comparison.best  # an SFT loss and a DPO loss are not ranked together
     with pytest.raises(ValueError, match="preference round"):
         lab.rerun(round_.id)
+    exercise_08_passes_with_the_round_and_refuses_its_printed_mean(round_, held_out)
+
+
+def exercise_08_passes_with_the_round_and_refuses_its_printed_mean(round_, held_out):
+    from ftlab.course import checks
+    from ftlab.course.by_hand.dpo import dpo_loss
+    from ftlab.evaluation.preference import pair_logps, reference_of
+
+    assert checks.check_dpo_loss(lambda *tensors: dpo_loss(*tensors)[0])
+    policy = pair_logps(round_.model, round_.inputs.tokenizer, held_out)
+    _, use_reference = reference_of(round_.model)
+    with use_reference():
+        ref = pair_logps(round_.model, round_.inputs.tokenizer, held_out)
+    beta = round_.record["preference"]["beta"]
+    assert checks.check_reward_margins(round_, beta * ((policy[0] - ref[0]) - (policy[1] - ref[1])))
+    with pytest.raises(checks.CheckFailed, match="one number") as refused:
+        checks.check_reward_margins(round_, round(round_.metrics["reward_margin"], 4))
+    assert f"{round_.metrics['reward_margin']:.3f}" not in str(refused.value)
 
 
 def test_an_adapter_from_another_base_is_refused_by_name(lab_with_sft, tiny):
