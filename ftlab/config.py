@@ -420,3 +420,133 @@ def small_model_hint(config, model) -> str | None:
                 f"parameters): RoundConfig.preset('cpu-tiny') (learning_rate {tiny_rate:g}) gets further in the "
                 "same steps, and env.default_preset picks it on a CPU.")
     return None
+
+
+# ------------------------------------------------------------------------------------------- preference rounds
+LOSS_TYPES = ("sigmoid", "ipo", "hinge", "robust")  # TRL's DPOConfig.loss_type values the course explains
+# The knobs a preference round shares with an SFT round: their rules live in RoundConfig.validate, once.
+SHARED_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
+                "warmup", "lr_scheduler_type", "max_length", "seed", "precision", "logging_steps", "eval_steps")
+
+
+@dataclass
+class PreferenceConfig:
+    """The knobs of one preference round (DPO and its kin, through TRL's ``DPOTrainer``) on an SFT round's adapter.
+
+    The LoRA knobs are the SFT round's (the adapter trains on from where it stopped); these are the ones a
+    preference round adds (``beta``, ``loss_type``, the guard's limits) or sets differently (a smaller step:
+    preference rounds move a model that already answers). ``PreferenceConfig.preset("cpu-small")`` starts from
+    the knobs tested for that SFT preset's model.
+    """
+
+    beta: float = knob(0.1, "How far the policy may move from the reference: the reward is beta x log(policy / "
+                            "reference). Small beta (0.01-0.1) lets the model move further; large beta holds it "
+                            "close to the SFT round.")
+    loss_type: str = knob("sigmoid", "'sigmoid': DPO, -log sigmoid(beta x margin); 'ipo': a squared loss that "
+                                     "stops pushing at a set margin; 'hinge': SLiC; 'robust': DPO for noisy labels.")
+    learning_rate: float = knob(5e-5, "Step size: 5-10x below the SFT round's, as the model already answers "
+                                      "(TRL's default is 1e-6, for full fine-tuning).")
+    num_train_epochs: float = knob(1.0, "Passes over the pairs (ignored when max_steps > 0).")
+    max_steps: int = knob(-1, "Stop after this many optimiser steps; -1 means use num_train_epochs.")
+    batch_size: int = knob(4, "Pairs per forward pass; each pair is two sequences (chosen and rejected), and each "
+                              "is also run through the reference.")
+    gradient_accumulation_steps: int = knob(1, "Forward passes per optimiser step.")
+    warmup: float = knob(0.1, "Warm-up: a fraction of all steps if < 1, else a number of steps.")
+    lr_scheduler_type: str = knob("linear", "How the learning rate decays after warm-up.")
+    max_length: int = knob(256, "Longest prompt + answer in tokens; longer ones are cut from the end.")
+    seed: int = knob(42, "Seed for the order of the pairs: same seed, same round.")
+    precision: str = knob("auto", "As RoundConfig.precision: 'auto' picks bf16 on Ampere+, fp16 on a T4, fp32 "
+                                  "on a CPU.")
+    logging_steps: int = knob(5, "Log loss, rewards and log-probabilities every this many steps.")
+    eval_steps: int | None = knob(None, "Evaluate on the held-out pairs every this many steps; None: at the end.")
+    collapse_nats: float = knob(30.0, "The guard stops the round when the chosen answers' mean log-probability "
+                                      "falls this many nats below its first logged value: DPO can raise the margin "
+                                      "by making both answers unlikely, and then the model stops writing either.")
+    margin_limit: float = knob(25.0, "The guard stops the round when the mean reward margin (beta x log-ratio gap) "
+                                     "passes this: sigmoid(margin) is then 1 to the computer's precision, and the "
+                                     "policy has run far from the reference.")
+
+    def __post_init__(self):
+        self.validate()
+        object.__setattr__(self, "_ready", True)
+
+    def __setattr__(self, name, value):
+        # as RoundConfig: a wrong value fails in the cell that sets it
+        if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
+            previous = self.__dict__[name]
+            object.__setattr__(self, name, value)
+            try:
+                self.validate()
+            except ConfigError:
+                object.__setattr__(self, name, previous)
+                raise
+        else:
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> PreferenceConfig:
+        """The preference knobs tested after the SFT preset ``name`` (``cpu-tiny``, ``cpu-small``, ``t4-lora``, ...)."""
+        if name not in PREFERENCE_PRESETS:
+            raise ConfigError(f"no preference preset for {name!r}; choose one of {sorted(PREFERENCE_PRESETS)}")
+        return cls(**{**PREFERENCE_PRESETS[name], **overrides})
+
+    def __repr__(self) -> str:
+        rows = [f"{f.name:<28} {self.__dict__[f.name]!r:<12} {f.metadata['help']}" for f in dataclasses.fields(self)]
+        return "PreferenceConfig\n" + "\n".join(f"  {r}" for r in rows)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> PreferenceConfig:
+        def bad(name, why):
+            raise ConfigError(f"PreferenceConfig.{name} = {getattr(self, name)!r}: {why}")
+
+        if isinstance(self.beta, bool) or not _number(self.beta) or not 0 < self.beta <= 10:
+            bad("beta", "must be a number in (0, 10]; 0.1 is usual, 0.01-0.5 the range people use")
+        if self.loss_type not in LOSS_TYPES:
+            bad("loss_type", f"choose one of {LOSS_TYPES}")
+        for name in ("collapse_nats", "margin_limit"):
+            if isinstance(getattr(self, name), bool) or not _number(getattr(self, name)) or not getattr(self, name) > 0:
+                bad(name, "must be a number > 0")
+        try:  # the knobs an SFT round has too: RoundConfig's rules, in one place
+            RoundConfig(**{k: getattr(self, k) for k in SHARED_KNOBS})
+        except ConfigError as error:
+            raise ConfigError(str(error).replace("RoundConfig.", "PreferenceConfig.", 1)) from None
+        return self
+
+    def round_config(self, parent: RoundConfig) -> RoundConfig:
+        """The SFT round's knobs with this round's training knobs: what the lab records and the table compares
+        (the adapter's rank, alpha and layers are the parent's, as the adapter is)."""
+        return dataclasses.replace(parent, **{k: getattr(self, k) for k in SHARED_KNOBS}, save_steps=None,
+                                   loss_on="answers")
+
+    def dpo_config(self, output_dir: str, precision: str, has_eval: bool, on_gpu: bool, optim: str,
+                   gradient_checkpointing: bool = False):
+        """TRL's ``DPOConfig``: fp16 and bf16 both explicit, as ``RoundConfig.sft_config``."""
+        from trl import DPOConfig
+
+        return DPOConfig(
+            output_dir=output_dir, beta=self.beta, loss_type=[self.loss_type],
+            learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
+            per_device_train_batch_size=self.batch_size, per_device_eval_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps, warmup_steps=self.warmup,
+            lr_scheduler_type=self.lr_scheduler_type, optim=optim, seed=self.seed, data_seed=self.seed,
+            fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=not on_gpu, max_length=self.max_length,
+            activation_checkpointing=gradient_checkpointing, activation_checkpointing_kwargs={"use_reentrant": False},
+            logging_steps=self.logging_steps, logging_first_step=True,
+            eval_strategy=("steps" if self.eval_steps else "epoch") if has_eval else "no", eval_steps=self.eval_steps,
+            save_strategy="no", report_to="none", disable_tqdm=False)
+
+
+# Preference knobs per SFT preset. cpu-small's and cpu-tiny's were tried on the course's pairs (chapter 08);
+# t4-lora's follow TRL's DPO examples with LoRA (beta 0.1, lr 5e-5..5e-6) and have not been run on a T4 yet.
+PREFERENCE_PRESETS = MappingProxyType({
+    "t4-lora": MappingProxyType(dict(beta=0.1, learning_rate=5e-5, num_train_epochs=1, batch_size=4,
+                                     gradient_accumulation_steps=4, max_length=1024)),
+    "t4-qlora": MappingProxyType(dict(beta=0.1, learning_rate=5e-5, num_train_epochs=1, batch_size=2,
+                                      gradient_accumulation_steps=8, max_length=1024)),
+    "cpu-tiny": MappingProxyType(dict(beta=0.1, learning_rate=1e-4, max_steps=40, batch_size=8,
+                                      max_length=128, logging_steps=5)),
+    "cpu-small": MappingProxyType(dict(beta=0.1, learning_rate=1e-4, max_steps=30, batch_size=4,
+                                       max_length=128, logging_steps=5)),
+})

@@ -259,6 +259,49 @@ def case_merged_weight(tiny):
         assert_no_answer(message, *right.flatten()[:8].tolist())
 
 
+def case_dpo_loss(tiny):
+    import torch.nn.functional as F
+
+    from ftlab.course.by_hand.dpo import dpo_loss
+
+    seen = []
+
+    def summed(pc, pr, rc, rr, beta):  # the sum over pairs, not the mean
+        seen.append(dpo_loss(pc, pr, rc, rr, beta)[0].item())
+        return -F.logsigmoid(beta * ((pc - rc) - (pr - rr))).sum()
+
+    assert_no_answer(failure(checks.check_dpo_loss, summed), *seen)
+    assert_no_answer(failure(checks.check_dpo_loss, lambda pc, pr, rc, rr, beta: 0.5), *seen)
+
+
+def _preference_round(tiny):
+    """A stand-in for a preference round in memory: the tiny model with a random (non-zero) LoRA adapter, held-out
+    pairs, and a record, as ``lab.prefer`` returns them."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from ftlab.data import course_set
+    from ftlab.data.preference_pairs import pairs_from_rows
+
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                                                  task_type="CAUSAL_LM"))
+    pairs = pairs_from_rows(course_set("demo")[1][:4])
+    return SimpleNamespace(model=peft_model, inputs=SimpleNamespace(eval=pairs, tokenizer=tokenizer),
+                           record={"kind": "preference", "preference": {"beta": 0.1}}, metrics={}), pairs
+
+
+def case_reward_margins(tiny):
+    from ftlab.evaluation.preference import measure
+
+    round_, pairs = _preference_round(tiny)
+    truth = measure(round_.model, round_.inputs.tokenizer, pairs, beta=0.1, generate=0)
+    copied = round(truth.reward_margin, 4)  # the mean as the lab prints it
+    assert_no_answer(failure(checks.check_reward_margins, round_, copied), truth.reward_margin, copied)
+    assert_no_answer(failure(checks.check_reward_margins, round_, [copied] * len(pairs)), truth.reward_margin)
+
+
 CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).items() if name.startswith("case_")}
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "

@@ -9,6 +9,7 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
     lab.compare([1, 2])                 # overlaid loss curves; warns when rounds are not comparable
     lab.rerun(1, seed=7)                # a repeat, to tell a real gain from luck
     lab.resume(3)                       # an interrupted round, from its last checkpoint
+    lab.prefer(preference, 1, pairs, held_out)  # a preference round (DPO) on round 1's adapter (chapter 08)
 
 Training itself is ``ftlab.train_round``; the lab adds the bookkeeping around it: the round's record
 (``round``, first written by ``opening``), its files (``storage``), what it was made of (``materials``:
@@ -24,12 +25,22 @@ import os
 from pathlib import Path
 
 from ftlab.console.lines import warn
-from ftlab.data.splits import warn_if_shared
+from ftlab.data.preference_pairs import load_pairs
+from ftlab.data.splits import fingerprint, warn_if_shared
 from ftlab.distributed import barrier, is_main, share, world_size
+from ftlab.evaluation.preference import scorer
 from ftlab.lab.capture import capture_output
 from ftlab.lab.effects import effect
 from ftlab.lab.failures import classify
-from ftlab.lab.materials import RoundInputs, given_inputs, loaded, recorded_inputs
+from ftlab.lab.materials import (
+    RoundInputs,
+    Rows,
+    given_inputs,
+    load_base,
+    loaded,
+    recorded_inputs,
+    recorded_template,
+)
 from ftlab.lab.opening import open_round
 from ftlab.lab.provenance import hardware, this_process
 from ftlab.lab.repeats import MEASURED, reference_scores, repeat_group, repeats_of
@@ -47,6 +58,7 @@ from ftlab.lab.table import (
     with_unreadable,
 )
 from ftlab.machine import detect_platform
+from ftlab.round.preference import check_adapter_base, train_preference_round
 from ftlab.round.trackers import tracker_folder
 from ftlab.round.train import train_round
 
@@ -190,6 +202,48 @@ class Lab:
         in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how)."""
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
 
+    def prefer(self, config, parent, train, eval=None, model=None, tokenizer=None, name: str | None = None,
+               notes: str | None = None, callbacks: list | None = None, score=None) -> Round:
+        """A preference round (DPO, ``ftlab.round.preference``) on the adapter of SFT round ``parent``, recorded
+        like any round: ``lab.table()`` shows it beside its parent, with its kind and its parent's id.
+
+        ``config``: a ``PreferenceConfig``; ``train`` and ``eval``: preference pairs (``ftlab.data.load_pairs``).
+        The base model is the parent's (loaded again from its record unless ``model`` and ``tokenizer`` are given;
+        a model of another name is refused before anything trains). The held-out pairs are measured after training
+        (``ftlab.evaluation.preference``: preference accuracy, reward margin, repeated 3-grams) and kept beside the
+        losses; ``score`` replaces that measurement. A ``PreferenceGuard`` stops a round whose chosen answers
+        collapse or whose margin explodes, and the lab records why, with advice.
+        """
+        from ftlab.lab.watchers import PreferenceGuard
+
+        self._before_training()
+        parent = parent if isinstance(parent, Round) else self.round(parent)
+        if parent.status != "succeeded" or not parent.adapter_dir.is_dir():
+            raise ValueError(f"round {parent.id} is {parent.status} and left no adapter to start from: a preference "
+                             "round starts from a succeeded SFT round")
+        if model is None:
+            model, tokenizer = load_base(parent.record, parent.config)
+        elif tokenizer is None:
+            raise ValueError("pass the tokenizer with the model")
+        check_adapter_base(parent.adapter_dir, model)  # refused here, before a round folder is opened
+        pairs = {split: pair_rows(rows, split) for split, rows in (("train", train), ("eval", eval))}
+        inputs = RoundInputs(model, tokenizer, pairs["train"], pairs["eval"], recorded_template(parent, tokenizer),
+                             parent.record.get("base_model"))
+        knobs = config.round_config(parent.config)
+        round_ = open_round(self.path, knobs, inputs, name, notes, keep_data=self.keep_data)
+        round_.update(kind="preference", parent=parent.id,
+                      preference={**config.to_dict(), "method": "dpo", "parent_adapter": str(parent.adapter_dir)})
+        held_out = pairs["eval"] if pairs["eval"] is not None else pairs["train"]
+        score = score or scorer(list(held_out), config.beta)
+
+        def trains(knobs, inputs, folder, callbacks, resume_from=None):
+            return train_preference_round(config, inputs.model, inputs.tokenizer, parent.adapter_dir,
+                                          list(inputs.train), list(inputs.eval) if inputs.eval is not None else None,
+                                          output_dir=str(folder), callbacks=callbacks, parent=parent.config)
+
+        return self._run(round_, knobs, inputs, callbacks, samples=0, score=score, trains=trains,
+                         guard=PreferenceGuard(config))
+
     def rerun(self, id, seed: int | None = None, name: str | None = None, model=None, tokenizer=None,
               train=None, eval=None, **options) -> Round:
         """Repeat round ``id`` with another seed (the next unused one unless given); ``table()`` shows the spread.
@@ -199,6 +253,7 @@ class Lab:
         """
         self._before_training()
         original = self.round(id)
+        refuse_preference(original, "rerun")
         seeds = [r.record["seed"] for r in repeats_of(self.rounds(), original)]
         config = dataclasses.replace(original.config, seed=max(seeds) + 1 if seed is None else seed)
         inputs = recorded_inputs(original, model, tokenizer, train, eval)
@@ -212,6 +267,7 @@ class Lab:
         Model and data are reloaded from the record unless given, as one ``RoundInputs`` (``.inputs``)."""
         self._before_training()
         round_ = self.round(id)
+        refuse_preference(round_, "resume")
         if round_.status in (*MEASURED, "running"):
             print(f"Round {round_.id} is {round_.status}: nothing to resume.")
             return round_
@@ -234,10 +290,13 @@ class Lab:
             more = f" (and {len(damaged) - 1} more: lab.unreadable() lists them)" if len(damaged) > 1 else ""
             warn(f"{damaged[0].problem}{more} New rounds are recorded beside it as usual.", stacklevel=3)
 
-    def _run(self, round_, config, inputs, callbacks=None, samples=4, score=None, resume_from=None) -> Round:
-        """Train under the recorders; turn the outcome (or the exception) into the round's status."""
+    def _run(self, round_, config, inputs, callbacks=None, samples=4, score=None, resume_from=None,
+             trains=None, guard=None) -> Round:
+        """Train under the recorders; turn the outcome (or the exception) into the round's status. ``trains``: what
+        trains the round (``train_on``; a preference round's own), ``guard``: its divergence guard."""
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
 
+        trains = trains or train_on
         self._let_go_of_last_model()
         round_.inputs = inputs
         attempts = [*round_.record["attempts"], {"started_at": now(), "from_checkpoint": Path(resume_from).name
@@ -246,7 +305,7 @@ class Lab:
         round_.update(status="running", process=this_process(), heartbeat=now(), ended_at=None, failure=None,
                       attempts=attempts, hardware=hardware(),
                       tracker={"name": config.report_to, "folder": tracker.name} if tracker else None)
-        guard = DivergenceGuard()
+        guard = guard or DivergenceGuard()
         live = [JsonlLog(round_.path / LOG, len(attempts)), Heartbeat(round_),
                 CheckpointClock(round_, CHECKPOINT_MINUTES if world_size() == 1 else None), guard]
         with capture_output(round_.path, Scrubber()):
@@ -254,7 +313,7 @@ class Lab:
             try:
                 if inputs.problem is not None:  # data that could not be read at the door: a data failure
                     raise inputs.problem
-                result = train_on(config, inputs, round_.path, [*live, *(callbacks or [])], resume_from)
+                result = trains(config, inputs, round_.path, [*live, *(callbacks or [])], resume_from)
                 round_.result = result
                 record_outcome(round_, config, result, guard, inputs, samples, score,
                                reference_scores(self.rounds(), round_))
@@ -300,3 +359,20 @@ def train_on(config, inputs: RoundInputs, folder, callbacks: list, resume_from: 
     return train_round(config, inputs.model, inputs.tokenizer, loaded(inputs.train), loaded(inputs.eval),
                        output_dir=str(folder), template=inputs.template, callbacks=callbacks,
                        resume_from_checkpoint=resume_from)
+
+
+def pair_rows(given, split: str) -> Rows | None:
+    """Preference pairs as the lab keeps a split: read and checked once (``ftlab.data.load_pairs``, file, row and
+    field named), fingerprinted, and carried down as they are (no chat rows to convert)."""
+    if given is None:
+        return None
+    rows = Rows(load_pairs(given, file=split if not isinstance(given, str | os.PathLike) else None))
+    rows.fingerprint = fingerprint(rows)
+    return rows
+
+
+def refuse_preference(round_: Round, what: str) -> None:
+    if round_.record.get("kind") == "preference":
+        raise ValueError(f"round {round_.id} is a preference round (on round {round_.record.get('parent')}'s adapter): "
+                         f"lab.{what} trains SFT rounds; run lab.prefer(config, {round_.record.get('parent')}, "
+                         "pairs, ...) again instead")

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HIGHER = ("exact_match", "f1", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "answer_accuracy", "accuracy")
-LOWER = ("loss", "train_loss", "eval_loss", "eval_loss_before", "perplexity")
+HIGHER = ("exact_match", "f1", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "answer_accuracy", "accuracy",
+          "reward_margin")
+LOWER = ("loss", "train_loss", "eval_loss", "eval_loss_before", "perplexity", "repeated_3grams")
 HIGHER_ENDINGS = ("accuracy", "exact_match", "_f1")  # overall_accuracy (seed 004's metric), squad_exact_match
 LOWER_ENDINGS = ("_loss", "perplexity")
 SPLITS = ("eval_", "test_", "validation_", "train_")  # how trainers name a metric on a split: eval_accuracy

@@ -11,6 +11,9 @@ that names the knobs of *this* round:
   NaN because a number passed fp16's largest, 65,504: clip harder, keep the trainables in fp32, a lower rate.
 - ``accuracy collapse``: the loss stayed finite but a task score fell to (near) zero or far below the other
   rounds' on the same eval rows (seed 004's lr 1.5e-3: overall accuracy 0.0); the round is recorded as "collapsed".
+- ``preference collapse`` and ``margin explosion``: a preference round (chapter 08) whose chosen answers became
+  unlikely (DPO widened the margin by pushing both answers down), or whose reward margin ran past any sensible size;
+  the round is recorded as "collapsed" or "diverged", with advice on beta, the step size and the pairs.
 - ``interrupted``: Ctrl-C, a kernel restart, a disconnect, a killed process; how to resume.
 - ``configuration``: a knob that cannot work (``ftlab.ConfigError``).
 - ``unknown``: anything else; the full traceback is kept in ``traceback.txt``.
@@ -32,6 +35,8 @@ DIVERGENCE = "divergence"
 FP16_OVERFLOW = "fp16 overflow"
 FP16_LARGEST = 65504  # the largest finite fp16 number: one step above it is inf
 COLLAPSE = "accuracy collapse"
+PREFERENCE_COLLAPSE = "preference collapse"
+MARGIN_EXPLOSION = "margin explosion"
 INTERRUPTED = "interrupted"
 CONFIGURATION = "configuration"
 UNKNOWN = "unknown"
@@ -155,6 +160,29 @@ def collapse(scores: dict, reference: dict, config=None, train_loss: float | Non
     advice.append("Read its answers (round.samples()): empty, repeated or off-format "
                   "answers are the same collapse.")
     return Failure(COLLAPSE, f"{said}; the train loss stayed finite", "\n".join(advice))
+
+
+# ------------------------------------------------------------------------------------------ preference rounds
+def preference_failure(kind: str, reason: str, config=None, beta: float | None = None) -> Failure:
+    """A preference round stopped by ``ftlab.lab.watchers.PreferenceGuard``: why, and what to change
+    (``config``: the round's RoundConfig; ``beta``: its PreferenceConfig.beta)."""
+    lr = getattr(config, "learning_rate", None)
+    step = f"Lower the learning rate 3-10 times: {lr / 5:.2g} instead of {lr:g}." if lr else \
+        "Lower the learning rate 3-10 times."
+    if kind == PREFERENCE_COLLAPSE:
+        advice = ["DPO rewards the gap between chosen and rejected, not the chosen answer itself: a large step can "
+                  "widen the gap by making both answers unlikely, and the model then writes neither.", step,
+                  f"Raise beta (now {beta:g}) to hold the model closer to the SFT round." if beta else
+                  "Raise beta to hold the model closer to the SFT round.",
+                  "Check the pairs: a chosen answer the SFT model finds unlikely (another style, another format) "
+                  "is pushed down with the rejected one. 'ipo' (loss_type) stops pushing at a set margin."]
+    else:
+        advice = ["The rewards' margin grew without bound: sigmoid(margin) is 1 to float precision, and the policy "
+                  "has run far from the reference (often by making the rejected answers vanishingly unlikely).", step,
+                  f"Raise beta (now {beta:g}), or use loss_type='ipo', whose loss stops at a set margin." if beta else
+                  "Raise beta, or use loss_type='ipo', whose loss stops at a set margin.",
+                  "Fewer steps: a few hundred pairs are learned in one pass."]
+    return Failure(kind, reason, "\n".join(advice))
 
 
 # ------------------------------------------------------------------------------------------ memory

@@ -63,8 +63,14 @@ def record_outcome(round_, config, result, guard, inputs, samples, score, refere
     if guard.reason or not finite:
         reason = guard.reason or f"train loss is {result.train_loss}"
         overflow = guard.kind == FP16_OVERFLOW or (not finite and result.precision == "fp16")
-        failure = fp16_overflow(reason, config) if overflow else divergence(reason, config)
-        return round_.finish("diverged", metrics=metrics, failure=failure.to_dict(), stopped_at_step=guard.step)
+        if hasattr(guard, "failure"):  # a preference round's guard classifies its own stops
+            failure, status = guard.failure(config, reason, overflow), guard.status
+        else:
+            failure = fp16_overflow(reason, config) if overflow else divergence(reason, config)
+            status = "diverged"
+        if score is not None and result.model is not None:  # what the stopped round does now, beside its stop
+            metrics.update(scores_beside(dict(score(result.model, inputs.tokenizer)), metrics))
+        return round_.finish(status, metrics=metrics, failure=failure.to_dict(), stopped_at_step=guard.step)
     rows = (inputs.eval if inputs.eval is not None else inputs.train).dataset  # the rows converted at the door
     if samples and rows is not None:
         round_.write_samples(answer_rows(result.model, inputs.tokenizer, rows.select(range(min(samples, len(rows)))),

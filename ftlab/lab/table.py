@@ -3,7 +3,8 @@
 ``rounds_table`` lays rounds out like the seeds' hand-kept tables, marking what differs from a
 baseline round and the spread across repeats. Its optimiser, precision and quantization cells say what ran,
 with a substitution marked (``adamw_torch (asked paged_adamw_8bit)``, ``ftlab.round.what_runs``); a round's
-scores are columns beside its losses; a "tracker files" column says where a round's TensorBoard (wandb,
+scores are columns beside its losses; "kind" and "parent" columns appear beside a preference round (chapter 08),
+whose losses are DPO losses; a "tracker files" column says where a round's TensorBoard (wandb,
 trackio) files are, when some round reported to one; a "versions" column appears when rounds ran on other versions of
 transformers, TRL, PEFT, torch or bitsandbytes. ``compare_rounds`` overlays curves, names the best round by
 each metric (``ftlab.lab.directions``) and warns when rounds cannot be compared (other eval data, template,
@@ -121,6 +122,7 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
     tracked = any(r.tracker_files for r in rounds)  # a column only when some round reported to a tracker
     libraries = sorted({change.split()[0] for r in rounds for change in version_changes(base, r)},
                        key=VERSIONED.index)  # a column only when some round ran on other versions
+    kinds = any(r.record.get("kind") == "preference" for r in rounds)  # columns only when a preference round is here
     for r in rounds:
         changed = differences(base, r)
         differs += [[r.id, k] for k in changed if k in knobs or (k == "processes" and several)]
@@ -130,6 +132,7 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
         versions = r.record.get("versions") or {}
         rows.append({
             "id": r.id, "name": r.name or "", "status": f"{MARKS[r.status]} {r.status}",
+            **({"kind": kind_cell(r), "parent": r.record.get("parent") or ""} if kinds else {}),
             "base model": r.record.get("base_model"),
             **{k: ran_cell(r, k) if k in RAN else _cell(r.record["config"].get(k)) for k in knobs},
             **({"processes": r.record.get("world_size", 1)} if several else {}),
@@ -146,6 +149,20 @@ def rounds_table(rounds: list[Round], baseline=None, all_knobs: bool = False):
         _add_spread(table, rounds, metric)
     table.attrs.update(baseline=base.id, differs=differs)
     return table
+
+
+def kind_cell(round_: Round) -> str:
+    """What kind of round: "sft", or the preference method with its beta and loss ("dpo, beta 0.1")."""
+    if round_.record.get("kind") != "preference":
+        return "sft"
+    preference = round_.record.get("preference") or {}
+    loss = preference.get("loss_type", "sigmoid")
+    return f"{preference.get('method', 'dpo')}{'' if loss == 'sigmoid' else f' ({loss})'}, beta {preference.get('beta')}"
+
+
+def related(a: Round, b: Round) -> bool:
+    """One round is the preference round on the other's adapter: they differ in data and kind by design."""
+    return a.record.get("parent") == b.id or b.record.get("parent") == a.id
 
 
 def with_unreadable(table, damaged: list):
@@ -234,6 +251,8 @@ def comparability(rounds: list[Round]) -> list[str]:
     for r in rounds[1:]:
         pair = f"Rounds {ref.id} and {r.id}"
         found = differences(ref, r)
+        if related(ref, r):  # a preference round and its SFT parent: other data and knobs by design, and the
+            found = [k for k in found if k in ("base model", "versions")]  # table's kind column says so
         if "eval data" in found:
             prints = [x.record.get("data", {}).get("eval", {}).get("fingerprint") for x in (ref, r)]
             problems.append(f"{pair} were evaluated on different data (eval fingerprints {prints[0]} vs {prints[1]}): "
@@ -275,7 +294,8 @@ class Comparison:
 def best_rounds(rounds: list[Round]) -> dict:
     """For each metric the rounds share (losses, perplexity, scores), the round that did best by it, read in the
     metric's direction (``ftlab.lab.directions``); metrics of unknown direction are left out, not guessed."""
-    names = ["train_loss", "eval_loss", "perplexity", *sorted({k for r in rounds for k in r.scores})]
+    mixed = len({r.record.get("kind", "sft") for r in rounds}) > 1  # an SFT loss and a DPO loss measure other things
+    names = [*([] if mixed else ["train_loss", "eval_loss", "perplexity"]), *sorted({k for r in rounds for k in r.scores})]
     found = {}
     for name in names:
         if known(name) is None:
@@ -309,7 +329,7 @@ def compare_rounds(rounds: list[Round], table, key: str = "loss", ax=None) -> Co
     for r in rounds:
         r.plot(ax, key, label=plot_label(r, table))
     ax.set_title(" vs ".join(r.name or f"round {r.id}" for r in rounds))
-    columns = [c for c in table.columns if c in ("name", "status", "changed", *RAN, "versions", "train loss",
+    columns = [c for c in table.columns if c in ("name", "status", "kind", "parent", "changed", *RAN, "versions", "train loss",
                                                  "eval loss", "perplexity", "wall time (s)")
                or c.endswith("over repeats") or c in {s for r in rounds for s in r.scores}]
     return Comparison(table.loc[[r.id for r in rounds], columns], problems, ax, best_rounds(rounds))

@@ -9,6 +9,8 @@
 - ``DivergenceGuard`` stops a round within a step of NaN/inf weights or loss, or after a few logs
   of exploding loss, instead of burning a Colab session on a dead run. In fp16 mixed precision an inf or
   NaN loss, or a gradient scaler that skips step after step, is named an fp16 overflow (``kind``).
+- ``PreferenceGuard`` adds, for a preference round, a stop when the chosen answers' log-probabilities collapse
+  or the reward margin explodes (TRL's ``logps/chosen`` and ``rewards/margins`` logs), classified with advice.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from ftlab.lab.failures import DIVERGENCE, FP16_OVERFLOW
+from ftlab.lab.failures import (
+    DIVERGENCE,
+    FP16_OVERFLOW,
+    MARGIN_EXPLOSION,
+    PREFERENCE_COLLAPSE,
+    divergence,
+    fp16_overflow,
+    preference_failure,
+)
 from ftlab.lab.storage import append_jsonl, now
 
 HEARTBEAT_EVERY_S = 30
@@ -146,3 +156,41 @@ class DivergenceGuard(TrainerCallback):
                                            f"at step {state.global_step}")
         else:
             self.strikes = 0
+
+
+class PreferenceGuard(DivergenceGuard):
+    """``DivergenceGuard``'s checks, and for a preference round (``PreferenceConfig``'s limits): a stop when the
+    chosen answers' mean log-probability falls ``collapse_nats`` below its first logged value, or the mean reward
+    margin passes ``margin_limit``. ``failure(config)`` classifies the stop, with advice."""
+
+    def __init__(self, preference):
+        super().__init__()
+        self.preference = preference
+        self.first_chosen: float | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        super().on_log(args, state, control, logs=logs, **kwargs)
+        logs = logs or {}
+        chosen, margin = logs.get("logps/chosen"), logs.get("rewards/margins")
+        if self.reason or not isinstance(chosen, int | float):
+            return
+        if self.first_chosen is None:
+            self.first_chosen = float(chosen)
+        drop = self.first_chosen - chosen
+        if not math.isfinite(chosen) or drop > self.preference.collapse_nats:
+            return self._stop(state, control, f"the chosen answers' mean log-probability fell from "
+                              f"{self.first_chosen:.3g} to {chosen:.3g} (by more than {self.preference.collapse_nats:g}"
+                              f" nats) at step {state.global_step}", PREFERENCE_COLLAPSE)
+        if isinstance(margin, int | float) and (not math.isfinite(margin) or margin > self.preference.margin_limit):
+            self._stop(state, control, f"the mean reward margin reached {margin:.3g} (limit "
+                       f"{self.preference.margin_limit:g}) at step {state.global_step}", MARGIN_EXPLOSION)
+
+    def failure(self, config, reason: str, fp16: bool = False):
+        """The stop, classified: a preference collapse, a margin explosion, or the divergence guard's own."""
+        if self.kind in (PREFERENCE_COLLAPSE, MARGIN_EXPLOSION):
+            return preference_failure(self.kind, reason, config, self.preference.beta)
+        return fp16_overflow(reason, config) if fp16 else divergence(reason, config)
+
+    @property
+    def status(self) -> str:
+        return "collapsed" if self.kind == PREFERENCE_COLLAPSE else "diverged"

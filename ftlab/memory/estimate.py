@@ -17,6 +17,12 @@ logits and loss        TRL 1.x's fused LM head scores chunks of 4096 tokens x 32
 allocator slack        reserved minus allocated memory (an estimate, a share of activations and loss)
 =====================  ==============================================================================
 
+A preference round (``preference=True``, chapter 08) runs each pair's chosen and rejected answers in one batch
+(twice the tokens of ``batch_size`` rows), and a reference forward pass on them: with LoRA the reference is the
+same base weights with the SFT adapter's frozen copy switched in (TRL's "ref" adapter), so the plan adds that
+copy's fp32 weights and the pass's transient (one layer's activations and one chunk of logits, no gradients,
+nothing kept), never a second model.
+
 Parameter counts are exact (``ftlab.memory.shapes.model_shape``); activations, slack, context and speed are
 estimates until ``benchmarks/gpu_calibrate.py`` has measured them on that GPU, and the plan says which.
 """
@@ -238,12 +244,15 @@ def plan(model=DEFAULT_MODEL, quantization: str | None = None, lora_r: int = 16,
          target_modules=ATTENTION, batch_size: int = 4, max_length: int = 512, gradient_checkpointing: bool = True,
          attention: str = "sdpa", gpu="T4", *, config=None, lengths=None, rows: int | None = None,
          padding: str = "pad", optim: str = "adamw_torch", lora_dropout: float = 0.05, double_quant: bool = True,
-         precision: str | None = None, gradient_accumulation_steps: int = 1, calibration=None) -> Plan:
+         precision: str | None = None, gradient_accumulation_steps: int = 1, calibration=None,
+         preference: bool = False) -> Plan:
     """The peak GPU memory of a LoRA/QLoRA round, term by term, and an estimated time per epoch.
 
     ``config`` (a RoundConfig) supplies the knobs it has. ``max_length`` is the longest row, not the
     mean: the biggest batch sets the peak. ``lengths`` (token counts of the rows) or ``rows`` give the time
     per epoch; ``padding`` is ``"pad"``, ``"group"`` (length grouping), ``"padding_free"`` or ``"pack"``.
+    ``preference=True``: a preference round (DPO) on an SFT adapter, ``batch_size`` pairs a step (two sequences
+    each) and the reference's forward pass (see the module's docstring).
     """
     if config is not None:
         quantization, lora_r, target_modules = config.quantization, config.lora_r, tuple(config.target_modules)
@@ -270,12 +279,17 @@ def plan(model=DEFAULT_MODEL, quantization: str | None = None, lora_r: int = 16,
     tokens = batch_size * (max_length if padding == "pack" else longest)
     if padding == "padding_free" and lengths:
         tokens = sum(sorted((min(n, max_length) for n in lengths), reverse=True)[:batch_size])
+    if preference:  # chosen and rejected of every pair in one batch
+        tokens *= 2
     terms = memory_terms(shape, spec, quantization=quantization, precision=precision, lora_r=lora_r,
                          targets=targets, lora_dropout=lora_dropout, optim=optim, tokens=tokens,
                          longest=longest if padding != "padding_free" else tokens,
                          gradient_checkpointing=gradient_checkpointing, attention=attention,
                          double_quant=double_quant)
     n_lora = shape.lora_params(lora_r, targets)
+    if preference:
+        terms[-1:-1] = reference_terms(shape, terms, precision, targets, lora_r, lora_dropout, tokens, n_lora,
+                                       quantization)
     epoch, eta, _ = epoch_seconds(shape, spec, n_lora, lengths, rows, batch_size, max_length, padding,
                                   gradient_checkpointing, quantization, gradient_accumulation_steps)
     settings = dict(model=shape.name, quantization=quantization, precision=precision, lora_r=lora_r,
@@ -283,9 +297,27 @@ def plan(model=DEFAULT_MODEL, quantization: str | None = None, lora_r: int = 16,
                     gradient_checkpointing=gradient_checkpointing, attention=attention, optim=optim,
                     trainable_params=n_lora, total_params=shape.total_params)
     notes = list(spec.notes)
+    if preference:
+        notes.append("preference round: batch_size pairs of two sequences each; the reference is the same weights "
+                      "with the SFT adapter's frozen copy, no second model; the time per epoch leaves its forward "
+                      "pass out")
     if lengths is None and rows is not None:
         notes.append("no row lengths given: every row counted at max_length (an upper bound)")
     return Plan(settings, spec, terms, tokens, epoch, eta, notes)
+
+
+def reference_terms(m: ModelShape, terms: list[Term], precision: str, targets, lora_r: int, lora_dropout: float,
+                    tokens: int, n_lora: int, quantization) -> list[Term]:
+    """What a preference round's reference adds: the SFT adapter's frozen fp32 copy (TRL's "ref" adapter), and its
+    forward pass over the batch without gradients, while the policy's activations are held: one layer's activations
+    at a time, and one chunk of logits as the policy's loss term counts it."""
+    a = 4 if precision == "fp32" else 2
+    residual = 4 if quantization in ("4bit", "8bit") else a
+    layer = activation_bytes_per_token(m, a, targets, lora_r, lora_dropout, residual) * tokens
+    logits = next(t for t in terms if t.name.startswith("logits")).bytes
+    return [Term("reference adapter (frozen copy)", 4 * n_lora, f"{n_lora:,} x 4 B: the SFT adapter, copied by TRL"),
+            Term("reference forward (no gradients)", layer + logits,
+                 f"{tokens:,} tokens x one layer's activations + the loss term's logits, freed after the pass (estimate)")]
 
 
 def checked_lengths(lengths) -> list[int] | None:
