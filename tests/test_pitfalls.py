@@ -18,8 +18,8 @@ def test_pad_equal_to_eos_leaves_no_row_that_teaches_stopping(tiny, greet_data):
     ids, mask = template.encode(train[0]["messages"])
     broken_ids, broken_mask = broken.encode(train[0]["messages"])
     assert broken_ids == ids  # the same text: only the end tokens lost their loss
-    assert [m for t, m in zip(ids, mask) if t != tokenizer.eos_token_id] == \
-        [m for t, m in zip(ids, broken_mask) if t != tokenizer.eos_token_id]
+    assert [m for t, m in zip(ids, mask, strict=True) if t != tokenizer.eos_token_id] == \
+        [m for t, m in zip(ids, broken_mask, strict=True) if t != tokenizer.eos_token_id]
     assert broken.stop_token_ids == template.stop_token_ids
 
 

@@ -24,8 +24,11 @@ prevents it:
 
 from __future__ import annotations
 
+import warnings
 from importlib import metadata
 
+from ftlab.round.shared_base import over_same_weights
+from ftlab.round.train import keep_trainables_fp32
 from ftlab.templates.template import Template
 
 # Messages a learner meets where this machine cannot make them strike: name -> (where it comes from, the message)
@@ -89,13 +92,8 @@ def mixed_precision_step(model, tokenizer, rows, fp32_trainables: bool, r: int =
     the gradient scaler's ``unscale_`` raises ``ValueError("Attempting to unscale FP16 gradients.")``.
     ``fp32_trainables=True`` first calls ftlab's ``keep_trainables_fp32`` (what ``train_round`` does).
     """
-    import warnings
-
     import torch
     from peft import LoraConfig, get_peft_model
-
-    from ftlab.round.shared_base import over_same_weights
-    from ftlab.round.train import keep_trainables_fp32
 
     torch.manual_seed(0)
     config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
