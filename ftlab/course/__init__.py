@@ -6,6 +6,7 @@
 - ``install``: where ftlab comes from, and the setup cell that opens every notebook.
 - ``renderings``: executed copies of the chapters for readers on GitHub.
 - ``by_hand/``: LoRA and NF4 written out in a few lines of torch, checked against PEFT and bitsandbytes.
+- ``pitfalls_shown``: pitfalls ftlab prevents silently (8, 10, 11, 12), made to strike once for chapters 03, 06, 07.
 
 ``demo`` and ``by_hand`` load transformers or torch as they are imported: import them by name.
 """
