@@ -54,3 +54,13 @@ def test_a_chapter_lab_persists_on_the_platform_and_is_temporary_only_under_a_te
     assert str(ftlab.Lab.default("ftlab-04").path) == "/kaggle/working/ftlab-04"
     monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "local")
     assert str(ftlab.Lab.default("ftlab-04").path) == "lab/ftlab-04" and str(ftlab.Lab.default().path) == "lab"
+
+
+def test_rounds_with_other_batch_sizes_measure_the_same_model_alike(tiny, greet_data, tmp_path):
+    # the eval loss is a mean of batch means: evaluated at each round's own batch size, the untouched base model
+    # measured differently in two rounds, and the table compared the evaluations instead of the rounds
+    lab = ftlab.Lab(tmp_path / "lab")
+    train, evaluation = greet_data
+    measured = [lab.train(RoundConfig.preset("cpu-tiny", max_steps=1, logging_steps=1, batch_size=size), *tiny, train,
+                          evaluation[:7], samples=0, quiet=True).metrics["eval_loss_before"] for size in (1, 4)]
+    assert measured[0] == measured[1], measured
