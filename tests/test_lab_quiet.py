@@ -59,8 +59,12 @@ def test_a_chapter_lab_persists_on_the_platform_and_is_temporary_only_under_a_te
 def test_rounds_with_other_batch_sizes_measure_the_same_model_alike(tiny, greet_data, tmp_path):
     # the eval loss is a mean of batch means: evaluated at each round's own batch size, the untouched base model
     # measured differently in two rounds, and the table compared the evaluations instead of the rounds
+    # (answers of unequal lengths, where batch 1 and batch 4 weigh the rows differently: the old way told them apart)
     lab = ftlab.Lab(tmp_path / "lab")
-    train, evaluation = greet_data
-    measured = [lab.train(RoundConfig.preset("cpu-tiny", max_steps=1, logging_steps=1, batch_size=size), *tiny, train,
-                          evaluation[:7], samples=0, quiet=True).metrics["eval_loss_before"] for size in (1, 4)]
+    answers = [("Ada", "Hi."), ("Bo", "Good day to you, Bo, and a warm welcome to everyone who came along with you."),
+               ("Cy", "Hello, Cy!"), ("Di", "Welcome, Di. It is a pleasure to see you here again after so long away.")]
+    evaluation = [{"messages": [{"role": "user", "content": f"Greet {name}."}, {"role": "assistant", "content": said}]}
+                  for name, said in answers]
+    measured = [lab.train(RoundConfig.preset("cpu-tiny", max_steps=1, logging_steps=1, batch_size=size), *tiny,
+                          greet_data[0], evaluation, samples=0, quiet=True).metrics["eval_loss_before"] for size in (1, 4)]
     assert measured[0] == measured[1], measured
