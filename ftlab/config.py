@@ -299,9 +299,10 @@ def differences(name: str = "cpu-tiny", reference: str = "t4-lora") -> str:
     return text
 
 
-# The trainer's eval loss is a mean of batch means: with the eval batch tied to the training batch, the same model
-# on the same rows measured 3.61 at batch 1 and 3.26 at batch 2 (SmolLM2, chapter 04's seed 003 rounds), more than
-# the rounds' training moved it. One eval batch for every round keeps eval losses comparable across batch sizes.
+# The trainer's eval loss is a mean of batch means: with the eval batch tied to the training batch, the same
+# untrained model on the same rows measured differently at batch 1 and batch 2 (SmolLM2 on seed 003's rounds), by
+# more than the rounds' training moved it. One eval batch for every round keeps eval losses comparable across
+# batch sizes (tests/test_lab_quiet.py).
 EVAL_BATCH_SIZE = 8
 
 
