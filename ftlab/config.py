@@ -241,7 +241,7 @@ class RoundConfig:
         return SFTConfig(
             output_dir=output_dir,
             learning_rate=self.learning_rate, num_train_epochs=self.num_train_epochs, max_steps=self.max_steps,
-            per_device_train_batch_size=self.batch_size, per_device_eval_batch_size=self.batch_size,
+            per_device_train_batch_size=self.batch_size, per_device_eval_batch_size=EVAL_BATCH_SIZE,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
             warmup_steps=self.warmup, lr_scheduler_type=self.lr_scheduler_type, weight_decay=self.weight_decay,
             max_grad_norm=self.max_grad_norm, optim=optim, seed=self.seed, data_seed=self.seed,
@@ -297,6 +297,13 @@ def differences(name: str = "cpu-tiny", reference: str = "t4-lora") -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+# The trainer's eval loss is a mean of batch means: with the eval batch tied to the training batch, the same
+# untrained model on the same rows measured differently at batch 1 and batch 2 (SmolLM2 on seed 003's rounds), by
+# more than the rounds' training moved it. One eval batch for every round keeps eval losses comparable across
+# batch sizes (tests/test_lab_quiet.py).
+EVAL_BATCH_SIZE = 8
 
 
 # ------------------------------------------------------------------------------------------ presets

@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from ftlab.config import preset_for
 from ftlab.console.quiet import quiet_known_noise
 from ftlab.files.cache import saved_parameters
-from ftlab.machine import (
+from ftlab.machine import (  # FAST_VARIABLE and fast_run live in machine so that the lab can ask too
+    FAST_VARIABLE,
     REHEARSAL_CANNOT_SHOW,
     REHEARSALS,
     REHEARSE_VARIABLE,
     choose_gpus,
     choose_precision,
     detect_platform,
+    fast_run,
     gpu_info,
     hub_online,
     rehearsal,
@@ -38,13 +40,6 @@ from ftlab.machine import (
 from ftlab.models.loading import DEFAULT_MODEL
 from ftlab.models.smollm2 import SMOL_ID, SMOL_INSTALL, packaged_smol_gguf
 from ftlab.models.tiny import SHIPPED, cache_dir
-
-FAST_VARIABLE = "FTLAB_FAST"  # "1": every chapter on ftlab's tiny model, in seconds (tests and CI set it)
-
-
-def fast_run(environ=os.environ) -> bool:
-    """Whether a fast run was asked for (``FTLAB_FAST`` set to anything but "" or "0")."""
-    return environ.get(FAST_VARIABLE, "").strip() not in ("", "0")
 
 
 def course_model(gpu: bool, hub: bool, environ=os.environ) -> tuple[str, str]:

@@ -59,6 +59,14 @@ def choose_precision(capability: tuple[int, int] | None) -> str:
     return "bf16" if tuple(capability) >= BF16_MIN_CAPABILITY else "fp16"
 
 
+FAST_VARIABLE = "FTLAB_FAST"  # "1": every chapter on ftlab's tiny model, in seconds (tests and CI set it)
+
+
+def fast_run(environ=os.environ) -> bool:
+    """Whether a fast run was asked for (``FTLAB_FAST`` set to anything but "" or "0"): a test or CI run."""
+    return environ.get(FAST_VARIABLE, "").strip() not in ("", "0")
+
+
 def detect_platform() -> str:
     if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG") or os.environ.get("COLAB_GPU"):
         return "colab"

@@ -294,6 +294,8 @@ def test_no_secret_lands_in_any_file_of_the_lab(tiny_path, greet_data, tmp_path,
 
 
 def test_default_lab_survives_the_platforms_disconnects(monkeypatch, capsys):
+    monkeypatch.delenv("FTLAB_FAST", raising=False)  # under a test run (FTLAB_FAST=1) the lab is temporary
+    monkeypatch.delenv("FTLAB_LAB", raising=False)
     monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "kaggle")
     assert str(ftlab.Lab.default().path) == "/kaggle/working/ftlab-lab"
     monkeypatch.setattr("ftlab.lab.book.detect_platform", lambda: "colab")

@@ -5,6 +5,7 @@ logs, a checkpoint, and track of which test set a round used. ``Lab`` keeps that
 
     lab = ftlab.Lab.default()           # Drive on Colab, /kaggle/working on Kaggle, ./lab locally
     run = lab.train(config, model, tokenizer, train, eval, name="lr 2e-4")
+    lab.train(..., quiet=True)          # the verdict alone in the notebook; the rest in the round's stdout.log
     lab.table()                         # a row per round; knobs that differ from the baseline marked
     lab.compare([1, 2])                 # overlaid loss curves; warns when rounds are not comparable
     lab.rerun(1, seed=7)                # a repeat, to tell a real gain from luck
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from pathlib import Path
 
 from ftlab.console.lines import warn
@@ -57,7 +59,7 @@ from ftlab.lab.table import (
     rounds_table,
     with_unreadable,
 )
-from ftlab.machine import detect_platform
+from ftlab.machine import FAST_VARIABLE, detect_platform, fast_run
 from ftlab.round.preference import check_adapter_base, train_preference_round
 from ftlab.round.trackers import tracker_folder
 from ftlab.round.train import train_round
@@ -73,16 +75,25 @@ class Lab:
         self.keep_data = keep_data  # a copy of each round's data lets rerun/resume work after a restart
         self._holding = None  # the last round whose trained model is still in memory
         self._told_unreadable = False  # a damaged round is mentioned once, at the first round trained here
+        self._told_checkpoints = False  # the checkpoint schedule is announced once per lab, not per round
 
     @classmethod
     def default(cls, name: str = "ftlab-lab") -> Lab:
         """Where the lab survives this platform's disconnects: Google Drive, /kaggle/working or ./lab.
 
-        The environment variable ``FTLAB_LAB`` (a folder) overrides the choice, for every notebook and
-        for ``ftlab demo`` / ``ftlab runs`` alike.
+        ``name``: the lab's folder there (a chapter keeps its own: ``Lab.default("ftlab-04")``; locally it
+        goes under ./lab). The environment variable ``FTLAB_LAB`` (a folder) overrides the choice, for every
+        notebook and for ``ftlab demo`` / ``ftlab runs`` alike. Under a test or CI run (``FTLAB_FAST=1``,
+        which the tests' conftest sets) the lab is a fresh temporary folder, so a run never meets the rounds
+        of an earlier one and writes nothing outside a temporary folder.
         """
         if os.environ.get("FTLAB_LAB"):
             return cls(os.environ["FTLAB_LAB"])
+        if fast_run():
+            folder = tempfile.mkdtemp(prefix=f"{name}-")
+            print(f"{FAST_VARIABLE}=1 (a test or CI run): this lab is a fresh temporary folder, {folder}; "
+                  "elsewhere it survives a disconnect.")
+            return cls(folder)
 
         platform = detect_platform()
         if platform == "colab":
@@ -95,7 +106,7 @@ class Lab:
             return cls(Path("/content") / name)
         if platform == "kaggle":  # kept as the notebook's output when you "Save Version"
             return cls(Path("/kaggle/working") / name)
-        return cls("lab")
+        return cls("lab") if name == "ftlab-lab" else cls(Path("lab") / name)
 
     def __repr__(self) -> str:
         damaged = len(self.unreadable())
@@ -126,15 +137,23 @@ class Lab:
 
     __getitem__ = round
 
-    def table(self, baseline=None, all_knobs: bool = False, styled: bool = False):
+    def table(self, baseline=None, all_knobs: bool = False, styled: bool = False, ids=None):
         """A DataFrame like the seeds' tables: a row per round, knobs, status, metrics, wall time.
 
         ``baseline`` (a round id; the first round by default): the "changed" column names what differs
         from it, and ``styled=True`` returns a Styler with those cells highlighted for a notebook.
+        ``ids``: only these rounds (ids or names; their repeats with them), e.g. this session's in a lab
+        that keeps every earlier session's rounds too.
         Repeats (``rerun``) show their spread. Knob columns: the main ones, the optimiser, precision and
         quantization that ran (a substitution marked), and any that vary; scores beside the losses.
         """
-        table = with_unreadable(rounds_table(self.rounds(), baseline, all_knobs), self.unreadable())
+        if ids is None:
+            table = with_unreadable(rounds_table(self.rounds(), baseline, all_knobs), self.unreadable())
+        else:
+            chosen = [self.round(i) for i in ids]
+            named, groups = {r.id for r in chosen}, {repeat_group(r) for r in chosen}
+            table = rounds_table([r for r in self.rounds() if r.id in named or repeat_group(r) in groups],
+                                 baseline if baseline is not None else chosen[0].id, all_knobs)
         return highlighted(table) if styled else table
 
     def to_markdown(self, path=None, baseline=None) -> str:
@@ -169,7 +188,7 @@ class Lab:
     # ------------------------------------------------------------------------------------ training
     def train(self, config, model, tokenizer=None, train=None, eval=None, name: str | None = None,
               base_model: str | None = None, template=None, callbacks: list | None = None, samples: int = 4,
-              score=None, notes: str | None = None) -> Round:
+              score=None, notes: str | None = None, quiet: bool = False) -> Round:
         """Train one round with ``ftlab.train_round`` and record everything about it in its own folder.
 
         ``score(model, tokenizer) -> dict`` adds metrics of your own (exact match, BLEU, ...), kept beside the
@@ -182,24 +201,27 @@ class Lab:
         here, at the door: ``train`` and ``eval`` are read into rows once (a file path strictly: a bad row
         fails the round, naming it), and those rows are fingerprinted, kept and trained on. A ``RoundInputs``
         may be passed in the model's place (``lab.train(config, inputs)``); the round keeps it (``.inputs``).
+        ``quiet=True``: while it trains one line moves; then the notebook keeps the round's verdict alone (with the
+        advice when it failed), and everything else it printed is in ``round.path / "stdout.log"``.
         """
         self._before_training()
         inputs = given_inputs(model, tokenizer, train, eval, template, base_model)  # carried down from now on
         if inputs.problem is None and is_main():
             warn_if_shared(inputs.train.dataset, inputs.eval.dataset if inputs.eval is not None else None)
-        config = with_checkpoints(config, inputs.train)
+        config = self._with_checkpoints(config, inputs.train)
         if not is_main():  # another process of a distributed round (torchrun, accelerate launch)
             return self._follow(config, inputs, callbacks)
         round_ = open_round(self.path, config, inputs, name, notes, keep_data=self.keep_data)
         share(str(round_.path))  # the other processes train into the same folder
-        round_ = self._run(round_, config, inputs, callbacks, samples, score)
+        round_ = self._run(round_, config, inputs, callbacks, samples, score, quiet=quiet)
         if round_.status in MEASURED:
             barrier()  # the others return once the record is complete
         return round_
 
     def sweep(self, baseline, space: dict, model, tokenizer=None, train=None, eval=None, **options):
         """One factor at a time around ``baseline``, then a small grid over the best values, every round
-        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how)."""
+        in this lab; returns a ``SweepResult`` that ranks the knobs (``ftlab.lab.sweeps.sweep`` says how).
+        ``quiet=True``: a verdict line per round, and the result is returned unprinted (show its ranking)."""
         return sweep(self, baseline, space, model, tokenizer, train, eval, **options)
 
     def prefer(self, config, parent, train, eval=None, model=None, tokenizer=None, name: str | None = None,
@@ -290,11 +312,20 @@ class Lab:
             more = f" (and {len(damaged) - 1} more: lab.unreadable() lists them)" if len(damaged) > 1 else ""
             warn(f"{damaged[0].problem}{more} New rounds are recorded beside it as usual.", stacklevel=3)
 
+    def _with_checkpoints(self, config, train):
+        """The config with a checkpoint schedule (``with_checkpoints``), announced at this lab's first round only."""
+        scheduled = with_checkpoints(config, train, say=not self._told_checkpoints)
+        self._told_checkpoints |= scheduled.save_steps != config.save_steps
+        return scheduled
+
     def _run(self, round_, config, inputs, callbacks=None, samples=4, score=None, resume_from=None,
-             trains=None, guard=None) -> Round:
+             trains=None, guard=None, quiet: bool = False) -> Round:
         """Train under the recorders; turn the outcome (or the exception) into the round's status. ``trains``: what
-        trains the round (``train_on``; a preference round's own), ``guard``: its divergence guard."""
+        trains the round (``train_on``; a preference round's own), ``guard``: its divergence guard.
+
+        ``quiet``: the round's output goes to its logs only, a line moves while it trains, and its verdict is shown."""
         from ftlab.lab.watchers import CheckpointClock, DivergenceGuard, Heartbeat, JsonlLog
+        from ftlab.round.progress import QuietProgress
 
         trains = trains or train_on
         self._let_go_of_last_model()
@@ -308,7 +339,15 @@ class Lab:
         guard = guard or DivergenceGuard()
         live = [JsonlLog(round_.path / LOG, len(attempts)), Heartbeat(round_),
                 CheckpointClock(round_, CHECKPOINT_MINUTES if world_size() == 1 else None), guard]
-        with capture_output(round_.path, Scrubber()):
+        if quiet:
+            live.append(moving := QuietProgress(f"Round {round_.id}{f' ({round_.name})' if round_.name else ''}"))
+        with capture_output(round_.path, Scrubber(), echo=not quiet) as shown:
+
+            def verdict() -> None:
+                print(round_.verdict())  # into the round's stdout.log; a quiet round also shows it
+                if quiet:
+                    moving.end(round_.verdict(), shown)
+
             print(f"Lab round {round_.id}{f' ({round_.name})' if round_.name else ''} -> {round_.path}")
             try:
                 if inputs.problem is not None:  # data that could not be read at the door: a data failure
@@ -320,9 +359,9 @@ class Lab:
             except BaseException as error:  # noqa: B036 - Ctrl-C and kernel stops are recorded, then raised
                 round_.fail(classify(error, config, round_.resume_hint()))
                 if not isinstance(error, Exception):
-                    print(round_.verdict())
+                    verdict()
                     raise
-            print(round_.verdict())
+            verdict()
         if round_.status != "succeeded":
             free_memory()
         self._holding = round_

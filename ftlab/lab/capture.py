@@ -1,7 +1,8 @@
 """Around a lab round as it runs: its printed output kept in its folder.
 
 ``capture_output`` tees stdout and stderr into ``stdout.log`` / ``stderr.log``, secrets scrubbed, a progress
-bar kept at its last state rather than at every redraw. (The tracker a round reports to writes into the
+bar kept at its last state rather than at every redraw; ``echo=False`` keeps them in the log files only (a quiet
+round: the notebook shows its verdict, the folder keeps the rest). (The tracker a round reports to writes into the
 round's folder too: ``ftlab.round.trackers``.)
 """
 
@@ -16,12 +17,13 @@ from pathlib import Path
 class _Tee:
     """Writes through to the notebook / terminal and, line by line and scrubbed, to a log file."""
 
-    def __init__(self, original, path: Path, scrub):
-        self.original, self.scrub, self.pending = original, scrub, ""
+    def __init__(self, original, path: Path, scrub, echo: bool = True):
+        self.original, self.scrub, self.pending, self.echo = original, scrub, "", echo
         self.file = open(path, "a", encoding="utf-8")
 
     def write(self, text: str) -> int:
-        self.original.write(text)
+        if self.echo:
+            self.original.write(text)
         for part in re.split(r"(\r|\n)", text):
             if part == "\n":
                 self.file.write(self.scrub.text(self.pending) + "\n")
@@ -47,12 +49,14 @@ class _Tee:
 
 
 @contextmanager
-def capture_output(folder: Path, scrub):
-    """Tee ``sys.stdout`` and ``sys.stderr`` into ``stdout.log`` / ``stderr.log`` of ``folder``."""
+def capture_output(folder: Path, scrub, echo: bool = True):
+    """Tee ``sys.stdout`` and ``sys.stderr`` into ``stdout.log`` / ``stderr.log`` of ``folder``; yields the
+    stdout it replaced, where a quiet round (``echo=False``: the logs only) still prints its verdict."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(out, Path(folder) / "stdout.log", scrub), _Tee(err, Path(folder) / "stderr.log", scrub)
+    sys.stdout = _Tee(out, Path(folder) / "stdout.log", scrub, echo)
+    sys.stderr = _Tee(err, Path(folder) / "stderr.log", scrub, echo)
     try:
-        yield
+        yield out
     finally:
         tees = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err

@@ -20,8 +20,8 @@ from ftlab.machine import has_gpu
 CHECKPOINT_MINUTES = 10
 
 
-def with_checkpoints(config, train):
-    """The config with a checkpoint schedule that suits Colab, if it has none.
+def with_checkpoints(config, train, say: bool = True):
+    """The config with a checkpoint schedule that suits Colab, if it has none (said when ``say``).
 
     A free Colab or Kaggle session can end at any minute. Without ``save_steps`` the lab saves every
     tenth of the round, at least every 10 and at most every 200 steps (~10 minutes of TinyLlama on a
@@ -38,8 +38,9 @@ def with_checkpoints(config, train):
     every = max(10, min(200, steps // 10))
     if steps < every:  # a round this short writes no checkpoint: nothing to say, nothing to resume
         return config
-    print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
-          "continue after a disconnect.")
+    if say:  # the lab says it at its first round: a notice per round buries the results
+        print(f"Checkpoints every {every} steps and every {CHECKPOINT_MINUTES} minutes, so lab.resume(id) can "
+              "continue after a disconnect.")
     return dataclasses.replace(config, save_steps=every)
 
 

@@ -258,5 +258,6 @@ def sweep(lab, baseline: RoundConfig, space: dict, model, tokenizer=None, train=
             if len(knobs) > 1 and not out_of_budget():
                 run(knobs, "grid")
     result = SweepResult(baseline, metric, points, note, better.higher)
-    print(result)
+    if not train_options.get("quiet"):  # a quiet sweep leaves the result to its caller: result.ranking(), print(result)
+        print(result)
     return result

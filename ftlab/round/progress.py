@@ -116,6 +116,28 @@ class RoundProgress(TrainerCallback):
         self.line.show(text, force)
 
 
+class QuietProgress(RoundProgress):
+    """A quiet lab round's progress: one line that moves while it trains (``label``: step, time, losses), then
+    ``end(text)`` leaves the round's verdict in its place. Where no line can move (a file, a pipe), ``end``
+    prints the verdict to ``out``."""
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+
+    def _live(self, state) -> str:
+        return f"{self.label}: {super()._live(state)}"
+
+    def on_train_end(self, args, state, control, **kwargs):
+        pass  # the verdict replaces the line once the lab has measured the round
+
+    def end(self, text: str, out=None) -> None:
+        if self.line is not None and (self.line.notebook or self.line._in_place()):
+            self.line.end(text)
+        else:
+            print(text, file=out or sys.stdout)
+
+
 class LossLines(TrainerCallback):
     """One printed line per evaluation (step, train loss, eval loss, seconds) instead of log dicts and bars.
 
