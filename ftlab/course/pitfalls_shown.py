@@ -90,7 +90,7 @@ def evaluate_load_offline(name: str = "rouge", timeout: int = 120) -> str:
 
 
 def _pip(*arguments: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--disable-pip-version-check",
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--disable-pip-version-check", "--no-color",
                "--no-cache-dir", *arguments]
     # neither a pip.conf nor PIP_* variables (an extra index, a folder of wheels) may answer in the index's place
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PIP_")}, "PIP_CONFIG_FILE": os.devnull}
@@ -98,7 +98,8 @@ def _pip(*arguments: str, timeout: int = 120) -> subprocess.CompletedProcess:
 
 
 def _last_lines(text: str, lines: int) -> str:
-    return "\n".join(line for line in text.strip().splitlines()[-lines:])
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)  # a terminal's colours, should pip still send them
+    return "\n".join([line for line in plain.strip().splitlines() if line.strip()][-lines:])
 
 
 def pip_without_internet(package: str = "ftlab") -> str:
