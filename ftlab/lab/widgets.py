@@ -262,9 +262,12 @@ class Compare(w.VBox):
         advice = [f"<li>round {r.id} is {r.status}: {html.escape(r.verdict())}</li>"
                   for r in rounds if r.status != "succeeded"]
         self.notes.value = f"<ul>{''.join(advice)}</ul>" if advice else ""
+        import pandas as pd
+
         table = self.lab.table(baseline=ids[0]).loc[ids]
         self.table.outputs = ()
-        self.table.append_display_data(table)
+        with pd.option_context("display.max_columns", None):  # pandas hides the middle of 20+ columns: the knobs
+            self.table.append_display_data(table)
         self.plot.outputs = ()
         self.plot.append_display_data(self.figure(rounds, table))
 
