@@ -266,6 +266,8 @@ CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).item
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "
                         "exercise prints before its TODO cell",
+          "sft_step": "its answer is a function; the loss and gradients it is compared with come from rows the check "
+                      "draws at each call, and no message prints a number (tests/test_cheats.py runs the cheat)",
           "merged_weight": "its answer is a matrix built from a trained adapter: tests/test_export.py (test_the_merge_"
                            "check_names_each_mistake_without_the_answer) checks that no failure prints a tensor"}
 
