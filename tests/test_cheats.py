@@ -30,6 +30,106 @@ def refused(check, *args, revisit: str, answers=(), **kwargs) -> str:
     return message
 
 
+# ------------------------------------------------------------------------------------------ 00: count what trains
+def test_00_part_2_says_nothing_part_3_could_copy_and_part_3_wants_the_formula(tiny, capsys):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(tiny[0], LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj",
+                                                                                         "o_proj"], task_type="CAUSAL_LM"))
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    assert checks.check_trainable_share(peft_model, trainable / total)
+    said = capsys.readouterr().out
+    assert f"{trainable:,}" not in said and str(trainable) not in said, said  # part 3's answer, never printed
+    for cheat in (trainable, lambda cfg, r: trainable):  # `predicted = trainable`, as a number or a function
+        refused(checks.check_lora_param_count, peft_model, cheat, revisit="function of|Revisit: the count follows",
+                answers=(trainable,))
+
+
+# ------------------------------------------------------------------------------------------ 01: repair, then prove
+ROWS = [{"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]},
+        {"messages": [{"role": "human", "content": "Double 5."}, {"role": "assistant", "content": "10"}]},
+        {"messages": [{"role": "user", "content": "Double 6."}, {"role": "assistant", "content": 12}]},
+        {"messages": [{"role": "user", "content": "Double 8."}]}]
+
+
+def test_01_any_valid_rows_are_not_a_repair_and_the_library_call_is_not_a_proof(tiny):
+    import copy
+
+    import ftlab
+
+    def row(question, answer):
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+
+    any_valid = [row(f"Say {i}.", str(i)) for i in range(len(ROWS))]
+    refused(checks.check_rows_fixed, any_valid, ROWS, revisit="not these rows repaired.*\nRevisit: the findings")
+    dropped_question = copy.deepcopy(any_valid[:1]) + [row("Double 5.", "10"), row("Double 6.", "12"), row("x", "16")]
+    refused(checks.check_rows_fixed, dropped_question, ROWS, revisit="what each author wrote")
+    repaired = [ROWS[0], row("Double 5.", "10"), row("Double 6.", "12"), row("Double 8.", "16")]
+    assert checks.check_rows_fixed(repaired, ROWS)
+    template = ftlab.Template.chat(tiny[1])
+    refused(checks.check_prompt_matches, template, lambda template, messages: template.prompt(messages),
+            revisit="cut the prompt out of the training text")  # part 3 once passed with the very call it asks for
+    refused(checks.check_prompt_matches, template, template.prompt(ROWS[0]["messages"]), revisit="function of")
+
+
+# ------------------------------------------------------------------------------------------ 02: graded as a whole
+T4_CONFIGS = [dict(quantization=None, gradient_checkpointing=False, batch_size=16, max_length=1024, rows=2000),
+              dict(quantization=None, gradient_checkpointing=False, batch_size=2, max_length=1024, rows=2000),
+              dict(quantization="4bit", gradient_checkpointing=True, batch_size=16, max_length=1024, rows=2000),
+              dict(quantization=None, gradient_checkpointing=True, batch_size=64, max_length=1024, rows=2000)]
+
+
+def test_02_a_flip_and_rerun_learns_nothing_from_the_message():
+    from ftlab.memory.estimate import plan
+
+    right = [plan(checks.TINYLLAMA, gpu="T4", **c).fits for c in T4_CONFIGS]
+    fastest = min((i for i, f in enumerate(right) if f), key=lambda i: plan(checks.TINYLLAMA, gpu="T4",
+                                                                          **T4_CONFIGS[i]).epoch_s)
+    messages = set()
+    for i in range(len(right)):  # flip one entry at a time: every flip must read the same, naming no index
+        flipped = [not f if k == i else f for k, f in enumerate(right)]
+        messages.add(refused(checks.check_t4_predictions, T4_CONFIGS, flipped, fastest, revisit="grades them together"))
+    for other in set(range(len(right))) - {fastest}:
+        messages.add(refused(checks.check_t4_predictions, T4_CONFIGS, right, other, revisit="grades them together"))
+    assert len(messages) == 1, messages  # one verdict for every wrong answer: no oracle
+    assert not any(f"fits[{i}]" in m or f"configuration {i}" in m for m in messages for i in range(len(right)))
+    from ftlab.machine import choose_precision
+
+    truth = {d: choose_precision(c) for d, c in checks.PRECISION_DEVICES.items()}
+    said = {refused(checks.check_precision_choice, {**truth, d: "fp32" if truth[d] != "fp32" else "fp16"},
+                    revisit="graded as a whole") for d in truth}
+    assert len(said) == 1 and not any(repr(d) in next(iter(said)) for d in truth), said
+
+
+def test_02_the_learner_copy_prints_no_plan_that_answers_it():
+    import json
+    from pathlib import Path
+
+    learner = Path(__file__).resolve().parent.parent / "exercises" / "02_fit_on_a_t4.ipynb"
+    cells = ["".join(c["source"]) for c in json.loads(learner.read_text())["cells"] if c["cell_type"] == "code"]
+    assert not any("plan(**configs[" in c and "configs[fastest]" not in c for c in cells), cells
+    assert not any("suggest(" in c for c in cells)
+
+
+# ------------------------------------------------------------------------------------------ 03: functions, fresh pairs
+def test_03_flips_and_bisection_have_nothing_to_steer_by():
+    from ftlab.evaluation import metrics
+
+    def exact_match(prediction, reference):
+        return metrics.exact_match([prediction], [reference])
+
+    def f1(prediction, reference):
+        return metrics.f1([prediction], [reference])
+
+    values = [0, 1, 0]  # the old answer: numbers for three pairs, which a per-index verdict let one flip
+    refused(checks.check_em_f1_by_hand, values, f1, revisit="should be a function")
+    for guess in (0.0, 0.5, 0.667, 1.0):  # a constant F1: bisection on "too high / too low" once found each value
+        message = refused(checks.check_em_f1_by_hand, exact_match, lambda p, r, g=guess: g,
+                          revisit="disagrees with SQuAD's rule.*\nHint: work that pair out")
+        assert "too high" not in message and "too low" not in message
+    assert checks.check_em_f1_by_hand(exact_match, f1)
+
+
 # ------------------------------------------------------------------------------------------ lab rounds as records
 def recorded(lab, name, lr, status="succeeded", before=4.0, after=1.0, kind=None, scores=None):
     """Write a finished round into ``lab`` as the lab itself records one: what the checks read, no training."""
@@ -99,3 +199,21 @@ def test_05_the_advice_check_judges_the_rounds_the_learner_ran(lab, tmp_path):
     recorded(collapsed, "diverges", 0.3, "collapsed", after=2.0, kind="accuracy collapse")
     recorded(collapsed, "advised", 0.09, after=1.0)
     assert checks.check_lr_advice(collapsed, 0.3, 0.09)
+
+
+# ------------------------------------------------------------------------------------------ 00b: the step by hand
+def test_00b_the_step_by_hand_passes_and_a_loss_over_every_token_is_refused():
+    import torch
+
+    def step(model, optimizer, batch, counted="answer_mask"):
+        optimizer.zero_grad()
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        counts = batch[counted][:, 1:].bool()
+        loss = torch.nn.functional.cross_entropy(logits[:, :-1][counts], batch["input_ids"][:, 1:][counts])
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    assert checks.check_sft_step(step)
+    refused(checks.check_sft_step, lambda m, o, b: step(m, o, b, counted="attention_mask"),  # prompt tokens too
+            revisit="not the loss ftlab's round computes.*\nRevisit: the loss counts only the answer's tokens")

@@ -35,8 +35,8 @@ def test_trainable_share_check_rejects_a_percentage_and_a_wrong_count(tiny):
         checks.check_trainable_share(peft_model, trainable / (total - trainable))
     with pytest.raises(CheckFailed, match="more than 1"):
         checks.check_trainable_share(peft_model, total / trainable)
-    with pytest.raises(CheckFailed, match="too high") as error:
-        checks.check_lora_param_count(peft_model, trainable + 1)
+    with pytest.raises(CheckFailed, match="function of") as error:
+        checks.check_lora_param_count(peft_model, trainable + 1)  # a number: part 3 wants the formula
     assert f"{trainable:,}" not in str(error.value)  # a check never gives the answer away
 
 
@@ -48,26 +48,43 @@ def test_the_naive_lora_count_is_told_about_grouped_query_attention(tiny):
     assert cfg.num_key_value_heads < cfg.num_attention_heads  # GQA, as in TinyLlama
     peft_model = get_peft_model(model, LoraConfig(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                                                   task_type="CAUSAL_LM"))
-    naive = cfg.num_hidden_layers * 4 * 16 * (2 * cfg.hidden_size)
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    aware = cfg.num_hidden_layers * 16 * (2 * 2 * cfg.hidden_size + 2 * (cfg.hidden_size + cfg.num_key_value_heads * head_dim))
-    assert naive != aware
+
+    def naive(cfg, r):
+        return cfg.num_hidden_layers * 4 * r * (2 * cfg.hidden_size)
+
+    def aware(cfg, r):
+        kv = cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)
+        return cfg.num_hidden_layers * r * (2 * 2 * cfg.hidden_size + 2 * (cfg.hidden_size + kv))
+
+    assert naive(cfg, 16) != aware(cfg, 16)
     with pytest.raises(CheckFailed, match="grouped-query attention"):
         checks.check_lora_param_count(peft_model, naive)
     assert checks.check_lora_param_count(peft_model, aware)
 
 
-def test_em_f1_check_explains_the_normalisation_without_giving_the_answer():
-    pairs = [("The answer is 42.", "42"), ("14 and apple", "14 and apple.")]
-    assert checks.check_em_f1_by_hand(pairs, [0, 1], [0.5, 1.0])
-    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is too high.*shared / prediction tokens") as high:
-        checks.check_em_f1_by_hand(pairs, [0, 1], [1, 1.0])
-    with pytest.raises(CheckFailed, match=r"(?s)f1\[0\] is too low") as low:
-        checks.check_em_f1_by_hand(pairs, [0, 1], [0.25, 1.0])
-    with pytest.raises(CheckFailed, match=r"(?s)em\[1\] is not right.*can make two different-looking") as em:
-        checks.check_em_f1_by_hand(pairs, [0, 0], [0.5, 1.0])
-    for raised in (high, low, em):  # the right values (0.5, 0.500, 1) are never printed
-        assert "0.5" not in str(raised.value) and "should be" not in str(raised.value)
+def test_em_f1_check_calls_the_learners_functions_on_pairs_it_draws():
+    from ftlab.evaluation import metrics
+
+    def exact_match(prediction, reference):
+        return metrics.exact_match([prediction], [reference])
+
+    def f1(prediction, reference):
+        return metrics.f1([prediction], [reference])
+
+    def f1_as_sets(prediction, reference):  # shared tokens counted once: wrong where a word repeats
+        p = set(metrics.normalize_answer(prediction).split())
+        r = set(metrics.normalize_answer(reference).split())
+        shared = len(p & r)
+        return 0.0 if not shared else 2 * shared / (len(p) + len(r))
+
+    assert checks.check_em_f1_by_hand(exact_match, f1)
+    with pytest.raises(CheckFailed, match=r"(?s)f1 disagrees.*each as many times as it appears") as failed:
+        checks.check_em_f1_by_hand(exact_match, f1_as_sets)
+    assert "should be" not in str(failed.value)
+    with pytest.raises(CheckFailed, match=r"(?s)exact_match disagrees.*normalise both first"):
+        checks.check_em_f1_by_hand(lambda p, r: float(p == r), f1)
+    with pytest.raises(CheckFailed, match="still None"):
+        checks.check_em_f1_by_hand(None, None)
 
 
 def test_cjk_tokenizer_check_rejects_the_default_behaviour_without_printing_the_tokens():
@@ -88,6 +105,9 @@ def test_rows_fixed_check_refuses_dropped_rows_and_remaining_problems():
     with pytest.raises(CheckFailed, match="unknown role 'bot'"):
         checks.check_rows_fixed([good, bad], [good, bad])
     assert checks.check_rows_fixed([good, good], [good, bad])
+    other = {"messages": [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]}
+    with pytest.raises(CheckFailed, match="not these rows repaired"):  # valid, but not what the author wrote
+        checks.check_rows_fixed([good, other], [good, bad])
 
 
 def test_dedup_balance_check_counts_each_category():
@@ -106,15 +126,18 @@ def test_dedup_balance_check_counts_each_category():
     assert checks.check_dedup_balance(balanced, raw, per_category=10)
 
 
-def test_prompt_check_wants_the_templates_own_prompt(tiny):
+def _prompt_by_cut(template, messages):
+    text = template.training_text(messages)
+    return text[:text.rindex(messages[-1]["content"])]
+
+
+def test_prompt_check_calls_the_learners_cut_on_rows_it_draws(tiny):
     import ftlab
 
     template = ftlab.Template.chat(tiny[1])
-    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
-    text = template.training_text(row["messages"])
-    with pytest.raises(CheckFailed, match="what the model is given at inference"):
-        checks.check_prompt_matches(template, row, "<|user|>\nDouble 4.\n<|assistant|>", text)
-    assert checks.check_prompt_matches(template, row, template.prompt(row["messages"]), text)
+    assert checks.check_prompt_matches(template, _prompt_by_cut)
+    with pytest.raises(CheckFailed, match="offers only training_text"):  # the library's call is not the proof
+        checks.check_prompt_matches(template, lambda template, messages: template.prompt(messages))
 
 
 def test_tinyllama_lora_count_check_names_the_idea_missed_without_the_answer():
@@ -139,12 +162,10 @@ def test_t4_prediction_check():
                dict(batch_size=2, max_length=1024, gradient_checkpointing=False, rows=2000),
                dict(batch_size=16, max_length=1024, gradient_checkpointing=True, quantization="4bit", rows=2000)]
     assert checks.check_t4_predictions(configs, [False, True, True], 1)
-    with pytest.raises(CheckFailed, match=r"(?s)fits\[0\] is not right.*activations"):
-        checks.check_t4_predictions(configs, [True, True, True], 1)
-    with pytest.raises(CheckFailed, match="does not fit on a T4"):
-        checks.check_t4_predictions(configs, [False, True, True], 0)
-    with pytest.raises(CheckFailed, match="(?s)not the fastest.*checkpointing"):
-        checks.check_t4_predictions(configs, [False, True, True], 2)
+    for fits, fastest in (([True, True, True], 1), ([False, True, True], 0), ([False, True, True], 2)):
+        with pytest.raises(CheckFailed, match="(?s)not both right.*activations.*checkpointing") as failed:
+            checks.check_t4_predictions(configs, fits, fastest)
+        assert "fits[" not in str(failed.value) and "configuration 0" not in str(failed.value)
 
 
 def test_the_tinyllama_figures_quoted_in_the_course():
@@ -179,18 +200,22 @@ def test_a_failing_check_shows_its_message_without_a_traceback_through_ftlab(cap
     assert "Traceback" in capsys.readouterr().out
 
 
-def test_prompt_check_names_the_mistake_without_the_text(tiny):
+def test_prompt_check_names_a_cut_that_runs_into_the_answer(tiny):
     import ftlab
 
     template = ftlab.Template.chat(tiny[1])
-    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
-    prompt, text = template.prompt(row["messages"]), template.training_text(row["messages"])
-    with pytest.raises(CheckFailed, match="does not contain the answer"):
-        checks.check_prompt_matches(template, row, prompt, prompt)
-    with pytest.raises(CheckFailed, match="prompt contains the answer"):
-        checks.check_prompt_matches(template, row, text, text)
-    with pytest.raises(CheckFailed, match="not the text the model trains on"):
-        checks.check_prompt_matches(template, row, prompt, "Double 4. 8")
+
+    def first_mention(template, messages):  # the answer's text found where the question says it
+        text = template.training_text(messages)
+        return text[:text.index(messages[-1]["content"])]
+
+    def with_the_answer(template, messages):
+        return _prompt_by_cut(template, messages) + messages[-1]["content"]
+
+    with pytest.raises(CheckFailed, match="text the model is given at inference"):
+        checks.check_prompt_matches(template, first_mention)
+    with pytest.raises(CheckFailed, match="runs into the answer"):
+        checks.check_prompt_matches(template, with_the_answer)
 
 
 ROW = [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]

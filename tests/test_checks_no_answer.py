@@ -6,6 +6,7 @@ the forms a message could print it. A new check needs a case (a test fails until
 reason in ``EXEMPT`` why it has no single right value to leak.
 """
 
+import ast
 import re
 from types import SimpleNamespace
 
@@ -71,13 +72,18 @@ def case_trainable_share(tiny):
 
 def case_lora_param_count(tiny):
     peft_model, trainable, _ = _peft_tiny(tiny)
-    for wrong in (trainable + 1, trainable - 1, _naive_lora_count(peft_model)):
+    naive = _naive_lora_count(peft_model)
+    for wrong in (trainable + 1, lambda cfg, r: trainable - 1, lambda cfg, r: naive if r == 16 else 0):
         assert_no_answer(failure(checks.check_lora_param_count, peft_model, wrong), trainable)
 
 
 def case_em_f1_by_hand(tiny):
-    pairs = [("The answer is 42.", "42"), ("a red apple", "the green apple")]
-    assert_no_answer(failure(checks.check_em_f1_by_hand, pairs, [0, 0], [1.0, 0.5]), 0.5)
+    from ftlab.evaluation import metrics
+
+    message = failure(checks.check_em_f1_by_hand, lambda p, r: metrics.exact_match([p], [r]), lambda p, r: 0.5)
+    pair = re.search(r"e\.g\. ('.*') vs ('.*')\.\n", message)  # the pair it shows, never what f1 should give
+    assert pair, message
+    assert_no_answer(message, metrics.f1([ast.literal_eval(pair.group(1))], [ast.literal_eval(pair.group(2))]))
 
 
 def case_cjk_rouge_tokenizer(tiny):
@@ -103,12 +109,9 @@ def case_prompt_matches(tiny):
     import ftlab
 
     template = ftlab.Template.chat(tiny[1])
-    row = {"messages": [{"role": "user", "content": "Double 4."}, {"role": "assistant", "content": "8"}]}
-    right_text, right_prompt = template.training_text(row["messages"]), template.prompt(row["messages"])
-    message = failure(checks.check_prompt_matches, template, row, right_prompt, right_text + " ")
-    assert "template.training_text(" not in message and right_text not in message
-    message = failure(checks.check_prompt_matches, template, row, "Double 4.", right_text)
-    assert "template.prompt(" not in message and right_prompt not in message
+    row = [{"role": "user", "content": "Repeat after me: 7"}, {"role": "assistant", "content": "7"}]
+    message = failure(checks.check_prompt_matches, template, lambda template, messages: "Double 4.")
+    assert template.prompt(row) not in message and "<|" not in message, message
 
 
 def case_label_mask(tiny):
@@ -306,6 +309,8 @@ CASES = {name.removeprefix("case_"): case for name, case in dict(globals()).item
 # checks with no single right value that a message could give away, and why
 EXEMPT = {"rows_fixed": "the learner writes the repair; the check repeats ftlab.data.validate's findings, which the "
                         "exercise prints before its TODO cell",
+          "sft_step": "its answer is a function; the loss and gradients it is compared with come from rows the check "
+                      "draws at each call, and no message prints a number (tests/test_cheats.py runs the cheat)",
           "merged_weight": "its answer is a matrix built from a trained adapter: tests/test_export.py (test_the_merge_"
                            "check_names_each_mistake_without_the_answer) checks that no failure prints a tensor"}
 

@@ -36,12 +36,14 @@ from ftlab.course.checks.memory import (
 from ftlab.course.checks.metrics import check_cjk_rouge_tokenizer, check_em_f1_by_hand
 from ftlab.course.checks.preference import check_dpo_loss, check_reward_margins
 from ftlab.course.checks.repeats import check_effect_by_hand, check_failure_reading, check_repeats
+from ftlab.course.checks.training import check_sft_step
 
 __all__ = [
     "ATTENTION", "CheckFailed", "PRECISION_DEVICES", "TINYLLAMA", "check_chat_labels",
     "check_cjk_rouge_tokenizer", "check_dedup_balance", "check_dpo_loss", "check_effect_by_hand", "check_em_f1_by_hand",
     "check_failure_reading", "check_label_mask", "check_lora_config", "check_lora_param_count",
     "check_lr_advice", "check_lr_reading", "check_lr_rounds", "check_merged_weight", "check_precision_choice",
-    "check_prompt_matches", "check_repeats", "check_reward_margins", "check_rows_fixed", "check_t4_predictions",
+    "check_prompt_matches", "check_repeats", "check_reward_margins", "check_rows_fixed", "check_sft_step",
+    "check_t4_predictions",
     "check_tinyllama_lora_counts", "check_trainable_share",
 ]

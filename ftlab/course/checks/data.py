@@ -2,24 +2,57 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 
 from ftlab.course.checks.base import fail, mistake, passed, still_none
 from ftlab.data import dedup, validate
+from ftlab.data.formats import ROLES
+
+
+def _same_turn(fixed, original) -> bool:
+    """A turn kept as its author wrote it: the same content as text, and the same role unless the original's
+    was not a chat role (ShareGPT's "human", a "bot"): then renaming it is the repair."""
+    if not isinstance(fixed, dict) or not isinstance(original, dict):
+        return False
+    role = original.get("role")
+    same_role = fixed.get("role") == role or (role not in ROLES and fixed.get("role") in ROLES)
+    return same_role and str(fixed.get("content")) == str(original.get("content"))
+
+
+def _is_repair(fixed, original) -> bool:
+    """``fixed`` keeps every turn of ``original`` as written, and adds at most the missing answer at the end."""
+    if not isinstance(fixed, dict) or not isinstance(fixed.get("messages"), list):
+        return False
+    before, after = list(original.get("messages", [])), fixed["messages"]
+    lacks_answer = not before or not isinstance(before[-1], dict) or before[-1].get("role") != "assistant"
+    if lacks_answer and len(after) == len(before) + 1:
+        added = after[-1]
+        if not (isinstance(added, dict) and added.get("role") == "assistant" and str(added.get("content")).strip()):
+            return False
+        after = after[:-1]
+    return len(after) == len(before) and all(_same_turn(f, o) for f, o in zip(after, before, strict=True))
 
 
 def check_rows_fixed(fixed_rows, original_rows) -> bool:
-    """Every row of ``fixed_rows`` passes validation, and no row was lost on the way."""
+    """Exercise 01: ``fixed_rows`` are ``original_rows`` repaired: every row valid, none lost, and each row's
+    content as its author wrote it (its roles under their chat names, its contents as text, a missing answer
+    added): any five valid rows are not a repair of these."""
     still_none("fixed_rows", fixed_rows)
     if not isinstance(fixed_rows, list):
         fail("fixed_rows", fixed_rows, "a list of row dicts: the original rows with the broken ones repaired")
     if len(fixed_rows) != len(original_rows):
         fail("len(fixed_rows)", len(fixed_rows), f"{len(original_rows)}: repair the broken rows, don't drop them",
-              "dropping is what strict=False does; here each row is someone's work")
+             "dropping is what strict=False does; here each row is someone's work")
     findings = validate(fixed_rows, file="fixed_rows")
     if findings:
         fail("ftlab.data.validate(fixed_rows)", [str(f) for f in findings[:3]], "an empty list")
-    return passed(f"all {len(fixed_rows)} rows are valid and none was lost")
+    if not all(_is_repair(f, o) for f, o in zip(fixed_rows, original_rows, strict=True)):
+        mistake("fixed_rows are valid, but they are not these rows repaired: a repair keeps what each author wrote "
+                "(the questions, the answers, the order of the turns, row by row).",
+                "the findings printed above name what to change in each broken row and nothing else: a role's "
+                "name, a content's type, a missing turn")
+    return passed(f"all {len(fixed_rows)} rows are valid, none was lost, and each says what its author wrote")
 
 
 def check_dedup_balance(balanced, rows, per_category: int, by: str = "category") -> bool:
@@ -44,26 +77,54 @@ def check_dedup_balance(balanced, rows, per_category: int, by: str = "category")
     return passed(f"{len(texts)} unique rows, at most {per_category} per category")
 
 
-def check_prompt_matches(template, row, prompt, text) -> bool:
-    """Exercise 01: ``prompt`` and ``text``: the inference prompt and training text of ``row``."""
-    messages = row["messages"]
-    still_none("text", text)
-    still_none("prompt", prompt)
-    answer = messages[-1]["content"]
-    if text != template.training_text(messages):
-        if answer not in str(text):
-            mistake("text does not contain the answer.", "the training text is the whole conversation, answer included")
-        mistake("text is not the text the model trains on for this row.",
-               "the template turns a row into one text: special tokens, role tags and the end-of-turn token "
-               "after the answer (template.show prints it)")
-    if prompt != template.prompt(messages):
-        if answer in str(prompt):
-            mistake("prompt contains the answer: at inference the model has to write it.",
-                   "the prompt is the conversation before the answer")
-        mistake("prompt is not what the model is given at inference.",
-               "the prompt must end exactly where the model starts writing: with the assistant's role tag, as the "
-               "training text has it before the answer")
-    return passed(f"the prompt is the training text up to the answer; the model learns {text[len(prompt):]!r}")
+class _TrainingTextOnly:
+    """A template that offers only the training text (and its end-of-turn token): the learner's function must cut
+    the prompt out of it, not ask ``template.prompt`` for it."""
+
+    def __init__(self, template):
+        self.training_text, self.end_of_turn = template.training_text, template.end_of_turn
+
+    def __getattr__(self, name):
+        raise AttributeError(f"this check's template offers only training_text and end_of_turn, not {name!r}: "
+                             "cut the prompt out of the training text")
+
+
+def _fresh_chats() -> list[list[dict]]:
+    """Rows the learner has not seen: multi-turn, a system turn, an answer whose text the question holds too."""
+    from ftlab.data.course_sets.dialogues import dialogues
+
+    drawn = [row["messages"] for row in dialogues(6, eval_size=1, seed=secrets.randbelow(10**6))[0]]
+    echo = [{"role": "user", "content": "Repeat after me: 7"}, {"role": "assistant", "content": "7"}]
+    return [*drawn[:3], echo]
+
+
+def check_prompt_matches(template, prompt_from_training) -> bool:
+    """Exercise 01: ``prompt_from_training(template, messages)`` cuts the inference prompt out of the training
+    text: the text before the last answer. Called on rows it never saw, with a template that offers only the
+    training text; its prompts must be exactly ``template.prompt``'s, which proves the two agree."""
+    still_none("prompt_from_training", prompt_from_training)
+    if not callable(prompt_from_training):
+        mistake(f"prompt_from_training is a {type(prompt_from_training).__name__}: it should be a function of "
+                "(template, messages).", "def prompt_from_training(template, messages): ... return the prompt")
+    for messages in _fresh_chats():
+        try:
+            got = prompt_from_training(_TrainingTextOnly(template), messages)
+        except Exception as error:  # the learner's code: say what broke, in their terms
+            mistake(f"prompt_from_training(template, messages) raised {type(error).__name__}: {error}",
+                    "template.training_text(messages) is the whole text; the prompt is its beginning")
+        text = template.training_text(messages)
+        if got == template.prompt(messages):
+            continue
+        answer = messages[-1]["content"]
+        if isinstance(got, str) and answer in got[len(template.prompt(messages)):] and text.startswith(got):
+            mistake("on some rows prompt_from_training's prompt runs into the answer: at inference the model has to "
+                    "write it.", "the prompt ends where the *last* answer starts, and an answer's text can appear "
+                    "earlier in the conversation too")
+        mistake("prompt_from_training does not give, for every row it was tried on, the text the model is given "
+                "at inference.", "the prompt is the training text up to the last answer, ending exactly where the "
+                "model starts writing (with the assistant's role tag): cut it where that answer begins")
+    return passed("your prompts, cut out of the training texts, are exactly the inference prompts: the model is "
+                  "asked at inference what it saw before each answer in training")
 
 
 def check_label_mask(template, messages, input_ids, labels) -> bool:
