@@ -102,6 +102,13 @@ def test_public_sets_schemas_load_as_chat_pairs(name):
         assert pair["chosen"] == row["chosen"][-1:] and pair["rejected"] == row["rejected"][-1:]
 
 
+def test_a_hub_set_offline_is_refused_at_once_with_what_to_use_instead():
+    from ftlab.machine import HubUnavailableError
+
+    with pytest.raises(HubUnavailableError, match="trl-lib/ultrafeedback_binarized.*not reachable"):
+        load_pairs("trl-lib/ultrafeedback_binarized")
+
+
 # ------------------------------------------------------------------------------------------ plan
 def test_the_plan_counts_two_sequences_a_pair_and_the_reference_without_a_second_model():
     from ftlab.memory.estimate import plan

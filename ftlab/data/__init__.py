@@ -11,6 +11,8 @@ train without surprises, and ships small offline data sets so every chapter runs
   library's own documentation (PSF-2.0), offline; ``load_alpaca``: Alpaca's first rows, from the Hub
   or a local copy (CC BY-NC 4.0).
 - ``course_set``: the course's own train/eval splits (distinct prompts, none in both).
+- ``load_pairs``, ``pairs_from_rows``: preference pairs (prompt, chosen, rejected) read and checked, or built from
+  the course's rows (chapter 08).
 
 Modules, in the order data flows through them: ``files`` (a data file into raw rows, each numbered as an
 editor shows it), ``formats`` (the shape of a row, and ftlab's canonical chat row), ``errors`` (a bad row as
@@ -28,6 +30,7 @@ from ftlab.data.duplicates import DedupReport, dedup, near_copies
 from ftlab.data.errors import DataFormatError, Finding
 from ftlab.data.formats import detect_format
 from ftlab.data.loading import load, load_alpaca, validate
+from ftlab.data.preference_pairs import load_pairs, pairs_from_rows
 from ftlab.data.splits import Leak, balance, fingerprint, leakage, split
 from ftlab.machine import HubUnavailableError
 
@@ -50,9 +53,11 @@ __all__ = [
     "instructions",
     "leakage",
     "near_copies",
+    "pairs_from_rows",
     "python_docs",
     "load",
     "load_alpaca",
+    "load_pairs",
     "split",
     "split_train_eval",
     "validate",

@@ -93,7 +93,7 @@ def normalise(row, number: int, name: str) -> tuple[dict | None, list[Finding]]:
                 return None, found("prompt", "missing, and chosen and rejected share no opening turns to take it from")
         elif turns_problem(prompt):
             return None, found("prompt", turns_problem(prompt))
-        chosen, rejected = answer_turn(chosen, prompt), answer_turn(rejected, prompt)
+        chosen, rejected = answer_turn(chosen), answer_turn(rejected)
         for field, turn in (("chosen", chosen), ("rejected", rejected)):
             if turn is None:
                 return None, found(field, "its last turn must be the assistant's answer")
@@ -128,7 +128,7 @@ def shared_turns(chosen: list, rejected: list) -> list:
     return shared
 
 
-def answer_turn(turns: list, prompt: list) -> dict | None:
+def answer_turn(turns: list) -> dict | None:
     """The assistant's answer in ``turns``: the last turn, whether given alone or after the prompt's turns."""
     last = turns[-1]
     return {"role": "assistant", "content": last["content"]} if last["role"] == "assistant" else None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import asdict, dataclass
 
-from ftlab.data.preference_pairs import answer_text, prompt_text
+from ftlab.data.preference_pairs import prompt_text
 from ftlab.evaluation.generation import answers, repeated_share
 
 
@@ -160,8 +160,3 @@ def scorer(pairs, beta: float = 0.1, generate: int = 8, max_new_tokens: int = 48
         return measure(model, tokenizer, pairs, beta, generate, max_new_tokens).as_scores()
 
     return score
-
-
-def chosen_and_rejected(pair) -> tuple[str, str]:
-    """A pair's two answers as text."""
-    return answer_text(pair["chosen"]), answer_text(pair["rejected"])

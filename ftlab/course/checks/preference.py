@@ -10,6 +10,7 @@ the margins, and shown to four digits only.
 from __future__ import annotations
 
 from ftlab.course.checks.base import CheckFailed, mistake, passed, still_none
+from ftlab.evaluation.preference import pair_logps, reference_of
 
 REVISIT_LOSS = "the DPO loss of chapter 08: -log sigmoid(beta x ((pi_c - ref_c) - (pi_r - ref_r))), averaged over pairs"
 
@@ -64,8 +65,6 @@ def check_reward_margins(round_, margins) -> bool:
     """Exercise 08: ``margins``, one per held-out pair of the preference round ``round_`` (its model still in memory):
     beta x ((log pi_c - log ref_c) - (log pi_r - log ref_r)), the reference being the frozen SFT adapter."""
     import torch
-
-    from ftlab.evaluation.preference import pair_logps, reference_of
 
     still_none("margins", margins)
     if round_ is None or getattr(round_, "model", None) is None or round_.record.get("kind") != "preference":
