@@ -7,6 +7,7 @@ from collections import Counter
 
 from ftlab.course.checks.base import fail, mistake, passed, still_none
 from ftlab.data import dedup, validate
+from ftlab.data.course_sets.dialogues import dialogues
 from ftlab.data.formats import ROLES
 
 
@@ -91,8 +92,6 @@ class _TrainingTextOnly:
 
 def _fresh_chats() -> list[list[dict]]:
     """Rows the learner has not seen: multi-turn, a system turn, an answer whose text the question holds too."""
-    from ftlab.data.course_sets.dialogues import dialogues
-
     drawn = [row["messages"] for row in dialogues(6, eval_size=1, seed=secrets.randbelow(10**6))[0]]
     echo = [{"role": "user", "content": "Repeat after me: 7"}, {"role": "assistant", "content": "7"}]
     return [*drawn[:3], echo]

@@ -19,6 +19,8 @@ import tempfile
 from ftlab.config import RoundConfig
 from ftlab.course.checks.base import mistake, passed, still_none
 from ftlab.data import course_set
+from ftlab.models.loading import tiny_model
+from ftlab.round.train import add_lora, train_round
 from ftlab.templates.template import Template
 
 ROWS = 4  # one step over this many rows drawn afresh: the batch the round's first step sees too
@@ -62,9 +64,6 @@ def check_sft_step(sft_step, lr: float = 1e-3) -> bool:
     """Exercise 00b: ``sft_step(model, optimizer, batch)`` is one supervised fine-tuning step (see the module)."""
     import torch
     from transformers import set_seed
-
-    from ftlab.models.loading import tiny_model
-    from ftlab.round.train import add_lora, train_round
 
     still_none("sft_step", sft_step)
     if not callable(sft_step):
