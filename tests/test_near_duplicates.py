@@ -80,7 +80,7 @@ def test_the_banded_search_finds_what_comparing_every_pair_finds():
 
 def test_near_search_on_20k_rows_like_seed_001s_takes_seconds_with_progress(monkeypatch, capsys):
     """Seed 001's 549k unique rows took ~15 minutes row by row (1.6 ms a row); the vectorised search does
-    20k such rows in well under a second of CPU on an idle core (benchmarks/bench_dedup.py for 800k)."""
+    20k such rows in about a second of CPU (benchmarks/bench_dedup.py: 544k in 102 s of CPU)."""
     import time
 
     from ftlab.console import lines
