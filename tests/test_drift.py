@@ -24,13 +24,15 @@ def accepted(target) -> set[str]:
 
 
 def from_pretrained_keywords() -> set[str]:
+    from peft import PeftModel
     from transformers import PreTrainedModel
 
     source = inspect.getsource(PreTrainedModel.from_pretrained)
     popped = {node.args[0].value for node in ast.walk(ast.parse(source.strip().replace("\n    ", "\n")))
               if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "pop" and node.args
               and isinstance(node.args[0], ast.Constant)}
-    return accepted(PreTrainedModel.from_pretrained) | popped
+    # and an adapter put back on a model: PeftModel.from_pretrained(model, folder, is_trainable=...)
+    return accepted(PreTrainedModel.from_pretrained) | popped | accepted(PeftModel.from_pretrained)
 
 
 def targets() -> dict[str, set[str]]:
