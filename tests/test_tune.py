@@ -253,11 +253,13 @@ def test_exercise_checks_say_what_is_wrong_without_giving_the_answer(found, tmp_
     bottom = finding.lrs[finding.smoothed.index(min(finding.smoothed))]
     assert low < finding.steepest < bottom <= last, finding  # the curve falls, then stops falling: a range test
     secrets = [f"{v:.2g}" for v in (finding.suggestion, finding.steepest, bottom, finding.diverged_at or 0)]
-    for good, high, words in ((None, 1e-2, "still None"), (bottom, last, "stopped falling"),
-                              (finding.steepest, low, "still falling"), (10.0, 20.0, "inside the range")):
+    whole = "do not both match the curve"  # one verdict for the pair: no reading named, no direction given
+    for good, high, words in ((None, 1e-2, "still None"), (bottom, last, whole), (finding.steepest, low, whole),
+                              (10.0, 20.0, "inside the range")):
         with pytest.raises(CheckFailed, match=words) as failed:
             check_lr_reading(finding, good, high)
         assert not any(s in str(failed.value) for s in secrets), failed.value
+        assert not any(w in str(failed.value) for w in ("still falling", "stopped falling", "too low", "too high"))
     assert check_lr_reading(finding, finding.steepest, finding.diverged_at or last)
     with pytest.raises(CheckFailed, match="no round named 'good'"):
         check_lr_rounds(ftlab.Lab(tmp_path / "lab"), 1e-3, 1e-1)

@@ -24,16 +24,11 @@ def check_lr_reading(finding, good_lr, too_high_lr) -> bool:
             raise CheckFailed(f"{name} should be a learning rate inside the range the test tried ({low:.0e} to "
                               f"{high:.0e}); read it off the x axis of finding.plot().")
     bottom = finding.lrs[min(range(len(finding.smoothed)), key=finding.smoothed.__getitem__)]
-    if good_lr >= bottom:
-        raise CheckFailed("good_lr sits where the smoothed loss has stopped falling or climbs again.\n"
-                          "Hint: revisit how the range test is read: a good lr is where the loss falls fastest, "
-                          "before its lowest point, not at or after it.")
-    if good_lr < bottom / 1000:
-        raise CheckFailed("good_lr is where the curve is still flat: steps that small barely move the weights "
-                          "in a short round.\nHint: revisit why the loss stays flat at the left of the curve.")
-    if too_high_lr < bottom / 2:
-        raise CheckFailed("at too_high_lr the smoothed loss was still falling in the range test.\nHint: revisit "
-                          "where divergence begins: after the lowest point, where the curve turns upward.")
+    # graded as a whole: one verdict for the pair, never which reading is off or in which direction
+    if not (bottom / 1000 <= good_lr < bottom and too_high_lr >= bottom / 2):
+        raise CheckFailed("the two readings do not both match the curve.\nHint: revisit how a range test is read: a "
+                          "good rate sits where the smoothed loss falls fastest, past the flat start and before its "
+                          "lowest point; divergence begins after the lowest point, where the curve turns upward.")
     return passed("both learning rates read off the curve; now confirm them with two rounds")
 
 
