@@ -1,6 +1,5 @@
 """Exercise checks say what is wrong and what was expected, and accept right answers."""
 
-import re
 
 import pytest
 
@@ -251,27 +250,51 @@ def test_label_mask_check_accepts_ftlabs_mask_and_names_each_mistake(tiny):
         checks.check_label_mask(template, ROW, ids, None)
 
 
-@pytest.mark.parametrize("mistake, words", [
-    ("everything", "turn 1 (system) has labels"), ("last answer only", "turn 3 (assistant) has no labels at all"),
-    ("no end of turn", "end-of-turn token that closes turn 3"), ("from the header", "labels before its answer starts"),
-    ("shifted", "neither -100 nor the token"), ("short", "labels has"),
-])
-def test_the_chat_labels_check_names_the_turn_and_the_idea_missed(tiny, mistake, words):
+def chat_label_functions():
+    """Exercise 06's answer, the mistakes a learner makes, and the cheats the check must refuse, as functions."""
+    def by_hand(template, tokenizer, conversation, shift=0, keep=lambda turn, message: True, closing=True):
+        text = template.training_text(conversation)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        labels = [-100] * len(ids)
+        for turn, message in enumerate(conversation):
+            if message["role"] != "assistant" or not keep(turn, conversation):
+                continue
+            prompt = template.prompt(conversation[:turn])
+            end = text.index(template.end_of_turn, len(prompt)) + (len(template.end_of_turn) if closing else 0)
+            start, stop = (len(tokenizer(part, add_special_tokens=False)["input_ids"]) for part in (prompt, text[:end]))
+            labels[start - shift:stop] = ids[start - shift:stop]
+        return labels
+
+    def everything(template, tokenizer, conversation):
+        return tokenizer(template.training_text(conversation), add_special_tokens=False)["input_ids"]
+
+    def library_mask(template, tokenizer, conversation):  # the cheat: ask ftlab's mask for the answer
+        ids, mask = template.encode(conversation)
+        return [i if m else -100 for i, m in zip(ids, mask, strict=True)]
+
+    return by_hand, {
+        "everything": everything, "library mask": library_mask,
+        "last answer only": lambda t, k, c: by_hand(t, k, c, keep=lambda turn, conv: turn == len(conv) - 1),
+        "no end of turn": lambda t, k, c: by_hand(t, k, c, closing=False),
+        "from the header": lambda t, k, c: by_hand(t, k, c, shift=2),
+        "short": lambda t, k, c: by_hand(t, k, c)[:-1],
+        "fixed answer": lambda t, k, c: [-100] * 40,
+    }
+
+
+def test_the_chat_labels_check_calls_the_function_on_fresh_conversations_and_grades_it_as_a_whole(tiny):
     import ftlab
 
     template = ftlab.Template.chat(tiny[1])
-    conversation = [{"role": "system", "content": "Be brief."}, *ftlab.data.dialogues(5, eval_size=1)[0][0]["messages"][-6:]]
-    ids, mask = template.encode(conversation)
-    right = [token if carries else -100 for token, carries in zip(ids, mask, strict=True)]
-    tokens = ftlab.templates.loss_mask(template, conversation).tokens
-    answers = [t for t in tokens if t.role == "assistant"]
-    first_answer = [t for t in answers if t.turn == answers[0].turn]
-    wrong = {"everything": list(ids),
-             "last answer only": [r if t.turn == tokens[-1].turn else -100 for r, t in zip(right, tokens, strict=True)],
-             "no end of turn": [-100 if t.loss and t.id == template.stop_token_ids[0] else r
-                                for r, t in zip(right, tokens, strict=True)],
-             "from the header": [t.id if t.turn == first_answer[0].turn else r for r, t in zip(right, tokens, strict=True)],
-             "shifted": right[1:] + [-100], "short": right[:-1]}[mistake]
-    with pytest.raises(CheckFailed, match=re.escape(words)):
-        checks.check_chat_labels(template, conversation, wrong)
-    assert checks.check_chat_labels(template, conversation, right)
+    right, mistakes = chat_label_functions()
+    assert checks.check_chat_labels(template, tiny[1], right)
+    for name, wrong in mistakes.items():
+        with pytest.raises(CheckFailed) as failed:
+            checks.check_chat_labels(template, tiny[1], wrong)
+        message = str(failed.value)
+        assert "Revisit" in message or "raised" in message, (name, message)
+        assert "turn 1" not in message and "turn 3" not in message and "position" not in message, (name, message)
+    with pytest.raises(CheckFailed, match="offers only prompt, training_text and end_of_turn"):
+        checks.check_chat_labels(template, tiny[1], mistakes["library mask"])
+    with pytest.raises(CheckFailed, match="still None"):
+        checks.check_chat_labels(template, tiny[1], None)
