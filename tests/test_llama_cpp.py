@@ -55,11 +55,11 @@ def agreement(answers: list[list[int]], reference: list[list[int]]) -> str:
     return f"{same}/{len(reference)} answers identical, {sum(prefix) / len(prefix):.0%} of tokens before the first difference"
 
 
-def check_in_llama_cpp(merged, tokenizer, prompts, folder, label: str) -> dict:
-    """Write f16, q8_0 and q4_0 files of ``merged``; compare llama.cpp with transformers on ``prompts``."""
+def check_in_llama_cpp(merged, tokenizer, prompts, folder, label: str, dtypes=("f16", "q8_0", "q4_0")) -> dict:
+    """Write ``dtypes`` files of ``merged``; compare llama.cpp with transformers on ``prompts``."""
     from transformers import AutoModelForCausalLM
 
-    files = {dtype: write_gguf(merged, folder / f"{label}-{dtype}.gguf", dtype=dtype) for dtype in ("f16", "q8_0", "q4_0")}
+    files = {dtype: write_gguf(merged, folder / f"{label}-{dtype}.gguf", dtype=dtype) for dtype in dtypes}
     model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
     prompt_ids, expected = greedy(model, tokenizer, prompts)
     texts = [Template.chat(tokenizer).prompt(p) for p in prompts]
@@ -70,9 +70,9 @@ def check_in_llama_cpp(merged, tokenizer, prompts, folder, label: str) -> dict:
     answers = {dtype: [g.generated for g in run] for dtype, run in runs.items()}
     sizes = {dtype: f"{path.stat().st_size / 1e6:.1f} MB" for dtype, path in files.items()}
     print(f"\n{label}: files {sizes}")
-    for dtype in ("q8_0", "q4_0"):
+    for dtype in sorted(set(answers) & {"q8_0", "q4_0"}):
         print(f"{label} {dtype} against transformers: {agreement(answers[dtype], expected)}")
-    for prompt, want, got in zip(prompts, expected, runs["q4_0"], strict=True):
+    for prompt, want, got in zip(prompts, expected, runs.get("q4_0", []), strict=False):
         print(f"  {prompt!r}: transformers {tokenizer.decode(want, skip_special_tokens=True)!r}, "
               f"q4_0 {tokenizer.decode(got.generated, skip_special_tokens=True)!r}")
     assert answers["f16"] == expected, [tokenizer.decode(a) for a in answers["f16"]]
@@ -186,4 +186,6 @@ def test_smollm2_after_a_lora_round_answers_in_llama_cpp_as_in_transformers(tmp_
     model, tokenizer = ftlab.load_model(SMOL_ID)
     train, evaluation = ftlab.data.course_set("demo")
     merged = lora_round_merged(model, tokenizer, train[:8], evaluation[:2], "cpu-small", 2, tmp_path)
-    check_in_llama_cpp(merged, tokenizer, course_prompts(evaluation, 1), tmp_path, "smollm2")
+    # f16 only, for CI's time (the three files took ~80 s): q8_0 and q4_0 are checked on the tiny model above and
+    # in tests/test_gguf.py; SmolLM2's own quantized files are what chapter 07 writes on a real model
+    check_in_llama_cpp(merged, tokenizer, course_prompts(evaluation, 1), tmp_path, "smollm2", dtypes=("f16",))
