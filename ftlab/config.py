@@ -40,8 +40,34 @@ def knob(default, help: str, **kwargs):
     return field(default=default, metadata={"help": help}, **kwargs)
 
 
+class _CheckedOnEverySet:
+    """For a config dataclass: ``validate()`` after construction and after every later assignment, so that a wrong
+    value fails in the notebook cell that sets it (the old value kept), not minutes later in the trainer."""
+
+    def __post_init__(self):
+        self.validate()
+        object.__setattr__(self, "_ready", True)
+
+    def _normalized(self, name: str, value):
+        """The value as the config keeps it (a hook: RoundConfig keeps a list of layer names as a tuple)."""
+        return value
+
+    def __setattr__(self, name, value):
+        value = self._normalized(name, value)
+        if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
+            previous = self.__dict__[name]
+            object.__setattr__(self, name, value)
+            try:
+                self.validate()
+            except ConfigError:
+                object.__setattr__(self, name, previous)
+                raise
+        else:
+            object.__setattr__(self, name, value)
+
+
 @dataclass
-class RoundConfig:
+class RoundConfig(_CheckedOnEverySet):
     """The knobs of one round. ``RoundConfig.preset("t4-lora")`` starts from a tested set."""
 
     # optimisation
@@ -80,25 +106,8 @@ class RoundConfig:
     save_steps: int | None = knob(None, "Save a checkpoint every this many steps; None saves only at the end.")
     report_to: str = knob("none", "Tracker: 'none', 'tensorboard', 'wandb' or 'trackio'. Never prompts for a login.")
 
-    def __post_init__(self):
-        object.__setattr__(self, "target_modules", _layer_names(self.target_modules))
-        self.validate()
-        object.__setattr__(self, "_ready", True)
-
-    def __setattr__(self, name, value):
-        # A wrong value set in a notebook cell fails in that cell, not minutes later in the trainer.
-        if name == "target_modules":
-            value = _layer_names(value)
-        if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
-            previous = self.__dict__[name]
-            object.__setattr__(self, name, value)
-            try:
-                self.validate()
-            except ConfigError:
-                object.__setattr__(self, name, previous)
-                raise
-        else:
-            object.__setattr__(self, name, value)
+    def _normalized(self, name: str, value):
+        return _layer_names(value) if name == "target_modules" else value
 
     # ----------------------------------------------------------------- presets and printing
     @classmethod
@@ -437,7 +446,7 @@ SHARED_KNOBS = ("learning_rate", "num_train_epochs", "max_steps", "batch_size", 
 
 
 @dataclass
-class PreferenceConfig:
+class PreferenceConfig(_CheckedOnEverySet):
     """The knobs of one preference round (DPO and its kin, through TRL's ``DPOTrainer``) on an SFT round's adapter.
 
     The LoRA knobs are the SFT round's (the adapter trains on from where it stopped); these are the ones a
@@ -472,23 +481,6 @@ class PreferenceConfig:
     margin_limit: float = knob(25.0, "The guard stops the round when the mean reward margin (beta x log-ratio gap) "
                                      "passes this: sigmoid(margin) is then 1 to the computer's precision, and the "
                                      "policy has run far from the reference.")
-
-    def __post_init__(self):
-        self.validate()
-        object.__setattr__(self, "_ready", True)
-
-    def __setattr__(self, name, value):
-        # as RoundConfig: a wrong value fails in the cell that sets it
-        if getattr(self, "_ready", False) and name in self.__dataclass_fields__:
-            previous = self.__dict__[name]
-            object.__setattr__(self, name, value)
-            try:
-                self.validate()
-            except ConfigError:
-                object.__setattr__(self, name, previous)
-                raise
-        else:
-            object.__setattr__(self, name, value)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> PreferenceConfig:
