@@ -23,7 +23,7 @@ from importlib import metadata
 from ftlab.console.quiet import quiet_known_noise, quiet_libraries
 from ftlab.course import exercises as ex
 from ftlab.distributed import is_main, launcher, too_few_gpus, world_size
-from ftlab.env import setup
+from ftlab.env import course_model, setup
 from ftlab.lab import Lab
 from ftlab.machine import VERSION, choose_precision, detect_platform, gpus, hub_online, library_versions
 from ftlab.memory.estimate import plan
@@ -39,12 +39,16 @@ def doctor() -> int:
         print(f"GPU: {gpu.name}, compute capability {'.'.join(map(str, gpu.capability))}, "
               f"{gpu.memory_gib:.1f} GiB -> {choose_precision(gpu.capability)}")
     if not found:
-        print("GPU: none found -> fp32 on the CPU, with ftlab's tiny model")
+        print("GPU: none found -> fp32 on the CPU")
     if len(found) > 1:
         print(f"  {len(found)} GPUs: a notebook trains on one (cuda:0); on all of them: torchrun --nproc_per_node "
               f"{len(found)} -m ftlab.cli train CONFIG.yaml (docs/scale-out.md)")
-    print(f"Hugging Face Hub: {'reachable' if hub_online() else 'not reachable (offline mode or no network)'}")
+    online = hub_online()
+    print(f"Hugging Face Hub: {'reachable' if online else 'not reachable (offline mode or no network)'}")
     print(f"SmolLM2-135M-Instruct: {smol_status()}")
+    name, reason = course_model(bool(found), online)
+    shown = "ftlab's tiny model" if name == "tiny" else name
+    print(f"The course's model here: {shown} ({reason})")
     tested = _tested_versions()
     for package, have in library_versions().items():
         have = have or "not installed"
