@@ -263,6 +263,18 @@ def case_merged_weight(tiny):
         assert_no_answer(message, *right.flatten()[:8].tolist())
 
 
+def case_merge_layer(tiny):
+    """The formula as a function, tried on layers the check draws: wrong scales, a transpose, a copied tensor."""
+    import torch
+
+    fixed = torch.zeros(3, 3)
+    for wrong in (lambda W, A, B, alpha, r: W + B @ A, lambda W, A, B, alpha, r: W + r / alpha * (B @ A),
+                  lambda W, A, B, alpha, r: W, lambda W, A, B, alpha, r: fixed, "W + alpha / r * B @ A"):
+        message = failure(checks.check_merge_layer, wrong)
+        assert "Revisit" in message or "should be a function" in message, message
+    assert checks.check_merge_layer(lambda W, A, B, alpha, r: W + alpha / r * (B @ A))
+
+
 def case_dpo_loss(tiny):
     import torch.nn.functional as F
 

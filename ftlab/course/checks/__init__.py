@@ -18,7 +18,7 @@ from ftlab.course.checks.data import (
     check_prompt_matches,
     check_rows_fixed,
 )
-from ftlab.course.checks.export import check_merged_weight
+from ftlab.course.checks.export import check_merge_layer, check_merged_weight
 from ftlab.course.checks.learning_rate import check_lr_advice, check_lr_reading, check_lr_rounds
 from ftlab.course.checks.lora import (
     ATTENTION,
@@ -42,7 +42,7 @@ __all__ = [
     "ATTENTION", "CheckFailed", "PRECISION_DEVICES", "TINYLLAMA", "check_chat_labels",
     "check_cjk_rouge_tokenizer", "check_dedup_balance", "check_dpo_loss", "check_effect_by_hand", "check_em_f1_by_hand",
     "check_failure_reading", "check_label_mask", "check_lora_config", "check_lora_param_count",
-    "check_lr_advice", "check_lr_reading", "check_lr_rounds", "check_merged_weight", "check_precision_choice",
+    "check_lr_advice", "check_lr_reading", "check_lr_rounds", "check_merge_layer", "check_merged_weight", "check_precision_choice",
     "check_prompt_matches", "check_repeats", "check_reward_margins", "check_rows_fixed", "check_sft_step",
     "check_t4_predictions",
     "check_tinyllama_lora_counts", "check_trainable_share",

@@ -1,10 +1,16 @@
-"""Checks of exercise 07 (merge one layer by hand)."""
+"""Checks of exercise 07 (merge one layer by hand).
+
+``check_merge_layer`` calls the learner's ``merge_layer(W, A, B, alpha, r)`` on tensors it draws at check time, so
+a merged weight read back from ``ftlab.merge_adapter``'s output cannot stand in for the formula;
+``check_merged_weight`` then checks the learner's merged layer of a real adapter.
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
-from ftlab.course.checks.base import CheckFailed, fail, passed
+from ftlab.course.checks.base import CheckFailed, fail, mistake, passed, still_none
 from ftlab.export import adapter as export
 from ftlab.export.merge import lora_pairs, nf4_round_trip
 from ftlab.files.safetensors import data_start, read_header, read_tensor
@@ -18,6 +24,32 @@ def _weight_in(folder, name: str):
             with open(path, "rb") as f:
                 return read_tensor(f, header[name], data_start(path)).float()
     raise KeyError(f"{folder} has no weight named {name!r}")
+
+
+def check_merge_layer(merge_layer) -> bool:
+    """Exercise 07: ``merge_layer(W, A, B, alpha, r)`` returns the weight with the LoRA update folded in, tried on
+    layers of shapes and ranks drawn now; graded as a whole."""
+    import torch
+
+    still_none("merge_layer", merge_layer)
+    if not callable(merge_layer):
+        mistake(f"merge_layer is a {type(merge_layer).__name__}: it should be a function of (W, A, B, alpha, r).",
+                "def merge_layer(W, A, B, alpha, r): ... return the merged weight")
+    generator = torch.Generator().manual_seed(secrets.randbelow(2**31))
+    for _ in range(3):
+        out, into, r = (int(torch.randint(2, 48, (1,), generator=generator)) for _ in range(3))
+        alpha = float(torch.randint(1, 64, (1,), generator=generator))
+        w, a, b = (torch.randn(shape, generator=generator) for shape in ((out, into), (r, into), (out, r)))
+        try:
+            got = merge_layer(w.clone(), a.clone(), b.clone(), alpha, r)
+        except Exception as error:  # the learner's code: say what broke, in their terms
+            mistake(f"merge_layer(W, A, B, alpha, r) raised {type(error).__name__}: {error}",
+                    "the shapes: W is (out_features x in_features), A is (r x in_features), B is (out_features x r)")
+        if not isinstance(got, torch.Tensor) or got.shape != w.shape or not torch.allclose(
+                got.float(), w + alpha / r * (b @ a), atol=1e-5, rtol=1e-4):
+            mistake("merge_layer does not give the merged weight on the layers drawn just now.",
+                    "what merging computes: the LoRA path's product B A, scaled by alpha / r, added to W, in W's shape")
+    return passed("merge_layer folds a LoRA update into any layer's weight")
 
 
 def check_merged_weight(merged, adapter, layer: str, name: str = "merged") -> bool:
